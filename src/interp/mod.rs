@@ -1,0 +1,5 @@
+//! wip
+/// Interpreter failure.
+#[derive(Debug, thiserror::Error)]
+#[error("interp: {0}")]
+pub struct InterpError(pub String);

@@ -1,0 +1,349 @@
+//! [`Graph`]: a DAG of [`Node`]s on petgraph's `StableDiGraph`, the source of truth of the IR.
+//!
+//! Every edge goes from a producer to a consumer and records which result it reads and which
+//! operand slot it fills, so operand order is explicit. Node names are unique inside a graph
+//! (they are the `%names` of the text format and usually the source model's names).
+
+use super::{NodeId, Op, TensorType, Value};
+use petgraph::stable_graph::{EdgeIndex, StableDiGraph};
+use petgraph::visit::{EdgeRef, NodeIndexable};
+use petgraph::Direction;
+use std::collections::{BinaryHeap, HashMap};
+
+/// An operation instance with its result types.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    name: String,
+    /// The operation.
+    pub op: Op,
+    /// One type per result.
+    pub results: Vec<TensorType>,
+}
+
+impl Node {
+    /// The unique (within its graph) node name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The type of result 0.
+    pub fn ty(&self) -> &TensorType {
+        &self.results[0]
+    }
+}
+
+/// Edge payload: the producer's result index and the consumer's operand slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Use {
+    /// Result index of the producer.
+    pub result: u32,
+    /// Operand slot of the consumer.
+    pub operand: u32,
+}
+
+/// A named dataflow graph with ordered inputs and outputs.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    name: String,
+    g: StableDiGraph<Node, Use, u32>,
+    inputs: Vec<NodeId>,
+    outputs: Vec<Value>,
+    by_name: HashMap<String, NodeId>,
+    weight_nodes: HashMap<String, NodeId>,
+}
+
+/// A cycle was found; holds one node on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CycleAt(pub NodeId);
+
+impl Graph {
+    /// An empty graph.
+    pub fn new(name: impl Into<String>) -> Graph {
+        Graph { name: name.into(), ..Default::default() }
+    }
+
+    /// The graph name (`@main`, `@device`, `@cloud` ...).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Renames the graph (the module keeps its key in sync through [`crate::ir::Module`]).
+    pub(crate) fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+
+    /// Number of nodes, including inputs and weight references.
+    pub fn len(&self) -> usize {
+        self.g.node_count()
+    }
+
+    /// True when the graph has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.g.node_count() == 0
+    }
+
+    /// The underlying petgraph graph, for algorithms (read-only).
+    pub fn petgraph(&self) -> &StableDiGraph<Node, Use, u32> {
+        &self.g
+    }
+
+    /// A name not used by any node, derived from `base`.
+    pub fn fresh_name(&self, base: &str) -> String {
+        let base = if base.is_empty() { "v" } else { base };
+        if !self.by_name.contains_key(base) {
+            return base.to_string();
+        }
+        (1..).map(|i| format!("{base}.{i}")).find(|n| !self.by_name.contains_key(n)).unwrap_or_default()
+    }
+
+    /// Adds a node with explicit result types; the name is made unique if taken. Operands are
+    /// wired in order. Nothing is checked here: the verifier checks.
+    pub fn add_node(&mut self, name: &str, op: Op, operands: &[Value], results: Vec<TensorType>) -> NodeId {
+        let name = self.fresh_name(name);
+        let weight = match &op {
+            Op::Weight { name } => Some(name.clone()),
+            _ => None,
+        };
+        let id = NodeId(self.g.add_node(Node { name: name.clone(), op, results }));
+        self.by_name.insert(name, id);
+        if let Some(w) = weight {
+            self.weight_nodes.entry(w).or_insert(id);
+        }
+        for (i, v) in operands.iter().enumerate() {
+            self.g.add_edge(v.node.0, id.0, Use { result: v.result, operand: i as u32 });
+        }
+        id
+    }
+
+    /// Appends a graph input.
+    pub fn add_input(&mut self, name: &str, ty: TensorType) -> Value {
+        let id = self.add_node(name, Op::Input, &[], vec![ty]);
+        self.inputs.push(id);
+        Value::of(id)
+    }
+
+    /// The node reading module weight `weight`, created on first use (one per weight per graph).
+    pub fn weight_value(&mut self, weight: &str, ty: TensorType) -> Value {
+        if let Some(id) = self.weight_node(weight) {
+            return Value::of(id);
+        }
+        // Weight nodes are never printed by name; the `@` prefix keeps them out of the way of
+        // `%names`.
+        Value::of(self.add_node(&format!("@{weight}"), Op::Weight { name: weight.to_string() }, &[], vec![ty]))
+    }
+
+    /// The node reading module weight `weight`, if this graph has one.
+    pub fn weight_node(&self, weight: &str) -> Option<NodeId> {
+        let is_it = |id: &NodeId| matches!(self.g.node_weight(id.0).map(|n| &n.op), Some(Op::Weight { name }) if name == weight);
+        match self.weight_nodes.get(weight) {
+            Some(id) if is_it(id) => Some(*id),
+            // The index is a cache: an op edited through `node_mut` falls back to a scan.
+            _ => self.node_ids().find(is_it),
+        }
+    }
+
+    /// The graph inputs, in order.
+    pub fn inputs(&self) -> &[NodeId] {
+        &self.inputs
+    }
+
+    /// The graph outputs, in order.
+    pub fn outputs(&self) -> &[Value] {
+        &self.outputs
+    }
+
+    /// Replaces the output list.
+    pub fn set_outputs(&mut self, outputs: Vec<Value>) {
+        self.outputs = outputs;
+    }
+
+    /// Replaces the input list (each must be an `input` node of this graph).
+    pub fn set_inputs(&mut self, inputs: Vec<NodeId>) {
+        self.inputs = inputs;
+    }
+
+    /// Whether `id` names a live node.
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.g.contains_node(id.0)
+    }
+
+    /// The node. Panics on a removed id (a programming error, not user input).
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.g[id.0]
+    }
+
+    /// The node, mutably (op and result types; the name changes through [`Graph::rename`]).
+    pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.g[id.0]
+    }
+
+    /// The node, if `id` is live.
+    pub fn get(&self, id: NodeId) -> Option<&Node> {
+        self.g.node_weight(id.0)
+    }
+
+    /// Renames a node (made unique); returns the name it got.
+    pub fn rename(&mut self, id: NodeId, name: &str) -> String {
+        let old = self.g[id.0].name.clone();
+        if old == name {
+            return old;
+        }
+        self.by_name.remove(&old);
+        let new = self.fresh_name(name);
+        self.by_name.insert(new.clone(), id);
+        self.g[id.0].name = new.clone();
+        new
+    }
+
+    /// Looks a node up by name.
+    pub fn find(&self, name: &str) -> Option<NodeId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Every live node id, in index order.
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.g.node_indices().map(NodeId)
+    }
+
+    /// The type of a value, if its node and result exist.
+    pub fn value_type(&self, v: Value) -> Option<&TensorType> {
+        self.g.node_weight(v.node.0)?.results.get(v.result as usize)
+    }
+
+    /// The operands of `id`, ordered by operand slot.
+    pub fn operands(&self, id: NodeId) -> Vec<Value> {
+        let mut e: Vec<(u32, Value)> = self
+            .g
+            .edges_directed(id.0, Direction::Incoming)
+            .map(|e| (e.weight().operand, Value { node: NodeId(e.source()), result: e.weight().result }))
+            .collect();
+        e.sort_by_key(|(slot, _)| *slot);
+        e.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The operand in slot `slot` of `id`.
+    pub fn operand(&self, id: NodeId, slot: usize) -> Option<Value> {
+        self.g
+            .edges_directed(id.0, Direction::Incoming)
+            .find(|e| e.weight().operand as usize == slot)
+            .map(|e| Value { node: NodeId(e.source()), result: e.weight().result })
+    }
+
+    /// Raw operand slots of `id` (for the verifier: slot numbers may have gaps or repeats in a
+    /// corrupt graph).
+    pub fn operand_slots(&self, id: NodeId) -> Vec<u32> {
+        let mut s: Vec<u32> = self.g.edges_directed(id.0, Direction::Incoming).map(|e| e.weight().operand).collect();
+        s.sort_unstable();
+        s
+    }
+
+    /// Replaces the operand in slot `slot` of `id` (adding it if absent).
+    pub fn set_operand(&mut self, id: NodeId, slot: usize, v: Value) {
+        let old: Vec<EdgeIndex<u32>> = self
+            .g
+            .edges_directed(id.0, Direction::Incoming)
+            .filter(|e| e.weight().operand as usize == slot)
+            .map(|e| e.id())
+            .collect();
+        for e in old {
+            self.g.remove_edge(e);
+        }
+        self.g.add_edge(v.node.0, id.0, Use { result: v.result, operand: slot as u32 });
+    }
+
+    /// Replaces all operands of `id` with `operands`, in order.
+    pub fn set_operands(&mut self, id: NodeId, operands: &[Value]) {
+        let old: Vec<EdgeIndex<u32>> = self.g.edges_directed(id.0, Direction::Incoming).map(|e| e.id()).collect();
+        for e in old {
+            self.g.remove_edge(e);
+        }
+        for (i, v) in operands.iter().enumerate() {
+            self.g.add_edge(v.node.0, id.0, Use { result: v.result, operand: i as u32 });
+        }
+    }
+
+    /// Every `(consumer, operand slot)` reading `v`, sorted.
+    pub fn uses(&self, v: Value) -> Vec<(NodeId, usize)> {
+        let mut u: Vec<(NodeId, usize)> = self
+            .g
+            .edges_directed(v.node.0, Direction::Outgoing)
+            .filter(|e| e.weight().result == v.result)
+            .map(|e| (NodeId(e.target()), e.weight().operand as usize))
+            .collect();
+        u.sort();
+        u
+    }
+
+    /// Distinct consumer nodes of any result of `id`, sorted.
+    pub fn users(&self, id: NodeId) -> Vec<NodeId> {
+        let mut u: Vec<NodeId> = self.g.neighbors_directed(id.0, Direction::Outgoing).map(NodeId).collect();
+        u.sort();
+        u.dedup();
+        u
+    }
+
+    /// Number of reads of `v` by nodes plus its appearances among the graph outputs.
+    pub fn use_count(&self, v: Value) -> usize {
+        self.uses(v).len() + self.outputs.iter().filter(|o| **o == v).count()
+    }
+
+    /// Distinct producer nodes of `id`'s operands.
+    pub fn producers(&self, id: NodeId) -> Vec<NodeId> {
+        let mut p: Vec<NodeId> = self.g.neighbors_directed(id.0, Direction::Incoming).map(NodeId).collect();
+        p.sort();
+        p.dedup();
+        p
+    }
+
+    /// Redirects every read of `old` (operands and graph outputs) to `new`.
+    pub fn replace_all_uses(&mut self, old: Value, new: Value) {
+        for (user, slot) in self.uses(old) {
+            self.set_operand(user, slot, new);
+        }
+        for o in &mut self.outputs {
+            if *o == old {
+                *o = new;
+            }
+        }
+    }
+
+    /// Removes a node and all its edges. Callers make sure nothing still reads it (the verifier
+    /// reports dangling outputs); removing an input also drops it from the input list.
+    pub fn remove_node(&mut self, id: NodeId) -> Option<Node> {
+        let node = self.g.remove_node(id.0)?;
+        self.by_name.remove(&node.name);
+        if let Op::Weight { name } = &node.op {
+            if self.weight_nodes.get(name) == Some(&id) {
+                self.weight_nodes.remove(name);
+            }
+        }
+        self.inputs.retain(|i| *i != id);
+        Some(node)
+    }
+
+    /// A deterministic topological order (Kahn's algorithm, smallest node index first among
+    /// ready nodes), or the first node found on a cycle.
+    pub fn topo_order(&self) -> Result<Vec<NodeId>, CycleAt> {
+        use std::cmp::Reverse;
+        let mut indeg = vec![0usize; self.g.node_bound()];
+        for n in self.node_ids() {
+            indeg[n.index()] = self.producers(n).len();
+        }
+        let mut ready: BinaryHeap<Reverse<NodeId>> =
+            self.node_ids().filter(|n| indeg[n.index()] == 0).map(Reverse).collect();
+        let mut order = Vec::with_capacity(self.len());
+        while let Some(Reverse(n)) = ready.pop() {
+            order.push(n);
+            for u in self.users(n) {
+                indeg[u.index()] -= 1;
+                if indeg[u.index()] == 0 {
+                    ready.push(Reverse(u));
+                }
+            }
+        }
+        match self.node_ids().find(|n| indeg[n.index()] > 0) {
+            Some(stuck) => Err(CycleAt(stuck)),
+            None => Ok(order),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The graph IR: element types, tensor types, tensors, ops, graphs and modules.
+
+mod attr;
+mod builder;
+mod dtype;
+mod graph;
+mod ids;
+mod module;
+mod op;
+mod quant;
+mod tensor;
+mod types;
+
+pub use attr::{Attr, AttrMap, AttrReader};
+pub use builder::Builder;
+pub use dtype::DType;
+pub use graph::{CycleAt, Graph, Node, Use};
+pub use ids::{NodeId, Value};
+pub use module::{Module, Weight};
+pub use op::{Arity, Op, BUILTIN_OP_NAMES};
+pub use quant::{QScheme, Quant};
+pub use tensor::{ShapeMismatch, Tensor, TensorData};
+pub use types::{checked_product, Shape, TensorType};

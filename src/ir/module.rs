@@ -1,0 +1,166 @@
+//! [`Module`]: named graphs plus the weight table they share.
+
+use super::{AttrMap, Graph, Quant, Tensor, TensorType};
+use indexmap::IndexMap;
+use std::sync::Arc;
+
+/// A named tensor in the module's weight table. Data is reference-counted, so cloning a module
+/// (e.g. to compare before and after a pass) does not copy weights; writers copy on write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weight {
+    data: Arc<Tensor>,
+    /// Quantization parameters when the data are quantized integers.
+    pub quant: Option<Quant>,
+}
+
+impl Weight {
+    /// A weight without quantization.
+    pub fn new(data: Tensor) -> Weight {
+        Weight { data: Arc::new(data), quant: None }
+    }
+
+    /// A quantized weight.
+    pub fn quantized(data: Tensor, quant: Quant) -> Weight {
+        Weight { data: Arc::new(data), quant: Some(quant) }
+    }
+
+    /// The data.
+    pub fn data(&self) -> &Tensor {
+        &self.data
+    }
+
+    /// The shared data handle.
+    pub fn shared(&self) -> &Arc<Tensor> {
+        &self.data
+    }
+
+    /// Mutable data (copied first if shared).
+    pub fn data_mut(&mut self) -> &mut Tensor {
+        Arc::make_mut(&mut self.data)
+    }
+
+    /// The tensor type a `weight` node reading this weight must have.
+    pub fn ty(&self) -> TensorType {
+        TensorType { shape: self.data.shape().to_vec(), dtype: self.data.dtype(), quant: self.quant.clone() }
+    }
+}
+
+/// A compilation unit: one or more graphs (`@main`; after partitioning `@device` and one or
+/// more cloud graphs) and the weights they reference by name.
+#[derive(Clone, Debug, Default)]
+pub struct Module {
+    /// Module name (`@name` in the text format).
+    pub name: String,
+    /// Free-form metadata printed in the module header (source file, producer ...).
+    pub attrs: AttrMap,
+    graphs: IndexMap<String, Graph>,
+    weights: IndexMap<String, Weight>,
+}
+
+impl Module {
+    /// An empty module.
+    pub fn new(name: impl Into<String>) -> Module {
+        Module { name: name.into(), ..Default::default() }
+    }
+
+    /// Adds (or replaces) a graph under its own name.
+    pub fn add_graph(&mut self, graph: Graph) {
+        self.graphs.insert(graph.name().to_string(), graph);
+    }
+
+    /// Removes a graph.
+    pub fn remove_graph(&mut self, name: &str) -> Option<Graph> {
+        self.graphs.shift_remove(name)
+    }
+
+    /// Renames a graph, keeping its position.
+    pub fn rename_graph(&mut self, old: &str, new: &str) -> bool {
+        let Some(idx) = self.graphs.get_index_of(old) else { return false };
+        if self.graphs.contains_key(new) {
+            return false;
+        }
+        let Some(mut g) = self.graphs.shift_remove(old) else { return false };
+        g.set_name(new.to_string());
+        self.graphs.insert(new.to_string(), g);
+        let last = self.graphs.len() - 1;
+        self.graphs.move_index(last, idx);
+        true
+    }
+
+    /// A graph by name.
+    pub fn graph(&self, name: &str) -> Option<&Graph> {
+        self.graphs.get(name)
+    }
+
+    /// A graph by name, mutably.
+    pub fn graph_mut(&mut self, name: &str) -> Option<&mut Graph> {
+        self.graphs.get_mut(name)
+    }
+
+    /// All graphs in order.
+    pub fn graphs(&self) -> impl Iterator<Item = &Graph> {
+        self.graphs.values()
+    }
+
+    /// All graphs in order, mutably.
+    pub fn graphs_mut(&mut self) -> impl Iterator<Item = &mut Graph> {
+        self.graphs.values_mut()
+    }
+
+    /// Graph names in order.
+    pub fn graph_names(&self) -> Vec<String> {
+        self.graphs.keys().cloned().collect()
+    }
+
+    /// The first graph (the model itself before partitioning).
+    pub fn main_graph(&self) -> Option<&Graph> {
+        self.graphs.values().next()
+    }
+
+    /// Split borrow: a graph mutably and the weight table mutably at once (for passes that
+    /// rewrite both).
+    pub fn graph_and_weights_mut(&mut self, name: &str) -> Option<(&mut Graph, &mut IndexMap<String, Weight>)> {
+        let g = self.graphs.get_mut(name)?;
+        Some((g, &mut self.weights))
+    }
+
+    /// The weight table.
+    pub fn weights(&self) -> &IndexMap<String, Weight> {
+        &self.weights
+    }
+
+    /// The weight table, mutably.
+    pub fn weights_mut(&mut self) -> &mut IndexMap<String, Weight> {
+        &mut self.weights
+    }
+
+    /// A weight by name.
+    pub fn weight(&self, name: &str) -> Option<&Weight> {
+        self.weights.get(name)
+    }
+
+    /// A name not used by any weight, derived from `base`.
+    pub fn fresh_weight_name(&self, base: &str) -> String {
+        if !self.weights.contains_key(base) {
+            return base.to_string();
+        }
+        (1..).map(|i| format!("{base}.{i}")).find(|n| !self.weights.contains_key(n)).unwrap_or_default()
+    }
+
+    /// Adds a weight under a fresh name derived from `name`; returns the name used.
+    pub fn add_weight(&mut self, name: &str, weight: Weight) -> String {
+        let name = self.fresh_weight_name(name);
+        self.weights.insert(name.clone(), weight);
+        name
+    }
+
+    /// Inserts or replaces the weight called `name`.
+    pub fn set_weight(&mut self, name: &str, weight: Weight) {
+        self.weights.insert(name.to_string(), weight);
+    }
+
+    /// Removes a weight (graphs still referring to it fail verification).
+    pub fn remove_weight(&mut self, name: &str) -> Option<Weight> {
+        self.weights.shift_remove(name)
+    }
+}

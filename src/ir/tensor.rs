@@ -1,0 +1,230 @@
+//! Tensor data: weights, constants and interpreter values.
+
+use super::{checked_product, DType, Shape};
+
+/// The element storage of a [`Tensor`], one variant per [`DType`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum TensorData {
+    /// f32 elements.
+    F32(Vec<f32>),
+    /// i8 elements.
+    I8(Vec<i8>),
+    /// i16 elements.
+    I16(Vec<i16>),
+    /// i32 elements.
+    I32(Vec<i32>),
+}
+
+impl TensorData {
+    /// The element type of this storage.
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorData::F32(_) => DType::F32,
+            TensorData::I8(_) => DType::I8,
+            TensorData::I16(_) => DType::I16,
+            TensorData::I32(_) => DType::I32,
+        }
+    }
+
+    /// Number of stored elements.
+    pub fn len(&self) -> usize {
+        match self {
+            TensorData::F32(v) => v.len(),
+            TensorData::I8(v) => v.len(),
+            TensorData::I16(v) => v.len(),
+            TensorData::I32(v) => v.len(),
+        }
+    }
+
+    /// True when no element is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Zero-filled storage of `n` elements.
+    pub fn zeros(dtype: DType, n: usize) -> TensorData {
+        match dtype {
+            DType::F32 => TensorData::F32(vec![0.0; n]),
+            DType::I8 => TensorData::I8(vec![0; n]),
+            DType::I16 => TensorData::I16(vec![0; n]),
+            DType::I32 => TensorData::I32(vec![0; n]),
+        }
+    }
+
+    /// Little-endian bytes of the elements (the sidecar and digest encoding).
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        match self {
+            TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::I8(v) => v.iter().map(|x| *x as u8).collect(),
+            TensorData::I16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+
+    /// Decodes little-endian bytes; `None` when the length is not a multiple of the element size.
+    pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Option<TensorData> {
+        let size = dtype.size_bytes();
+        if bytes.len() % size != 0 {
+            return None;
+        }
+        Some(match dtype {
+            DType::F32 => TensorData::F32(
+                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            ),
+            DType::I8 => TensorData::I8(bytes.iter().map(|b| *b as i8).collect()),
+            DType::I16 => TensorData::I16(bytes.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()),
+            DType::I32 => TensorData::I32(
+                bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            ),
+        })
+    }
+}
+
+/// A dense, row-major tensor with a static shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    shape: Shape,
+    data: TensorData,
+}
+
+/// Error building a tensor whose element count does not match its shape.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("tensor of shape {shape:?} needs {expected} elements, got {got}")]
+pub struct ShapeMismatch {
+    /// The requested shape.
+    pub shape: Shape,
+    /// Elements the shape needs (saturating on overflow).
+    pub expected: usize,
+    /// Elements supplied.
+    pub got: usize,
+}
+
+impl Tensor {
+    /// Builds a tensor, checking the element count.
+    pub fn new(shape: impl Into<Shape>, data: TensorData) -> Result<Tensor, ShapeMismatch> {
+        let shape = shape.into();
+        let expected = checked_product(&shape).unwrap_or(usize::MAX);
+        if expected != data.len() {
+            return Err(ShapeMismatch { shape, expected, got: data.len() });
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    /// An f32 tensor.
+    pub fn from_f32(shape: impl Into<Shape>, data: Vec<f32>) -> Result<Tensor, ShapeMismatch> {
+        Tensor::new(shape, TensorData::F32(data))
+    }
+
+    /// A zero-filled tensor. Callers bound `shape` first (see [`crate::Limits`]).
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Tensor {
+        let shape = shape.into();
+        let n = checked_product(&shape).unwrap_or(0);
+        Tensor { shape, data: TensorData::zeros(dtype, n) }
+    }
+
+    /// A rank-0 f32 tensor.
+    pub fn scalar_f32(v: f32) -> Tensor {
+        Tensor { shape: vec![], data: TensorData::F32(vec![v]) }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    /// The element storage.
+    pub fn data(&self) -> &TensorData {
+        &self.data
+    }
+
+    /// Mutable element storage (the element count must not change).
+    pub fn data_mut(&mut self) -> &mut TensorData {
+        &mut self.data
+    }
+
+    /// Consumes the tensor, returning shape and storage.
+    pub fn into_parts(self) -> (Shape, TensorData) {
+        (self.shape, self.data)
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True for zero-element tensors.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The f32 elements, if this is an f32 tensor.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match &self.data {
+            TensorData::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Mutable f32 elements, if this is an f32 tensor.
+    pub fn as_f32_mut(&mut self) -> Option<&mut [f32]> {
+        match &mut self.data {
+            TensorData::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Reinterprets the same elements under another shape with the same element count.
+    pub fn reshaped(self, shape: impl Into<Shape>) -> Result<Tensor, ShapeMismatch> {
+        Tensor::new(shape, self.data)
+    }
+
+    /// Elements converted to f64 (integers as their integer value), for comparisons and reports.
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        match &self.data {
+            TensorData::F32(v) => v.iter().map(|x| *x as f64).collect(),
+            TensorData::I8(v) => v.iter().map(|x| *x as f64).collect(),
+            TensorData::I16(v) => v.iter().map(|x| *x as f64).collect(),
+            TensorData::I32(v) => v.iter().map(|x| *x as f64).collect(),
+        }
+    }
+
+    /// The 64-bit content digest (FNV-1a over dtype, shape and little-endian bytes) that the
+    /// text format prints for weights, and that sidecar loading checks.
+    pub fn digest(&self) -> u64 {
+        let mut h = Fnv1a::new();
+        h.write(self.dtype().as_str().as_bytes());
+        for d in &self.shape {
+            h.write(&(*d as u64).to_le_bytes());
+        }
+        match &self.data {
+            TensorData::F32(v) => v.iter().for_each(|x| h.write(&x.to_bits().to_le_bytes())),
+            TensorData::I8(v) => v.iter().for_each(|x| h.write(&[*x as u8])),
+            TensorData::I16(v) => v.iter().for_each(|x| h.write(&x.to_le_bytes())),
+            TensorData::I32(v) => v.iter().for_each(|x| h.write(&x.to_le_bytes())),
+        }
+        h.finish()
+    }
+}
+
+/// FNV-1a, 64 bit: tiny, deterministic across platforms, good enough to spot changed weights.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= *b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
