@@ -19,7 +19,11 @@ use std::collections::HashSet;
 /// Verifies a whole module.
 pub fn verify_module(m: &Module) -> Result<(), VerifyError> {
     if m.graphs().next().is_none() {
-        return Err(VerifyError { graph: String::new(), node: None, message: format!("module @{} has no graph", m.name) });
+        return Err(VerifyError {
+            graph: String::new(),
+            node: None,
+            message: format!("module @{} has no graph", m.name),
+        });
     }
     for (name, w) in m.weights() {
         check_type(&w.ty()).map_err(|e| VerifyError {
@@ -38,8 +42,12 @@ pub fn verify_module(m: &Module) -> Result<(), VerifyError> {
 pub fn check_type(t: &TensorType) -> Result<(), String> {
     match (t.dtype, &t.quant) {
         (DType::F32, Some(_)) => Err(format!("{} is f32 but carries quantization parameters", type_string(t))),
-        (DType::I8 | DType::I16, None) => Err(format!("{} is an integer activation type without quantization parameters", type_string(t))),
-        (d, Some(q)) => q.check(&t.shape, d.int_range().unwrap_or((0, 0))).map_err(|e| format!("{}: {e}", type_string(t))),
+        (DType::I8 | DType::I16, None) => {
+            Err(format!("{} is an integer activation type without quantization parameters", type_string(t)))
+        }
+        (d, Some(q)) => {
+            q.check(&t.shape, d.int_range().unwrap_or((0, 0))).map_err(|e| format!("{}: {e}", type_string(t)))
+        }
         _ => Ok(()),
     }
 }
@@ -87,7 +95,9 @@ pub fn verify_graph(m: &Module, g: &Graph) -> Result<(), VerifyError> {
         for (i, v) in operands.iter().enumerate() {
             match g.value_type(*v) {
                 Some(t) => types.push(t),
-                None => return Err(err(Some(id), format!("operand {i} reads result #{} that does not exist", v.result))),
+                None => {
+                    return Err(err(Some(id), format!("operand {i} reads result #{} that does not exist", v.result)))
+                }
             }
         }
         if n.results.is_empty() {
@@ -97,11 +107,20 @@ pub fn verify_graph(m: &Module, g: &Graph) -> Result<(), VerifyError> {
             check_type(t).map_err(|e| err(Some(id), e))?;
         }
         match &n.op {
-            Op::Input if !inputs.contains(&id) => return Err(err(Some(id), "input node missing from the graph's input list".into())),
+            Op::Input if !inputs.contains(&id) => {
+                return Err(err(Some(id), "input node missing from the graph's input list".into()))
+            }
             Op::Weight { name } => {
                 let w = m.weight(name).ok_or_else(|| err(Some(id), format!("reads undeclared weight @{name}")))?;
                 if n.results.len() != 1 || n.results[0] != w.ty() {
-                    return Err(err(Some(id), format!("type {} differs from weight @{name}'s {}", type_string(&n.results[0]), type_string(&w.ty()))));
+                    return Err(err(
+                        Some(id),
+                        format!(
+                            "type {} differs from weight @{name}'s {}",
+                            type_string(&n.results[0]),
+                            type_string(&w.ty())
+                        ),
+                    ));
                 }
                 if !weights_seen.insert(name.clone()) {
                     return Err(err(Some(id), format!("a second node reads weight @{name} (one per graph)")));
@@ -111,14 +130,20 @@ pub fn verify_graph(m: &Module, g: &Graph) -> Result<(), VerifyError> {
                 return Err(err(Some(id), format!("transmits to @{}, which is not another graph of the module", t.to)));
             }
             Op::Quantize if !n.results[0].dtype.is_integer() => {
-                return Err(err(Some(id), format!("quantize must produce an integer type, declares {}", type_string(&n.results[0]))));
+                return Err(err(
+                    Some(id),
+                    format!("quantize must produce an integer type, declares {}", type_string(&n.results[0])),
+                ));
             }
             _ => {}
         }
         if let Some(inferred) = n.op.infer(&types) {
             let inferred = inferred.map_err(|e| err(Some(id), e))?;
             if inferred.len() != n.results.len() {
-                return Err(err(Some(id), format!("has {} results, its op defines {}", n.results.len(), inferred.len())));
+                return Err(err(
+                    Some(id),
+                    format!("has {} results, its op defines {}", n.results.len(), inferred.len()),
+                ));
             }
             for (i, (inf, decl)) in inferred.iter().zip(&n.results).enumerate() {
                 if inf.shape != decl.shape || inf.dtype.is_some_and(|d| d != decl.dtype) {

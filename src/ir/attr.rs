@@ -140,7 +140,10 @@ impl AttrReader {
         match self.take(key) {
             Some(Attr::Ints(v)) => v
                 .iter()
-                .map(|x| usize::try_from(*x).map_err(|_| format!("op `{}`: attribute `{key}` has negative entry {x}", self.op)))
+                .map(|x| {
+                    usize::try_from(*x)
+                        .map_err(|_| format!("op `{}`: attribute `{key}` has negative entry {x}", self.op))
+                })
                 .collect(),
             Some(Attr::Floats(v)) if v.is_empty() => Ok(vec![]),
             Some(a) => Err(self.wrong(key, "a list of non-negative ints", &a)),

@@ -36,7 +36,9 @@ impl Graph {
             .ok_or_else(|| format!("`{}` has no shape rule; use add_node with explicit result types", op.name()))??;
         let results = inferred
             .into_iter()
-            .map(|i| TensorType::new(i.shape, i.dtype.unwrap_or(types.first().map(|t| t.dtype).unwrap_or(super::DType::F32))))
+            .map(|i| {
+                TensorType::new(i.shape, i.dtype.unwrap_or(types.first().map(|t| t.dtype).unwrap_or(super::DType::F32)))
+            })
             .collect();
         Ok(Value::of(self.add_node(name, op, operands, results)))
     }

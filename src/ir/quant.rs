@@ -41,10 +41,7 @@ impl Quant {
 
     /// Per-tensor affine parameters.
     pub fn affine(scale: f32, zero_point: i32) -> Quant {
-        Quant {
-            scheme: QScheme::Affine { scales: vec![scale], zero_points: vec![zero_point] },
-            axis: None,
-        }
+        Quant { scheme: QScheme::Affine { scales: vec![scale], zero_points: vec![zero_point] }, axis: None }
     }
 
     /// Number of parameter entries (1 per tensor, or the channel count).
@@ -103,11 +100,7 @@ impl Quant {
             }
             QScheme::Affine { scales, zero_points } => {
                 if scales.len() != zero_points.len() {
-                    return Err(format!(
-                        "{} scales but {} zero points",
-                        scales.len(),
-                        zero_points.len()
-                    ));
+                    return Err(format!("{} scales but {} zero points", scales.len(), zero_points.len()));
                 }
                 if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
                     return Err(format!("scale {s:?} is not a positive finite number"));

@@ -68,14 +68,14 @@ impl TensorData {
             return None;
         }
         Some(match dtype {
-            DType::F32 => TensorData::F32(
-                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            ),
+            DType::F32 => {
+                TensorData::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
             DType::I8 => TensorData::I8(bytes.iter().map(|b| *b as i8).collect()),
             DType::I16 => TensorData::I16(bytes.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()),
-            DType::I32 => TensorData::I32(
-                bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            ),
+            DType::I32 => {
+                TensorData::I32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
         })
     }
 }

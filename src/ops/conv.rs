@@ -88,10 +88,7 @@ impl Conv2d {
         same_dtype("conv2d input and filter", x, w)?;
         let (c, o) = (x.shape[1], w.shape[0]);
         if self.groups == 0 || c % self.groups != 0 || o % self.groups != 0 {
-            return Err(format!(
-                "groups = {} must divide input channels {c} and output channels {o}",
-                self.groups
-            ));
+            return Err(format!("groups = {} must divide input channels {c} and output channels {o}", self.groups));
         }
         if w.shape[1] * self.groups != c {
             return Err(format!(
@@ -131,7 +128,11 @@ pub(crate) fn ints(v: &[usize]) -> Attr {
 }
 
 /// Reads a fixed-size list attribute, or returns `default` when absent.
-pub(crate) fn array_or<const N: usize>(r: &mut AttrReader, key: &str, default: [usize; N]) -> Result<[usize; N], String> {
+pub(crate) fn array_or<const N: usize>(
+    r: &mut AttrReader,
+    key: &str,
+    default: [usize; N],
+) -> Result<[usize; N], String> {
     match r.usize_array::<N>(key) {
         Ok(v) => Ok(v),
         Err(e) if e.contains("missing attribute") => Ok(default),

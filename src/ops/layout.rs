@@ -191,7 +191,10 @@ impl Concat {
             if t.rank() != first.rank()
                 || t.shape.iter().zip(&first.shape).enumerate().any(|(i, (a, b))| i != axis && a != b)
             {
-                return Err(format!("concat along axis {axis}: shapes {:?} and {:?} differ off the axis", first.shape, t.shape));
+                return Err(format!(
+                    "concat along axis {axis}: shapes {:?} and {:?} differ off the axis",
+                    first.shape, t.shape
+                ));
             }
             out[axis] = out[axis].checked_add(t.shape[axis]).ok_or("concat: dimension overflows")?;
         }
@@ -244,7 +247,11 @@ impl Pad {
     /// Builds from attributes.
     pub fn from_attrs(r: &mut AttrReader) -> Result<Self, String> {
         let pads = r.usizes("pads")?;
-        let mode = match r.string("mode").or_else(|e| if e.contains("missing") { Ok("constant".into()) } else { Err(e) })?.as_str() {
+        let mode = match r
+            .string("mode")
+            .or_else(|e| if e.contains("missing") { Ok("constant".into()) } else { Err(e) })?
+            .as_str()
+        {
             "constant" => PadMode::Constant,
             "reflect" => PadMode::Reflect,
             "edge" => PadMode::Edge,
@@ -301,7 +308,9 @@ impl ChannelSlice {
     /// Shape rule.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
         let s = &ins[0].shape;
-        let d = *s.get(self.axis).ok_or_else(|| format!("channel_slice axis {} is out of range for rank {}", self.axis, s.len()))?;
+        let d = *s
+            .get(self.axis)
+            .ok_or_else(|| format!("channel_slice axis {} is out of range for rank {}", self.axis, s.len()))?;
         if self.start >= self.end || self.end > d {
             return Err(format!("channel_slice {}..{} is not a non-empty range inside 0..{d}", self.start, self.end));
         }

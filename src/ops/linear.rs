@@ -92,4 +92,3 @@ pub(crate) fn matmul_rule(ins: &[&TensorType]) -> RuleResult {
     }
     Ok(vec![Inferred::new(out, a.dtype)])
 }
-

@@ -44,8 +44,17 @@ impl Window2d {
             if self.pads[i] >= self.kernel[i] || self.pads[i + 2] >= self.kernel[i] {
                 return Err(format!("{op}: padding {:?} must be smaller than the window {:?}", self.pads, self.kernel));
             }
-            out[2 + i] = conv_out_dim(x.shape[2 + i], self.kernel[i], self.strides[i], 1, (self.pads[i], self.pads[i + 2]), self.ceil_mode)
-                .ok_or_else(|| format!("{op}: window {:?} stride {:?} does not fit input {:?}", self.kernel, self.strides, x.shape))?;
+            out[2 + i] = conv_out_dim(
+                x.shape[2 + i],
+                self.kernel[i],
+                self.strides[i],
+                1,
+                (self.pads[i], self.pads[i + 2]),
+                self.ceil_mode,
+            )
+            .ok_or_else(|| {
+                format!("{op}: window {:?} stride {:?} does not fit input {:?}", self.kernel, self.strides, x.shape)
+            })?;
         }
         Ok(vec![Inferred::new(out, x.dtype)])
     }

@@ -167,7 +167,10 @@ impl PassManager {
                 continue;
             }
             if self.config.print_ir_before.contains(info.name) {
-                (self.config.dump)(&format!("IR Dump Before {entry}"), &print_module(module, &self.config.print_options));
+                (self.config.dump)(
+                    &format!("IR Dump Before {entry}"),
+                    &print_module(module, &self.config.print_options),
+                );
             }
             let mut cx = PassContext::new(info, self.config.limits);
             let start = Instant::now();
@@ -180,7 +183,10 @@ impl PassManager {
                 record.verify_elapsed = start.elapsed();
             }
             if self.config.print_ir_after_all || self.config.print_ir_after.contains(info.name) {
-                (self.config.dump)(&format!("IR Dump After {entry}"), &print_module(module, &self.config.print_options));
+                (self.config.dump)(
+                    &format!("IR Dump After {entry}"),
+                    &print_module(module, &self.config.print_options),
+                );
             }
             report.passes.push(record);
         }

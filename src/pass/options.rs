@@ -127,26 +127,40 @@ impl PassOptions {
     /// An int option.
     pub fn int(&self, name: &str) -> Result<i64, PassError> {
         let v = self.raw(name)?;
-        v.parse().map_err(|_| PassError::Option { pass: self.pass.into(), message: format!("option `{name}`: `{v}` is not an int") })
+        v.parse().map_err(|_| PassError::Option {
+            pass: self.pass.into(),
+            message: format!("option `{name}`: `{v}` is not an int"),
+        })
     }
 
     /// A non-negative int option.
     pub fn usize(&self, name: &str) -> Result<usize, PassError> {
         let v = self.int(name)?;
-        usize::try_from(v).map_err(|_| PassError::Option { pass: self.pass.into(), message: format!("option `{name}` must be >= 0, got {v}") })
+        usize::try_from(v).map_err(|_| PassError::Option {
+            pass: self.pass.into(),
+            message: format!("option `{name}` must be >= 0, got {v}"),
+        })
     }
 
     /// A float option.
     pub fn float(&self, name: &str) -> Result<f64, PassError> {
         let v = self.raw(name)?;
-        v.parse().map_err(|_| PassError::Option { pass: self.pass.into(), message: format!("option `{name}`: `{v}` is not a number") })
+        v.parse().map_err(|_| PassError::Option {
+            pass: self.pass.into(),
+            message: format!("option `{name}`: `{v}` is not a number"),
+        })
     }
 
     /// An int-list option (`4:8:16`).
     pub fn int_list(&self, name: &str) -> Result<Vec<i64>, PassError> {
         let v = self.raw(name)?;
         v.split(':')
-            .map(|p| p.parse().map_err(|_| PassError::Option { pass: self.pass.into(), message: format!("option `{name}`: `{p}` is not an int") }))
+            .map(|p| {
+                p.parse().map_err(|_| PassError::Option {
+                    pass: self.pass.into(),
+                    message: format!("option `{name}`: `{p}` is not an int"),
+                })
+            })
             .collect()
     }
 }

@@ -146,7 +146,8 @@ impl<'a> Cursor<'a> {
     pub fn peek_word(&mut self) -> &'a str {
         self.skip_trivia();
         let rest = self.rest();
-        let len: usize = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').map(|c| c.len_utf8()).sum();
+        let len: usize =
+            rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').map(|c| c.len_utf8()).sum();
         &rest[..len]
     }
 
@@ -317,7 +318,9 @@ impl<'a> Cursor<'a> {
             self.bump();
         }
         if is_float {
-            text.parse::<f32>().map(Number::Float).map_err(|_| self.error_at(start, format!("malformed float `{text}`")))
+            text.parse::<f32>()
+                .map(Number::Float)
+                .map_err(|_| self.error_at(start, format!("malformed float `{text}`")))
         } else {
             text.parse::<i64>()
                 .map(Number::Int)

@@ -136,7 +136,12 @@ impl<'a> Parser<'a, '_> {
             if t.shape() != ty.shape.as_slice() || t.dtype() != ty.dtype {
                 return Err(self.c.error_at(
                     pos,
-                    format!("weight @{name}: sidecar holds {:?}x{} but the text declares {}", t.shape(), t.dtype(), type_string(ty)),
+                    format!(
+                        "weight @{name}: sidecar holds {:?}x{} but the text declares {}",
+                        t.shape(),
+                        t.dtype(),
+                        type_string(ty)
+                    ),
                 ));
             }
             if t.digest() != digest {
@@ -171,7 +176,9 @@ impl<'a> Parser<'a, '_> {
                     (Number::Int(v), None) => f.push(v as f32),
                     (Number::Float(v), None) => f.push(v),
                     (Number::Int(v), Some((lo, hi))) if v >= lo && v <= hi => i.push(v),
-                    (Number::Int(v), Some(_)) => return Err(self.c.error_at(pos, format!("{v} does not fit in {dtype}"))),
+                    (Number::Int(v), Some(_)) => {
+                        return Err(self.c.error_at(pos, format!("{v} does not fit in {dtype}")))
+                    }
                     (Number::Float(_), Some(_)) => {
                         return Err(self.c.error_at(pos, format!("expected an integer element for {dtype}")))
                     }
@@ -255,7 +262,9 @@ impl<'a> Parser<'a, '_> {
                     self.c.expect(':')?;
                     let pos = self.c.pos();
                     let zp = match self.c.number("a zero point")? {
-                        Number::Int(v) => i32::try_from(v).map_err(|_| self.c.error_at(pos, "zero point out of range"))?,
+                        Number::Int(v) => {
+                            i32::try_from(v).map_err(|_| self.c.error_at(pos, "zero point out of range"))?
+                        }
                         Number::Float(_) => return Err(self.c.error_at(pos, "expected an integer zero point")),
                     };
                     scales.push(scale);
@@ -266,7 +275,11 @@ impl<'a> Parser<'a, '_> {
                 }
                 QScheme::Affine { scales, zero_points }
             }
-            other => return Err(self.c.error_at(self.c.pos(), format!("unknown quantization `{other}` (expected pow2 or affine)"))),
+            other => {
+                return Err(self
+                    .c
+                    .error_at(self.c.pos(), format!("unknown quantization `{other}` (expected pow2 or affine)")))
+            }
         };
         self.c.expect('>')?;
         Ok(Quant { scheme, axis })
@@ -401,7 +414,12 @@ impl<'a> Parser<'a, '_> {
         if outs.len() != out_types.len() {
             return Err(self.c.error_at(
                 ret_pos,
-                format!("graph @{} returns {} values but its signature declares {}", g.name(), outs.len(), out_types.len()),
+                format!(
+                    "graph @{} returns {} values but its signature declares {}",
+                    g.name(),
+                    outs.len(),
+                    out_types.len()
+                ),
             ));
         }
         for (v, (pos, t)) in outs.iter().zip(&out_types) {
@@ -426,7 +444,8 @@ impl<'a> Parser<'a, '_> {
         match self.c.peek() {
             Some('@') => {
                 let name = self.c.name_after_sigil('@', "a weight `@name`")?;
-                let w = m.weight(&name).ok_or_else(|| self.c.error_at(pos, format!("use of undeclared weight @{name}")))?;
+                let w =
+                    m.weight(&name).ok_or_else(|| self.c.error_at(pos, format!("use of undeclared weight @{name}")))?;
                 Ok(g.weight_value(&name, w.ty()))
             }
             Some('%') => {
@@ -443,7 +462,9 @@ impl<'a> Parser<'a, '_> {
                 }
                 let count = g.node(node).results.len();
                 if result as usize >= count {
-                    return Err(self.c.error_at(pos, format!("%{name} has {count} result(s); #{result} does not exist")));
+                    return Err(self
+                        .c
+                        .error_at(pos, format!("%{name} has {count} result(s); #{result} does not exist")));
                 }
                 Ok(Value { node, result })
             }
@@ -474,7 +495,10 @@ impl<'a> Parser<'a, '_> {
             None
         };
         if op_name == "input" || op_name == "weight" {
-            return Err(self.c.error_at(op_pos, format!("`{op_name}` is not written as a statement: graph arguments and @weights are used directly")));
+            return Err(self.c.error_at(
+                op_pos,
+                format!("`{op_name}` is not written as a statement: graph arguments and @weights are used directly"),
+            ));
         }
         self.c.expect('(')?;
         let mut operands = vec![];
@@ -502,14 +526,19 @@ impl<'a> Parser<'a, '_> {
         }
         let arity = op.arity();
         if !arity.accepts(operands.len()) {
-            return Err(self.c.error_at(op_pos, format!("`{}` takes {arity} operands, got {}", op.name(), operands.len())));
+            return Err(self
+                .c
+                .error_at(op_pos, format!("`{}` takes {arity} operands, got {}", op.name(), operands.len())));
         }
         let types: Vec<TensorType> = operands.iter().filter_map(|v| g.value_type(*v).cloned()).collect();
         let refs: Vec<&TensorType> = types.iter().collect();
         if let Some(inferred) = op.infer(&refs) {
             let inferred = inferred.map_err(|e| self.c.error_at(op_pos, format!("{}: {e}", op.name())))?;
             if inferred.len() != results.len() {
-                return Err(self.c.error_at(op_pos, format!("`{}` has {} result(s), {} declared", op.name(), inferred.len(), results.len())));
+                return Err(self.c.error_at(
+                    op_pos,
+                    format!("`{}` has {} result(s), {} declared", op.name(), inferred.len(), results.len()),
+                ));
             }
             for (inf, decl) in inferred.iter().zip(&results) {
                 if inf.shape != decl.shape || inf.dtype.is_some_and(|d| d != decl.dtype) {
@@ -520,7 +549,12 @@ impl<'a> Parser<'a, '_> {
                     }
                     return Err(self.c.error_at(
                         op_pos,
-                        format!("`{}` produces {}, but {} is declared", op.name(), type_string(&want), type_string(decl)),
+                        format!(
+                            "`{}` produces {}, but {} is declared",
+                            op.name(),
+                            type_string(&want),
+                            type_string(decl)
+                        ),
                     ));
                 }
             }

@@ -217,7 +217,8 @@ pub fn print_graph(f: &mut impl Write, g: &Graph) -> fmt::Result {
         }
         f.write_char('\n')?;
     }
-    let outs: Vec<String> = g.outputs().iter().map(|v| if g.contains(v.node) { operand(g, *v) } else { "%<dangling>".into() }).collect();
+    let outs: Vec<String> =
+        g.outputs().iter().map(|v| if g.contains(v.node) { operand(g, *v) } else { "%<dangling>".into() }).collect();
     writeln!(f, "    return {}", outs.join(", "))?;
     f.write_str("  }\n")
 }
