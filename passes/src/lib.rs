@@ -1,1 +1,21 @@
-//! placeholder
+//! # clio-passes
+//!
+//! The standard pass library of clio: one pass per file, each named by its kebab-case id,
+//! declaring its options and statistics next to its code. [`registry`] returns a
+//! [`PassRegistry`] holding every standard pass; embedders add their own to it.
+
+use clio::pass::PassRegistry;
+
+pub mod dce;
+
+/// Adds every standard pass to `reg`.
+pub fn register_all(reg: &mut PassRegistry) {
+    dce::register(reg);
+}
+
+/// A registry with every standard pass.
+pub fn registry() -> PassRegistry {
+    let mut reg = PassRegistry::new();
+    register_all(&mut reg);
+    reg
+}

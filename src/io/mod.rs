@@ -1,1 +1,13 @@
-//! wip
+//! Files: modules saved losslessly as IR text plus a safetensors weights sidecar, `.npy`
+//! tensors, and atomic (temp-file-then-rename) writing so a failed run never leaves a partial
+//! output file behind.
+
+mod atomic;
+mod module_file;
+pub mod npy;
+mod sidecar;
+
+pub use atomic::{write_atomic, AtomicDir};
+pub use module_file::{load_module, save_module, sidecar_path, LoadOptions};
+pub use npy::{read_npy, read_npy_bytes, write_npy, write_npy_bytes};
+pub use sidecar::{read_sidecar, write_sidecar_bytes};

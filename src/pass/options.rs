@@ -40,7 +40,7 @@ impl OptionKind {
         let ok = match self {
             OptionKind::Bool => matches!(v, "true" | "false"),
             OptionKind::Int => v.parse::<i64>().is_ok(),
-            OptionKind::Float => v.parse::<f64>().is_ok_and(|f| f.is_finite()),
+            OptionKind::Float => v.parse::<f64>().is_ok_and(|f| !f.is_nan()),
             OptionKind::Str | OptionKind::Path => true,
             OptionKind::Enum(words) => words.contains(&v),
             OptionKind::IntList => !v.is_empty() && v.split(':').all(|p| p.parse::<i64>().is_ok()),

@@ -24,7 +24,9 @@ impl<'a> Cursor<'a> {
         Cursor { file: file.to_string(), src, at: 0, pos: Pos { line: 1, col: 1 } }
     }
 
-    pub fn pos(&self) -> Pos {
+    /// Position of the next token (trivia skipped).
+    pub fn pos(&mut self) -> Pos {
+        self.skip_trivia();
         self.pos
     }
 

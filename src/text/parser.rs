@@ -162,6 +162,8 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn dense_list(&mut self, dtype: DType, n: usize) -> PResult<TensorData> {
+        self.c.skip_trivia();
+        let list_pos = self.c.pos();
         self.c.expect('[')?;
         let mut f = Vec::new();
         let mut i = Vec::new();
@@ -191,7 +193,7 @@ impl<'a> Parser<'a, '_> {
         }
         let got = f.len() + i.len();
         if got != n {
-            return Err(self.c.expected(&format!("{n} elements (the type's element count), got {got}")));
+            return Err(self.c.error_at(list_pos, format!("expected {n} elements (the type's element count), got {got}")));
         }
         Ok(match dtype {
             DType::F32 => TensorData::F32(f),
@@ -229,6 +231,7 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn quant(&mut self) -> PResult<Quant> {
+        let kind_pos = self.c.pos();
         let kind = self.c.ident("`pow2<...>` or `affine<...>`")?;
         self.c.expect('<')?;
         let mut axis = None;
@@ -276,9 +279,7 @@ impl<'a> Parser<'a, '_> {
                 QScheme::Affine { scales, zero_points }
             }
             other => {
-                return Err(self
-                    .c
-                    .error_at(self.c.pos(), format!("unknown quantization `{other}` (expected pow2 or affine)")))
+                return Err(self.c.error_at(kind_pos, format!("unknown quantization `{other}` (expected pow2 or affine)")))
             }
         };
         self.c.expect('>')?;

@@ -1,0 +1,81 @@
+//! Atomic outputs: data go to a temporary sibling first and are renamed into place, so readers
+//! see either the old file or the complete new one, never a partial write.
+
+use crate::error::IoError;
+use std::path::{Path, PathBuf};
+
+fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Writes `bytes` to `path` atomically (temporary sibling + rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    let tmp = temp_sibling(path);
+    std::fs::write(&tmp, bytes).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        IoError::new(path, "cannot write", e)
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        IoError::new(path, "cannot move the finished file into place", e)
+    })
+}
+
+/// An output directory built in a temporary sibling and renamed into place on
+/// [`AtomicDir::commit`]; dropped without commit, the temporary directory is removed and any
+/// previous output stays intact.
+pub struct AtomicDir {
+    target: PathBuf,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+impl AtomicDir {
+    /// Starts building `target`.
+    pub fn new(target: &Path) -> Result<AtomicDir, IoError> {
+        let tmp = temp_sibling(target);
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| IoError::new(&tmp, "cannot clear stale temporary directory", e))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(|e| IoError::new(&tmp, "cannot create directory", e))?;
+        Ok(AtomicDir { target: target.to_path_buf(), tmp, committed: false })
+    }
+
+    /// Where to write files now.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Replaces the target with the finished directory.
+    pub fn commit(mut self) -> Result<(), IoError> {
+        let old = self.target.with_file_name(format!(
+            ".{}.old-{}",
+            self.target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            std::process::id()
+        ));
+        let had_old = self.target.exists();
+        if had_old {
+            std::fs::rename(&self.target, &old).map_err(|e| IoError::new(&self.target, "cannot move the old output aside", e))?;
+        }
+        if let Err(e) = std::fs::rename(&self.tmp, &self.target) {
+            if had_old {
+                let _ = std::fs::rename(&old, &self.target);
+            }
+            return Err(IoError::new(&self.target, "cannot move the finished output into place", e));
+        }
+        if had_old {
+            let _ = std::fs::remove_dir_all(&old);
+        }
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Saving and loading modules: `model.clio` (IR text, weights as digests) next to
+//! `model.safetensors` (the weight data). Loading checks every digest, so a stale or
+//! mismatched sidecar is an error, and verifies the module.
+
+use super::atomic::write_atomic;
+use super::sidecar::{read_sidecar, write_sidecar_bytes};
+use crate::error::IoError;
+use crate::text::{parse_module, print_module, MissingWeights, ParseOptions, PrintOptions};
+use crate::verify::verify_module;
+use crate::{Error, Limits, Module};
+use std::path::{Path, PathBuf};
+
+/// The sidecar path of a module text file: same stem, `.safetensors` extension.
+pub fn sidecar_path(path: &Path) -> PathBuf {
+    path.with_extension("safetensors")
+}
+
+/// Writes `m` as text plus sidecar (each atomically; sidecar first, so a reader never sees new
+/// text with old data without the digest check catching it). A module without weights gets
+/// no sidecar.
+pub fn save_module(m: &Module, path: &Path) -> Result<(), Error> {
+    if !m.weights().is_empty() {
+        let bytes = write_sidecar_bytes(m)?;
+        write_atomic(&sidecar_path(path), &bytes)?;
+    }
+    let text = print_module(m, &PrintOptions::default());
+    write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Settings for [`load_module`].
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// What to do with weights whose data are missing (no sidecar).
+    pub missing: MissingWeights,
+    /// Size limits.
+    pub limits: Limits,
+    /// Skip the verifier (for tools that want to show a broken module).
+    pub skip_verify: bool,
+}
+
+/// Loads a `.clio` file and, if present, its sidecar; verifies the result.
+pub fn load_module(path: &Path, opts: &LoadOptions) -> Result<Module, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| IoError::new(path, "cannot read", e))?;
+    let side = sidecar_path(path);
+    let blobs = if side.exists() {
+        let bytes = std::fs::read(&side).map_err(|e| IoError::new(&side, "cannot read", e))?;
+        Some(read_sidecar(&bytes, &side.display().to_string(), &opts.limits)?)
+    } else {
+        None
+    };
+    let popts = ParseOptions {
+        file: path.display().to_string(),
+        blobs: blobs.as_ref(),
+        missing: opts.missing,
+        limits: opts.limits,
+    };
+    let m = parse_module(&text, &popts)?;
+    if !opts.skip_verify {
+        verify_module(&m)?;
+    }
+    Ok(m)
+}
