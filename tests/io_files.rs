@@ -1,0 +1,97 @@
+//! Saving and loading modules (text + safetensors sidecar), with digest checking and atomic
+//! replacement.
+
+use clio::io::{load_module, save_module, sidecar_path, LoadOptions};
+use clio::ir::{Builder, Module, Op, Tensor, TensorType};
+use clio::ops::Conv2d;
+use clio::text::{print_module, MissingWeights, PrintOptions};
+
+fn module() -> Module {
+    let mut m = Module::new("saved");
+    let mut b = Builder::new(&mut m, "main");
+    let x = b.input("x", TensorType::f32([1, 2, 4, 4]));
+    let w = b.weight("conv.w", Tensor::from_f32([3, 2, 3, 3], (0..54).map(|i| (i as f32).sin()).collect()).unwrap());
+    let y = b.op("conv", Op::Conv2d(Conv2d { pads: [1; 4], ..Default::default() }), &[x, w]).unwrap();
+    b.output(y);
+    b.finish();
+    m
+}
+
+fn tmpdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("clio-io-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn save_then_load_is_lossless() {
+    let d = tmpdir("lossless");
+    let path = d.join("m.clio");
+    let m = module();
+    save_module(&m, &path).unwrap();
+    assert!(sidecar_path(&path).exists());
+    let back = load_module(&path, &LoadOptions::default()).unwrap();
+    assert_eq!(print_module(&back, &PrintOptions::inline()), print_module(&m, &PrintOptions::inline()));
+    // No temporary files are left behind.
+    let names: Vec<String> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn stale_or_missing_sidecar_is_an_error() {
+    let d = tmpdir("stale");
+    let path = d.join("m.clio");
+    save_module(&module(), &path).unwrap();
+    // Replace the sidecar with one holding different data.
+    let mut other = module();
+    other.weights_mut()["conv.w"].data_mut().as_f32_mut().unwrap()[0] = 42.0;
+    let other_path = d.join("other.clio");
+    save_module(&other, &other_path).unwrap();
+    std::fs::copy(sidecar_path(&other_path), sidecar_path(&path)).unwrap();
+    let e = load_module(&path, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("m.clio:2:") && e.contains("stale or mismatched sidecar"), "{e}");
+
+    std::fs::remove_file(sidecar_path(&path)).unwrap();
+    let e = load_module(&path, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("weight @conv.w is a blob but no data were supplied"), "{e}");
+    // Structure-only loading is possible on request.
+    let opts = LoadOptions { missing: MissingWeights::Zeros, ..Default::default() };
+    let m = load_module(&path, &opts).unwrap();
+    assert!(m.weight("conv.w").unwrap().data().as_f32().unwrap().iter().all(|v| *v == 0.0));
+}
+
+#[test]
+fn corrupt_sidecar_is_an_error_not_a_panic() {
+    let d = tmpdir("corrupt");
+    let path = d.join("m.clio");
+    save_module(&module(), &path).unwrap();
+    let side = sidecar_path(&path);
+    let bytes = std::fs::read(&side).unwrap();
+    for cut in [0, 4, 8, 20, bytes.len() / 2, bytes.len() - 1] {
+        std::fs::write(&side, &bytes[..cut]).unwrap();
+        let e = load_module(&path, &LoadOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("m.safetensors"), "{e}");
+    }
+}
+
+#[test]
+fn atomic_dir_keeps_previous_output_on_failure() {
+    use clio::io::AtomicDir;
+    let d = tmpdir("atomicdir");
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("old.txt"), "old").unwrap();
+    {
+        let a = AtomicDir::new(&out).unwrap();
+        std::fs::write(a.path().join("new.txt"), "new").unwrap();
+        // Dropped without commit: a failed run.
+    }
+    assert_eq!(std::fs::read_to_string(out.join("old.txt")).unwrap(), "old");
+    assert!(!out.join("new.txt").exists());
+    let a = AtomicDir::new(&out).unwrap();
+    std::fs::write(a.path().join("new.txt"), "new").unwrap();
+    a.commit().unwrap();
+    assert!(out.join("new.txt").exists() && !out.join("old.txt").exists());
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "temporary directories are cleaned up");
+}
