@@ -7,10 +7,12 @@
 use clio::pass::PassRegistry;
 
 pub mod dce;
+pub mod fuse_bn;
 
 /// Adds every standard pass to `reg`.
 pub fn register_all(reg: &mut PassRegistry) {
     dce::register(reg);
+    fuse_bn::register(reg);
 }
 
 /// A registry with every standard pass.

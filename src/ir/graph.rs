@@ -142,6 +142,28 @@ impl Graph {
         }
     }
 
+    /// The module weight a value reads, if it is produced by a `weight` node.
+    pub fn weight_name(&self, v: Value) -> Option<&str> {
+        match &self.g.node_weight(v.node.0)?.op {
+            Op::Weight { name } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Removes `id` if it is a `weight` node nothing reads any more; returns the weight name it
+    /// read when it was removed.
+    pub fn remove_if_unused_weight(&mut self, id: NodeId) -> Option<String> {
+        let name = match &self.g.node_weight(id.0)?.op {
+            Op::Weight { name } => name.clone(),
+            _ => return None,
+        };
+        if self.use_count(Value::of(id)) > 0 {
+            return None;
+        }
+        self.remove_node(id);
+        Some(name)
+    }
+
     /// The graph inputs, in order.
     pub fn inputs(&self) -> &[NodeId] {
         &self.inputs

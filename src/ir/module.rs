@@ -159,6 +159,19 @@ impl Module {
         self.weights.insert(name.to_string(), weight);
     }
 
+    /// How many operand slots, over all graphs, read weight `name` (graph outputs included).
+    pub fn weight_use_count(&self, name: &str) -> usize {
+        self.graphs().filter_map(|g| g.weight_node(name).map(|id| g.use_count(super::Value::of(id)))).sum()
+    }
+
+    /// Removes weight `name` if no graph has a node reading it; returns whether it was removed.
+    pub fn remove_weight_if_unread(&mut self, name: &str) -> bool {
+        if self.graphs().any(|g| g.weight_node(name).is_some()) {
+            return false;
+        }
+        self.weights.shift_remove(name).is_some()
+    }
+
     /// Removes a weight (graphs still referring to it fail verification).
     pub fn remove_weight(&mut self, name: &str) -> Option<Weight> {
         self.weights.shift_remove(name)

@@ -294,8 +294,11 @@ impl Op {
     }
 
     /// The op's shape rule applied to operand types, or `None` for ops whose results are only
-    /// declared (`input`, `weight`, custom ops). Arity must have been checked.
+    /// declared (`input`, `weight`, custom ops). A wrong operand count is reported as an error.
     pub fn infer(&self, ins: &[&TensorType]) -> Option<Result<Vec<Inferred>, String>> {
+        if !self.arity().accepts(ins.len()) {
+            return Some(Err(format!("`{}` takes {} operands, got {}", self.name(), self.arity(), ins.len())));
+        }
         Some(match self {
             Op::Input | Op::Weight { .. } | Op::Custom(_) => return None,
             Op::Conv2d(o) => o.infer(ins),

@@ -73,7 +73,7 @@ pub(crate) fn same_dtype(what: &str, a: &TensorType, b: &TensorType) -> Result<(
 pub fn normalize_axis(axis: i64, rank: usize) -> Result<usize, String> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
-    if a < 0 || a >= r.max(1) {
+    if a < 0 || a >= r {
         return Err(format!("axis {axis} is out of range for rank {rank}"));
     }
     Ok(a as usize)
