@@ -1,7 +1,7 @@
 //! parse(print(m)) prints identically, on random modules covering every op family, quantized
 //! types, custom ops with several results, odd names and several graphs.
 
-#[path = "common_rng.rs"]
+#[path = "common/rng.rs"]
 mod common_rng;
 
 use clio::ir::{Attr, AttrMap, DType, Graph, Module, Op, QScheme, Quant, Tensor, TensorData, TensorType, Value, Weight};

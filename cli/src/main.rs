@@ -1,1 +1,49 @@
-fn main() {}
+//! `clio`: the command-line driver over the clio crates.
+//!
+//! Every command prints one line `error: ...` and exits with status 1 on failure, and writes
+//! no partial output file.
+
+mod commands;
+mod load;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// clio: split neural networks between a microcontroller and the cloud.
+#[derive(Parser)]
+#[command(name = "clio", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pass pipeline over a model and print or save the result.
+    Opt(commands::opt::OptArgs),
+    /// Run a model on .npy inputs with the reference interpreter.
+    Run(commands::run::RunArgs),
+    /// Per-layer shapes, parameters, MACs and activation bytes.
+    Stats(commands::stats::StatsArgs),
+    /// List the registered passes with their options and statistics.
+    Passes(commands::passes::PassesArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Opt(a) => commands::opt::run(a),
+        Command::Run(a) => commands::run::run(a),
+        Command::Stats(a) => commands::stats::run(a),
+        Command::Passes(a) => commands::passes::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, whatever the error's own formatting.
+            let msg = e.to_string().replace('\n', " | ");
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

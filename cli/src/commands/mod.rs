@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod opt;
+pub mod passes;
+pub mod run;
+pub mod stats;
