@@ -59,31 +59,50 @@ impl IoError {
     }
 }
 
-/// The umbrella error of the `clio` crate.
+/// The umbrella error of the `clio` crate. Large payloads are boxed so `Result<T, Error>` stays
+/// small on the happy path.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// IR text could not be parsed.
     #[error(transparent)]
-    Parse(#[from] ParseError),
+    Parse(Box<ParseError>),
     /// The IR is malformed.
     #[error(transparent)]
-    Verify(#[from] VerifyError),
+    Verify(Box<VerifyError>),
     /// A file could not be read or written.
     #[error(transparent)]
-    Io(#[from] IoError),
+    Io(Box<IoError>),
     /// A model could not be imported.
     #[error(transparent)]
     Import(#[from] crate::import::ImportError),
     /// The interpreter failed.
     #[error(transparent)]
-    Interp(#[from] crate::interp::InterpError),
+    Interp(Box<crate::interp::InterpError>),
     /// A pass or pipeline failed.
     #[error(transparent)]
-    Pass(#[from] crate::pass::PassError),
+    Pass(Box<crate::pass::PassError>),
     /// A weights sidecar or `.npy` file is malformed.
     #[error("{0}")]
     Format(String),
 }
+
+macro_rules! boxed_from {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Self {
+                Error::$variant(Box::new(e))
+            }
+        }
+    )*};
+}
+
+boxed_from!(
+    Parse(ParseError),
+    Verify(VerifyError),
+    Io(IoError),
+    Interp(crate::interp::InterpError),
+    Pass(crate::pass::PassError)
+);
 
 /// Result alias using [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -21,7 +21,9 @@ fn net() -> Module {
     let y = b.op("relu", Op::Relu, &[y]).unwrap();
     let w2 = b.weight("dw.w", t(&[8, 1, 3, 3]));
     let b2 = b.weight("dw.b", t(&[8]));
-    let y = b.op("dw", Op::Conv2d(Conv2d { pads: [1; 4], strides: [2, 2], groups: 8, ..Default::default() }), &[y, w2, b2]).unwrap();
+    let y = b
+        .op("dw", Op::Conv2d(Conv2d { pads: [1; 4], strides: [2, 2], groups: 8, ..Default::default() }), &[y, w2, b2])
+        .unwrap();
     let y = b.op("gap", Op::GlobalAvgPool, &[y]).unwrap();
     let y = b.op("flat", Op::Flatten(Flatten { axis: 1 }), &[y]).unwrap();
     let fw = b.weight("fc.w", t(&[10, 8]));

@@ -7,7 +7,10 @@ use clio::pass::PassManager;
 use clio::text::{parse_module, print_module, ParseOptions, PrintOptions, WeightStyle};
 
 fn header<'a>(src: &'a str, key: &str) -> Option<&'a str> {
-    src.lines().take_while(|l| l.starts_with("//")).find_map(|l| l.strip_prefix("//")?.trim().strip_prefix(key)).map(str::trim)
+    src.lines()
+        .take_while(|l| l.starts_with("//"))
+        .find_map(|l| l.strip_prefix("//")?.trim().strip_prefix(key))
+        .map(str::trim)
 }
 
 fn unified_diff(before: &str, after: &str) -> String {

@@ -34,7 +34,8 @@ fn save_then_load_is_lossless() {
     let back = load_module(&path, &LoadOptions::default()).unwrap();
     assert_eq!(print_module(&back, &PrintOptions::inline()), print_module(&m, &PrintOptions::inline()));
     // No temporary files are left behind.
-    let names: Vec<String> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
 

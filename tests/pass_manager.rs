@@ -46,7 +46,8 @@ impl Pass for ReluToClip {
     }
 }
 
-static BREAKER: PassInfo = PassInfo { name: "breaker", summary: "Corrupts a type (a test pass).", options: &[], statistics: &[] };
+static BREAKER: PassInfo =
+    PassInfo { name: "breaker", summary: "Corrupts a type (a test pass).", options: &[], statistics: &[] };
 struct Breaker;
 impl Pass for Breaker {
     fn info(&self) -> &'static PassInfo {
@@ -84,7 +85,10 @@ fn pipelines_print_back_identically() {
         assert_eq!(Pipeline::parse(&p.to_string()).unwrap(), p);
     }
     // Spacing is normalised.
-    assert_eq!(Pipeline::parse(" fuse-bn , quantize{ scheme = int8 } ").unwrap().to_string(), "fuse-bn,quantize{scheme=int8}");
+    assert_eq!(
+        Pipeline::parse(" fuse-bn , quantize{ scheme = int8 } ").unwrap().to_string(),
+        "fuse-bn,quantize{scheme=int8}"
+    );
 }
 
 #[test]

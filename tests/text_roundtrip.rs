@@ -4,7 +4,9 @@
 #[path = "common/rng.rs"]
 mod common_rng;
 
-use clio::ir::{Attr, AttrMap, DType, Graph, Module, Op, QScheme, Quant, Tensor, TensorData, TensorType, Value, Weight};
+use clio::ir::{
+    Attr, AttrMap, DType, Graph, Module, Op, QScheme, Quant, Tensor, TensorData, TensorType, Value, Weight,
+};
 use clio::ops::*;
 use clio::text::{parse_module, print_module, ParseOptions, PrintOptions};
 use common_rng::Rng;
@@ -57,8 +59,14 @@ fn random_graph(m: &mut Module, r: &mut Rng, name: &str) -> Graph {
     g
 }
 
-fn step(m: &mut Module, g: &mut Graph, r: &mut Rng, four_d: &mut Vec<Value>, all: &mut Vec<Value>, i: usize) -> Result<(), String> {
-    let g = g;
+fn step(
+    m: &mut Module,
+    g: &mut Graph,
+    r: &mut Rng,
+    four_d: &mut Vec<Value>,
+    all: &mut Vec<Value>,
+    i: usize,
+) -> Result<(), String> {
     {
         let v = *r.pick(four_d);
         let ty = g.value_type(v).unwrap().clone();
@@ -81,32 +89,67 @@ fn step(m: &mut Module, g: &mut Graph, r: &mut Rng, four_d: &mut Vec<Value>, all
                 let ps: Vec<Value> = ["g", "b", "m", "v"].iter().map(|n| f32_weight(m, g, r, n, vec![cin])).collect();
                 g.add_op(&nm, Op::BatchNorm(BatchNorm { epsilon: 1e-5 }), &[v, ps[0], ps[1], ps[2], ps[3]])?
             }
-            2 => g.add_op(&nm, Op::Clip(Clip { min: 0.0, max: if r.chance(0.5) { 6.0 } else { f32::INFINITY } }), &[v])?,
+            2 => {
+                g.add_op(&nm, Op::Clip(Clip { min: 0.0, max: if r.chance(0.5) { 6.0 } else { f32::INFINITY } }), &[v])?
+            }
             3 => {
-                let other = *r.pick(&four_d);
+                let other = *r.pick(four_d);
                 let op = r.pick(&[Op::Add, Op::Mul, Op::Sub, Op::Div]).clone();
                 match g.add_op(&nm, op.clone(), &[v, other]) {
                     Ok(o) => o,
                     Err(_) => g.add_op(&nm, op, &[v, v])?,
                 }
             }
-            4 => g.add_op(&nm, Op::MaxPool(MaxPool { window: Window2d { kernel: [2, 2], strides: [2, 2], pads: [0; 4], ceil_mode: r.chance(0.5) } }), &[v])?,
-            5 => g.add_op(&nm, Op::AvgPool(AvgPool { window: Window2d { kernel: [2, 2], strides: [1, 1], pads: [1, 1, 0, 0], ceil_mode: false }, count_include_pad: r.chance(0.5) }), &[v])?,
+            4 => g.add_op(
+                &nm,
+                Op::MaxPool(MaxPool {
+                    window: Window2d { kernel: [2, 2], strides: [2, 2], pads: [0; 4], ceil_mode: r.chance(0.5) },
+                }),
+                &[v],
+            )?,
+            5 => g.add_op(
+                &nm,
+                Op::AvgPool(AvgPool {
+                    window: Window2d { kernel: [2, 2], strides: [1, 1], pads: [1, 1, 0, 0], ceil_mode: false },
+                    count_include_pad: r.chance(0.5),
+                }),
+                &[v],
+            )?,
             6 => g.add_op(&nm, Op::Concat(Concat { axis: 1 }), &[v, v])?,
-            7 => g.add_op(&nm, Op::Pad(Pad { pads: vec![0, 0, 1, 1, 0, 0, 1, 1], mode: *r.pick(&[PadMode::Constant, PadMode::Edge]), value: special_f32(r) }), &[v])?,
+            7 => g.add_op(
+                &nm,
+                Op::Pad(Pad {
+                    pads: vec![0, 0, 1, 1, 0, 0, 1, 1],
+                    mode: *r.pick(&[PadMode::Constant, PadMode::Edge]),
+                    value: special_f32(r),
+                }),
+                &[v],
+            )?,
             8 => g.add_op(&nm, Op::HardSigmoid(HardSigmoid { alpha: 1.0 / 6.0, beta: 0.5 }), &[v])?,
             9 => g.add_op(&nm, Op::ChannelSlice(ChannelSlice { axis: 1, start: 0, end: r.range(1, cin) }), &[v])?,
             10 => {
                 // A quantized island: quantize -> i8 conv -> dequantize.
-                let q = Quant { scheme: QScheme::Affine { scales: vec![0.05], zero_points: vec![r.below(20) as i32 - 10] }, axis: None };
+                let q = Quant {
+                    scheme: QScheme::Affine { scales: vec![0.05], zero_points: vec![r.below(20) as i32 - 10] },
+                    axis: None,
+                };
                 let qt = TensorType { shape: ty.shape.clone(), dtype: DType::I8, quant: Some(q.clone()) };
                 let qv = Value::of(g.add_node(&format!("{nm}.q"), Op::Quantize, &[v], vec![qt]));
-                let wq = Quant { scheme: QScheme::Affine { scales: (0..2).map(|_| 0.01 + r.f32().abs()).collect(), zero_points: vec![0, 0] }, axis: Some(0) };
-                let wt = Tensor::new([2, cin, 1, 1], TensorData::I8((0..2 * cin).map(|_| r.below(255) as i8).collect())).unwrap();
+                let wq = Quant {
+                    scheme: QScheme::Affine {
+                        scales: (0..2).map(|_| 0.01 + r.f32().abs()).collect(),
+                        zero_points: vec![0, 0],
+                    },
+                    axis: Some(0),
+                };
+                let wt =
+                    Tensor::new([2, cin, 1, 1], TensorData::I8((0..2 * cin).map(|_| r.below(255) as i8).collect()))
+                        .unwrap();
                 let wname = m.add_weight("qconv.w", Weight::quantized(wt, wq));
                 let wv = g.weight_value(&wname, m.weight(&wname).unwrap().ty());
                 let out_t = TensorType { shape: vec![1, 2, h, w], dtype: DType::I8, quant: Some(q) };
-                let cv = Value::of(g.add_node(&format!("{nm}.conv"), Op::Conv2d(Conv2d::default()), &[qv, wv], vec![out_t]));
+                let cv =
+                    Value::of(g.add_node(&format!("{nm}.conv"), Op::Conv2d(Conv2d::default()), &[qv, wv], vec![out_t]));
                 Value::of(g.add_node(&nm, Op::Dequantize, &[cv], vec![TensorType::f32([1, 2, h, w])]))
             }
             11 => {
@@ -117,7 +160,12 @@ fn step(m: &mut Module, g: &mut Graph, r: &mut Rng, four_d: &mut Vec<Value>, all
                 attrs.insert("gains".into(), Attr::Floats(vec![0.5, -2.0]));
                 attrs.insert("on".into(), Attr::Bool(true));
                 attrs.insert("odd key".into(), Attr::Int(-3));
-                let n = g.add_node(&nm, Op::Custom(CustomOp { name: "acme.split".into(), attrs }), &[v], vec![ty.clone(), ty.clone()]);
+                let n = g.add_node(
+                    &nm,
+                    Op::Custom(CustomOp { name: "acme.split".into(), attrs }),
+                    &[v],
+                    vec![ty.clone(), ty.clone()],
+                );
                 let second = Value { node: n, result: 1 };
                 g.add_op(&format!("{nm}.relu"), Op::Relu, &[second])?
             }
@@ -125,7 +173,8 @@ fn step(m: &mut Module, g: &mut Graph, r: &mut Rng, four_d: &mut Vec<Value>, all
                 let f = g.add_op(&nm, Op::Flatten(Flatten { axis: 1 }), &[v])?;
                 let k = g.value_type(f).unwrap().shape[1];
                 let wt = f32_weight(m, g, r, "fc.w", vec![3, k]);
-                let fc = g.add_op(&format!("{nm}.fc"), Op::Gemm(Gemm { trans_b: true, ..Default::default() }), &[f, wt])?;
+                let fc =
+                    g.add_op(&format!("{nm}.fc"), Op::Gemm(Gemm { trans_b: true, ..Default::default() }), &[f, wt])?;
                 all.push(g.add_op(&format!("{nm}.sm"), Op::Softmax(Softmax { axis: 1 }), &[fc])?);
                 return Ok(());
             }
@@ -176,7 +225,17 @@ fn generator_covers_the_interesting_cases() {
     // quantized types, quoted names, several graphs and weights.
     let texts: Vec<String> = (0..200).map(|s| print_module(&random_module(s), &PrintOptions::inline())).collect();
     let all = texts.join("\n");
-    for needle in ["custom<\"acme.split\">", "affine<axis=0:", "%\"", "graph @cloud", "conv2d(", "batch_norm(", "#1)", "-0.0", "dense<["] {
+    for needle in [
+        "custom<\"acme.split\">",
+        "affine<axis=0:",
+        "%\"",
+        "graph @cloud",
+        "conv2d(",
+        "batch_norm(",
+        "#1)",
+        "-0.0",
+        "dense<[",
+    ] {
         assert!(all.contains(needle), "no generated module contains {needle}");
     }
     let avg_lines = all.lines().count() / texts.len();

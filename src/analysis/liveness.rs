@@ -39,7 +39,8 @@ pub struct Liveness {
 /// Liveness of `g` executed in `schedule` order (a topological order of the non-weight nodes;
 /// [`Graph::topo_order`] filtered is the default). Nodes missing from the schedule are ignored.
 pub fn liveness(g: &Graph, schedule: &[NodeId]) -> Liveness {
-    let steps: Vec<NodeId> = schedule.iter().copied().filter(|id| !matches!(g.node(*id).op, Op::Weight { .. })).collect();
+    let steps: Vec<NodeId> =
+        schedule.iter().copied().filter(|id| !matches!(g.node(*id).op, Op::Weight { .. })).collect();
     let pos: HashMap<NodeId, usize> = steps.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let last = steps.len().saturating_sub(1);
     let mut intervals = vec![];

@@ -36,7 +36,8 @@ impl AtomicDir {
     pub fn new(target: &Path) -> Result<AtomicDir, IoError> {
         let tmp = temp_sibling(target);
         if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| IoError::new(&tmp, "cannot clear stale temporary directory", e))?;
+            std::fs::remove_dir_all(&tmp)
+                .map_err(|e| IoError::new(&tmp, "cannot clear stale temporary directory", e))?;
         }
         std::fs::create_dir_all(&tmp).map_err(|e| IoError::new(&tmp, "cannot create directory", e))?;
         Ok(AtomicDir { target: target.to_path_buf(), tmp, committed: false })
@@ -56,7 +57,8 @@ impl AtomicDir {
         ));
         let had_old = self.target.exists();
         if had_old {
-            std::fs::rename(&self.target, &old).map_err(|e| IoError::new(&self.target, "cannot move the old output aside", e))?;
+            std::fs::rename(&self.target, &old)
+                .map_err(|e| IoError::new(&self.target, "cannot move the old output aside", e))?;
         }
         if let Err(e) = std::fs::rename(&self.tmp, &self.target) {
             if had_old {

@@ -55,11 +55,19 @@ pub fn read_npy_bytes(bytes: &[u8], file: &str, limits: &Limits) -> Result<Tenso
         "<i2" => (2, "i2"),
         "<i4" => (4, "i4"),
         "<i8" => (8, "i8"),
-        d => return Err(fmt_err(file, format!("unsupported dtype '{d}' (use float32, float64, int8, int16, int32 or int64)"))),
+        d => {
+            return Err(fmt_err(
+                file,
+                format!("unsupported dtype '{d}' (use float32, float64, int8, int16, int32 or int64)"),
+            ))
+        }
     };
     let body = &bytes[start + hlen..];
     if body.len() != n * size {
-        return Err(fmt_err(file, format!("expected {} data bytes for shape {shape:?}, found {}", n * size, body.len())));
+        return Err(fmt_err(
+            file,
+            format!("expected {} data bytes for shape {shape:?}, found {}", n * size, body.len()),
+        ));
     }
     let data = match kind {
         "f4" => TensorData::from_le_bytes(DType::F32, body),

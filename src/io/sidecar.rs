@@ -36,7 +36,8 @@ pub fn write_sidecar_bytes(m: &Module) -> Result<Vec<u8>, Error> {
 
 /// Reads a sidecar into tensors by name. `file` names the file in errors.
 pub fn read_sidecar(bytes: &[u8], file: &str, limits: &Limits) -> Result<HashMap<String, Tensor>, Error> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Format(format!("{file}: not a safetensors file: {e}")))?;
+    let st =
+        SafeTensors::deserialize(bytes).map_err(|e| Error::Format(format!("{file}: not a safetensors file: {e}")))?;
     let mut out = HashMap::new();
     for (name, view) in st.iter() {
         let dtype = match view.dtype() {
@@ -52,7 +53,8 @@ pub fn read_sidecar(bytes: &[u8], file: &str, limits: &Limits) -> Result<HashMap
         }
         let data = TensorData::from_le_bytes(dtype, view.data())
             .ok_or_else(|| Error::Format(format!("{file}: tensor `{name}` has a truncated buffer")))?;
-        let t = Tensor::new(view.shape().to_vec(), data).map_err(|e| Error::Format(format!("{file}: tensor `{name}`: {e}")))?;
+        let t = Tensor::new(view.shape().to_vec(), data)
+            .map_err(|e| Error::Format(format!("{file}: tensor `{name}`: {e}")))?;
         out.insert(name.to_string(), t);
     }
     Ok(out)

@@ -106,7 +106,7 @@ pub(crate) fn global_avg_pool_rule(ins: &[&TensorType]) -> RuleResult {
     if x.rank() < 3 {
         return Err(format!("global_avg_pool input must have rank >= 3, got {:?}", x.shape));
     }
-    if x.shape[2..].iter().any(|d| *d == 0) {
+    if x.shape[2..].contains(&0) {
         return Err(format!("global_avg_pool over an empty window {:?}", x.shape));
     }
     let mut out = x.shape.clone();

@@ -11,6 +11,9 @@ use indexmap::IndexMap;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+/// Receives IR dumps as `(header, ir text)`.
+pub type DumpSink = Box<dyn FnMut(&str, &str)>;
+
 /// Pass-manager settings.
 pub struct ManagerConfig {
     /// Verify the module before the pipeline and after every pass (default: on).
@@ -30,7 +33,7 @@ pub struct ManagerConfig {
     /// Resource limits handed to passes.
     pub limits: Limits,
     /// Where dumps go (default: stderr). Receives `(header, ir)`.
-    pub dump: Box<dyn FnMut(&str, &str)>,
+    pub dump: DumpSink,
 }
 
 impl Default for ManagerConfig {

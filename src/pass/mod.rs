@@ -40,7 +40,7 @@ mod pipeline;
 mod registry;
 
 pub use context::PassContext;
-pub use manager::{ManagerConfig, PassManager, PassRecord, RunReport};
+pub use manager::{DumpSink, ManagerConfig, PassManager, PassRecord, RunReport};
 pub use options::{OptionInfo, OptionKind, PassOptions};
 pub use pipeline::{Pipeline, PipelineEntry};
 pub use registry::{PassConstructor, PassRegistry};

@@ -39,8 +39,8 @@ impl Pipeline {
         loop {
             let name = c.kebab_ident("a pass name")?.to_string();
             let mut options = IndexMap::new();
-            if c.eat('{') {
-                if !c.eat('}') {
+            if c.eat('{') && !c.eat('}') {
+                {
                     loop {
                         let pos = c.pos();
                         let key = c.kebab_ident("an option name")?.to_string();

@@ -193,7 +193,9 @@ impl<'a> Parser<'a, '_> {
         }
         let got = f.len() + i.len();
         if got != n {
-            return Err(self.c.error_at(list_pos, format!("expected {n} elements (the type's element count), got {got}")));
+            return Err(self
+                .c
+                .error_at(list_pos, format!("expected {n} elements (the type's element count), got {got}")));
         }
         Ok(match dtype {
             DType::F32 => TensorData::F32(f),
@@ -279,7 +281,9 @@ impl<'a> Parser<'a, '_> {
                 QScheme::Affine { scales, zero_points }
             }
             other => {
-                return Err(self.c.error_at(kind_pos, format!("unknown quantization `{other}` (expected pow2 or affine)")))
+                return Err(self
+                    .c
+                    .error_at(kind_pos, format!("unknown quantization `{other}` (expected pow2 or affine)")))
             }
         };
         self.c.expect('>')?;

@@ -39,10 +39,7 @@ pub fn run(a: StatsArgs) -> Result<(), Error> {
     }
     let multi = m.graphs().count() > 1;
     let name_w = s.layers.iter().map(|l| l.name.len()).max().unwrap_or(4).clamp(4, 48);
-    println!(
-        "{:<name_w$}  {:<16} {:<28} {:>9} {:>9} {:>10}",
-        "layer", "op", "output", "params", "MACs", "act bytes"
-    );
+    println!("{:<name_w$}  {:<16} {:<28} {:>9} {:>9} {:>10}", "layer", "op", "output", "params", "MACs", "act bytes");
     for l in &s.layers {
         let name = if multi { format!("{}/{}", l.graph, l.name) } else { l.name.clone() };
         let out = l.output.trim_start_matches("tensor<").trim_end_matches('>');
