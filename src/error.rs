@@ -32,7 +32,7 @@ pub struct ParseError {
 
 /// An IR invariant violated: names the graph, the node (by `%name`) and its op.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("verifier: graph @{graph}{}: {message}", node.as_ref().map(|(n, op)| format!(", node %{n} ({op})")).unwrap_or_default())]
+#[error("verifier: {}{}: {message}", if graph.is_empty() { "module".to_string() } else { format!("graph @{graph}") }, node.as_ref().map(|(n, op)| format!(", node %{n} ({op})")).unwrap_or_default())]
 pub struct VerifyError {
     /// The graph (empty for module-level problems).
     pub graph: String,
