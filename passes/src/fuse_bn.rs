@@ -42,14 +42,19 @@ pub static INFO: PassInfo = PassInfo {
         StatInfo { name: "fused-gemm", help: "batch norms folded into a gemm" },
         StatInfo { name: "to-scale-shift", help: "batch norms without a foldable producer turned into scale_shift" },
         StatInfo { name: "left-shared-producer", help: "left alone: the producer's result has other readers" },
-        StatInfo { name: "left-not-foldable", help: "left alone: non-constant or non-f32 parameters or producer weights" },
+        StatInfo {
+            name: "left-not-foldable",
+            help: "left alone: non-constant or non-f32 parameters or producer weights",
+        },
         StatInfo { name: "weights-copied", help: "producer weights copied because other nodes also read them" },
     ],
 };
 
 /// Registers `fuse-bn`.
 pub fn register(reg: &mut PassRegistry) {
-    reg.register(&INFO, |o: &PassOptions| Ok(Box::new(FuseBn { standalone_to_scale_shift: o.str("standalone")? == "scale-shift" })));
+    reg.register(&INFO, |o: &PassOptions| {
+        Ok(Box::new(FuseBn { standalone_to_scale_shift: o.str("standalone")? == "scale-shift" }))
+    });
 }
 
 /// The `fuse-bn` pass.
@@ -98,13 +103,20 @@ fn bn_affine(m: &Module, g: &Graph, bn: NodeId, eps: f32) -> Option<Affine> {
 
 /// Writes `data` as the new value of the weight read by `v`, in place when `v`'s node is the
 /// weight's only reader, else as a fresh weight that `user`'s operand `slot` switches to.
-fn rewrite_weight(m: &mut Module, graph: &str, user: NodeId, slot: usize, data: Tensor, cx: &mut PassContext) -> Option<()> {
+fn rewrite_weight(
+    m: &mut Module,
+    graph: &str,
+    user: NodeId,
+    slot: usize,
+    data: Tensor,
+    cx: &mut PassContext,
+) -> Option<()> {
     let g = m.graph(graph)?;
     let v = g.operand(user, slot)?;
     let name = g.weight_name(v)?.to_string();
     let exclusive = m.weight_use_count(&name) == 1;
     if exclusive {
-        m.weights_mut().get_mut(&name)?.data_mut().clone_from(&data);
+        m.weights_mut().get_mut(&name)?.set_data(data);
         return Some(());
     }
     cx.stat("weights-copied", 1);
@@ -119,12 +131,12 @@ fn rewrite_weight(m: &mut Module, graph: &str, user: NodeId, slot: usize, data: 
     Some(())
 }
 
-fn f32_weight(m: &Module, g: &Graph, v: Option<Value>) -> Option<Tensor> {
+fn f32_weight<'m>(m: &'m Module, g: &Graph, v: Option<Value>) -> Option<&'m Tensor> {
     let w = m.weight(g.weight_name(v?)?)?;
     if w.quant.is_some() || w.data().as_f32().is_none() {
         return None;
     }
-    Some(w.data().clone())
+    Some(w.data())
 }
 
 /// New filter and bias of a conv2d followed by `a` (output channels on axis 0 of OIHW).
@@ -220,8 +232,8 @@ impl FuseBn {
                     return Some(Outcome::NotFoldable);
                 };
                 let folded = match &pop {
-                    Op::Conv2d(_) => fold_conv(&w, b.as_ref(), &aff),
-                    Op::Gemm(gm) => fold_gemm(gm, &w, b.as_ref(), &aff),
+                    Op::Conv2d(_) => fold_conv(w, b, &aff),
+                    Op::Gemm(gm) => fold_gemm(gm, w, b, &aff),
                     _ => None,
                 };
                 let Some((nw, nb)) = folded else {
@@ -298,7 +310,8 @@ impl Pass for FuseBn {
     fn run(&mut self, m: &mut Module, cx: &mut PassContext) -> Result<(), PassError> {
         for graph in m.graph_names() {
             let g = m.graph(&graph).ok_or_else(|| PassError::failed("fuse-bn", format!("graph @{graph} vanished")))?;
-            let order = g.topo_order().map_err(|c| PassError::failed("fuse-bn", format!("@{graph}: cycle at {}", c.0)))?;
+            let order =
+                g.topo_order().map_err(|c| PassError::failed("fuse-bn", format!("@{graph}: cycle at {}", c.0)))?;
             let bns: Vec<NodeId> = order.into_iter().filter(|n| matches!(g.node(*n).op, Op::BatchNorm(_))).collect();
             for bn in bns {
                 let stat = match self.one(m, &graph, bn, cx) {

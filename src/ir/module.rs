@@ -39,6 +39,11 @@ impl Weight {
         Arc::make_mut(&mut self.data)
     }
 
+    /// Replaces the data (no copy of the old or the new data).
+    pub fn set_data(&mut self, data: Tensor) {
+        self.data = Arc::new(data);
+    }
+
     /// The tensor type a `weight` node reading this weight must have.
     pub fn ty(&self) -> TensorType {
         TensorType { shape: self.data.shape().to_vec(), dtype: self.data.dtype(), quant: self.quant.clone() }
