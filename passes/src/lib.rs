@@ -8,12 +8,14 @@ use clio::pass::PassRegistry;
 
 pub mod dce;
 pub mod fuse_bn;
+pub mod partition;
 pub mod skip_to_conv;
 
 /// Adds every standard pass to `reg`.
 pub fn register_all(reg: &mut PassRegistry) {
     dce::register(reg);
     fuse_bn::register(reg);
+    partition::register(reg);
     skip_to_conv::register(reg);
 }
 
