@@ -49,7 +49,9 @@ fn resnet18_block_cuts_never_fall_inside_a_residual_block() {
     let cuts = cut_points(&m, "main", Granularity::Block).unwrap();
     let names: Vec<&str> = cuts.iter().map(|c| c.node.as_str()).collect();
     assert_eq!(names.len(), 14);
-    for (k, layer) in [(3, "layer1.0"), (4, "layer1.1"), (5, "layer2.0"), (6, "layer2.1"), (9, "layer4.0"), (10, "layer4.1")] {
+    for (k, layer) in
+        [(3, "layer1.0"), (4, "layer1.1"), (5, "layer2.0"), (6, "layer2.1"), (9, "layer4.0"), (10, "layer4.1")]
+    {
         assert_eq!(names[k], format!("/layer{}/{layer}/relu_1/Relu", &layer[5..6]), "cut {k}");
     }
     for c in cut_points(&m, "main", Granularity::Layer).unwrap() {
@@ -66,7 +68,12 @@ fn cuts_are_found_by_index_or_node_name() {
     assert_eq!(find_cut(&cuts, "main", "2").unwrap().node, "/maxpool/MaxPool");
     assert_eq!(find_cut(&cuts, "main", "%/maxpool/MaxPool").unwrap().k, 2);
     let e = find_cut(&cuts, "main", "/layer1/layer1.0/conv1/Conv").unwrap_err().to_string();
-    assert!(e.starts_with("no cut point `/layer1/layer1.0/conv1/Conv` in graph @main (cut points: 0 (%input), 1 (%/relu/Relu)"), "{e}");
+    assert!(
+        e.starts_with(
+            "no cut point `/layer1/layer1.0/conv1/Conv` in graph @main (cut points: 0 (%input), 1 (%/relu/Relu)"
+        ),
+        "{e}"
+    );
 }
 
 #[test]

@@ -106,7 +106,14 @@ pub enum CutError {
 fn is_trailing(op: &Op) -> bool {
     matches!(
         op,
-        Op::BatchNorm(_) | Op::ScaleShift | Op::Relu | Op::Clip(_) | Op::Sigmoid | Op::HardSigmoid(_) | Op::HardSwish | Op::PRelu
+        Op::BatchNorm(_)
+            | Op::ScaleShift
+            | Op::Relu
+            | Op::Clip(_)
+            | Op::Sigmoid
+            | Op::HardSigmoid(_)
+            | Op::HardSwish
+            | Op::PRelu
     )
 }
 
@@ -123,14 +130,17 @@ fn layer_head(g: &Graph, mut n: NodeId) -> NodeId {
 
 fn is_depthwise(g: &Graph, n: NodeId) -> bool {
     match &g.node(n).op {
-        Op::Conv2d(c) => g.operand(n, 0).and_then(|v| g.value_type(v)).is_some_and(|t| t.rank() == 4 && c.is_depthwise(t.shape[1])),
+        Op::Conv2d(c) => {
+            g.operand(n, 0).and_then(|v| g.value_type(v)).is_some_and(|t| t.rank() == 4 && c.is_depthwise(t.shape[1]))
+        }
         _ => false,
     }
 }
 
 fn is_expanding_pointwise(g: &Graph, n: NodeId) -> bool {
     let Op::Conv2d(c) = &g.node(n).op else { return false };
-    let (Some(x), Some(w)) = (g.operand(n, 0).and_then(|v| g.value_type(v)), g.operand(n, 1).and_then(|v| g.value_type(v)))
+    let (Some(x), Some(w)) =
+        (g.operand(n, 0).and_then(|v| g.value_type(v)), g.operand(n, 1).and_then(|v| g.value_type(v)))
     else {
         return false;
     };
@@ -169,7 +179,9 @@ fn single_tensor_cut_nodes(g: &Graph) -> Result<Vec<NodeId>, CutError> {
                 dg.add_edge(idx[n], *t, ());
             }
         }
-        if matches!(g.node(*n).op, Op::Input) || g.producers(*n).iter().all(|p| matches!(g.node(*p).op, Op::Weight { .. })) {
+        if matches!(g.node(*n).op, Op::Input)
+            || g.producers(*n).iter().all(|p| matches!(g.node(*p).op, Op::Weight { .. }))
+        {
             dg.add_edge(source, idx[n], ());
         }
     }
@@ -183,7 +195,8 @@ fn single_tensor_cut_nodes(g: &Graph) -> Result<Vec<NodeId>, CutError> {
     let mut rev = dg.clone();
     rev.reverse();
     let pdom = simple_fast(&rev, sink);
-    let post_dominators_of_source: HashSet<NodeIndex> = pdom.dominators(source).map(|it| it.collect()).unwrap_or_default();
+    let post_dominators_of_source: HashSet<NodeIndex> =
+        pdom.dominators(source).map(|it| it.collect()).unwrap_or_default();
     Ok(acts
         .into_iter()
         .filter(|n| {
@@ -199,7 +212,9 @@ pub fn cut_points(m: &Module, graph: &str, granularity: Granularity) -> Result<V
     let nodes = single_tensor_cut_nodes(g)?;
     let nodes: Vec<NodeId> = match granularity {
         Granularity::Layer => nodes,
-        Granularity::Block => nodes.into_iter().filter(|n| matches!(g.node(*n).op, Op::Input) || is_block_boundary(g, *n)).collect(),
+        Granularity::Block => {
+            nodes.into_iter().filter(|n| matches!(g.node(*n).op, Op::Input) || is_block_boundary(g, *n)).collect()
+        }
     };
     let total = graph_cost(m, g);
     let order = g.topo_order().map_err(|c| CutError::Graph(format!("cycle at {}", c.0)))?;
