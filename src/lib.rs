@@ -17,6 +17,7 @@
 //! See `docs/design.md` in the repository for the design and a worked IR example.
 
 pub mod analysis;
+pub mod cost;
 pub mod error;
 pub mod import;
 pub mod interp;

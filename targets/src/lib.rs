@@ -1,1 +1,23 @@
-//! placeholder
+//! # clio-targets
+//!
+//! Target descriptions and cost models for clio: GAP8 (HWCE + cluster cores), STM32F7
+//! (CMSIS-NN on a Cortex-M7), cloud servers, and radio links (BLE, generic IP). Every constant
+//! is data: built-in descriptions live in `targets/data/*.json` with a `sources` entry per
+//! field, and users load their own copies by path (`--target my-board.json`).
+//!
+//! The traits they implement ([`clio::cost::CostModel`], [`clio::cost::LinkModel`]) are defined
+//! in the core, so passes use costs without naming a target.
+
+mod classify;
+mod desc;
+mod gap8;
+mod link;
+mod server;
+mod stm32;
+
+pub use classify::{classify, OpClass};
+pub use desc::{builtin_links, builtin_targets, load_link, load_target, TargetError};
+pub use gap8::Gap8Cost;
+pub use link::LinkDesc;
+pub use server::ServerCost;
+pub use stm32::CortexMCost;
