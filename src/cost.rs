@@ -50,6 +50,9 @@ pub trait LinkModel: Send + Sync {
     /// Link name (`ble`, `wifi` ...).
     fn name(&self) -> &str;
 
+    /// The link's usual application throughput in bit/s (used when no bandwidth is given).
+    fn nominal_bandwidth_bps(&self) -> f64;
+
     /// Seconds to deliver `bytes` of payload when the link's application throughput is
     /// `bandwidth_bps` bits per second (including per-message overheads and set-up latency).
     fn transfer_time_s(&self, bytes: u64, bandwidth_bps: f64) -> f64;
@@ -64,4 +67,29 @@ pub trait LinkModel: Send + Sync {
     /// Bandwidth (bits per second) needed to deliver `bytes` within `seconds`, or `None` if the
     /// fixed overheads alone exceed `seconds`.
     fn bandwidth_needed_bps(&self, bytes: u64, seconds: f64) -> Option<f64>;
+}
+
+/// The executors and link a compilation targets, handed to passes through
+/// [`crate::pass::PassContext::target`] (like a target machine in LLVM's pass manager). The
+/// driver fills it from `--target`, `--cloud` and `--link`.
+#[derive(Clone)]
+pub struct TargetContext {
+    /// The device (GAP8, STM32F7 ...).
+    pub device: std::sync::Arc<dyn CostModel>,
+    /// The cloud executor.
+    pub cloud: std::sync::Arc<dyn CostModel>,
+    /// The device-to-cloud link.
+    pub link: std::sync::Arc<dyn LinkModel>,
+}
+
+impl std::fmt::Debug for TargetContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TargetContext {{ device: {}, cloud: {}, link: {} }}",
+            self.device.name(),
+            self.cloud.name(),
+            self.link.name()
+        )
+    }
 }

@@ -9,6 +9,7 @@ use clio::pass::PassRegistry;
 pub mod dce;
 pub mod fuse_bn;
 pub mod partition;
+pub mod plan;
 pub mod skip_to_conv;
 
 /// Adds every standard pass to `reg`.
@@ -16,6 +17,7 @@ pub fn register_all(reg: &mut PassRegistry) {
     dce::register(reg);
     fuse_bn::register(reg);
     partition::register(reg);
+    plan::register(reg);
     skip_to_conv::register(reg);
 }
 

@@ -1,6 +1,7 @@
 //! [`PassContext`]: what a running pass may use besides the module: statistics and limits.
 
 use super::PassInfo;
+use crate::cost::TargetContext;
 use crate::Limits;
 use indexmap::IndexMap;
 
@@ -10,6 +11,7 @@ pub struct PassContext {
     stats: IndexMap<String, i64>,
     /// Resource limits the pass must respect.
     pub limits: Limits,
+    target: Option<TargetContext>,
     notes: Vec<String>,
 }
 
@@ -17,7 +19,21 @@ impl PassContext {
     /// A context for a run of the pass described by `info`.
     pub fn new(info: &'static PassInfo, limits: Limits) -> Self {
         let stats = info.statistics.iter().map(|s| (s.name.to_string(), 0)).collect();
-        PassContext { info, stats, limits, notes: vec![] }
+        PassContext { info, stats, limits, target: None, notes: vec![] }
+    }
+
+    /// The same context with a compilation target attached.
+    pub fn with_target(mut self, target: Option<TargetContext>) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// The compilation target (device and cloud cost models, link), or an error naming the
+    /// pass when the driver set none.
+    pub fn target(&self) -> Result<&TargetContext, super::PassError> {
+        self.target.as_ref().ok_or_else(|| {
+            super::PassError::failed(self.info.name, "needs a compilation target (device, cloud and link cost models; `--target`/`--link` on the command line)")
+        })
     }
 
     /// Adds `delta` to a declared statistic. Undeclared names are a bug in the pass: they are

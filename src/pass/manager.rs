@@ -32,6 +32,8 @@ pub struct ManagerConfig {
     pub print_options: PrintOptions,
     /// Resource limits handed to passes.
     pub limits: Limits,
+    /// Cost models of the compilation target, for passes that need them.
+    pub target: Option<crate::cost::TargetContext>,
     /// Where dumps go (default: stderr). Receives `(header, ir)`.
     pub dump: DumpSink,
 }
@@ -47,6 +49,7 @@ impl Default for ManagerConfig {
             bisect_limit: None,
             print_options: PrintOptions::default(),
             limits: Limits::default(),
+            target: None,
             dump: Box::new(|header, ir| eprint!("// -----// {header} //----- //\n{ir}")),
         }
     }
@@ -175,7 +178,7 @@ impl PassManager {
                     &print_module(module, &self.config.print_options),
                 );
             }
-            let mut cx = PassContext::new(info, self.config.limits);
+            let mut cx = PassContext::new(info, self.config.limits).with_target(self.config.target.clone());
             let start = Instant::now();
             pass.run(module, &mut cx)?;
             record.elapsed = start.elapsed();

@@ -52,6 +52,10 @@ impl LinkModel for LinkDesc {
         &self.name
     }
 
+    fn nominal_bandwidth_bps(&self) -> f64 {
+        self.nominal_bandwidth_bps
+    }
+
     fn transfer_time_s(&self, bytes: u64, bandwidth_bps: f64) -> f64 {
         if bytes == 0 {
             return 0.0;
