@@ -73,10 +73,12 @@ impl Pass for Dce {
         if !self.keep_weights {
             let used: HashSet<String> = m
                 .graphs()
-                .flat_map(|g| g.node_ids().filter_map(move |n| match &g.node(n).op {
-                    Op::Weight { name } => Some(name.clone()),
-                    _ => None,
-                }))
+                .flat_map(|g| {
+                    g.node_ids().filter_map(move |n| match &g.node(n).op {
+                        Op::Weight { name } => Some(name.clone()),
+                        _ => None,
+                    })
+                })
                 .collect();
             let unused: Vec<String> = m.weights().keys().filter(|k| !used.contains(*k)).cloned().collect();
             cx.stat("weights-removed", unused.len() as i64);

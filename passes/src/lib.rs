@@ -6,7 +6,9 @@
 
 use clio::pass::PassRegistry;
 
+pub mod canonicalize;
 pub mod dce;
+pub mod fold_constants;
 pub mod fuse_bn;
 pub mod partition;
 pub mod plan;
@@ -14,7 +16,9 @@ pub mod skip_to_conv;
 
 /// Adds every standard pass to `reg`.
 pub fn register_all(reg: &mut PassRegistry) {
+    canonicalize::register(reg);
     dce::register(reg);
+    fold_constants::register(reg);
     fuse_bn::register(reg);
     partition::register(reg);
     plan::register(reg);

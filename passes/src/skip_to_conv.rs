@@ -36,7 +36,12 @@ pub static INFO: PassInfo = PassInfo {
             default: Some(""),
             help: "only blocks whose identity input is this node or comes after it (default: all blocks)",
         },
-        OptionInfo { name: "limit", kind: OptionKind::Int, default: Some("0"), help: "rewrite at most N blocks; 0 = no limit" },
+        OptionInfo {
+            name: "limit",
+            kind: OptionKind::Int,
+            default: Some("0"),
+            help: "rewrite at most N blocks; 0 = no limit",
+        },
         OptionInfo { name: "graph", kind: OptionKind::Str, default: Some(""), help: "only this graph (default: all)" },
     ],
     statistics: &[
@@ -145,7 +150,8 @@ impl Pass for SkipToConv {
                 continue;
             }
             let g = m.graph(&graph).ok_or_else(|| PassError::failed("skip-to-conv", "graph vanished"))?;
-            let order = g.topo_order().map_err(|c| PassError::failed("skip-to-conv", format!("@{graph}: cycle at {}", c.0)))?;
+            let order =
+                g.topo_order().map_err(|c| PassError::failed("skip-to-conv", format!("@{graph}: cycle at {}", c.0)))?;
             let position: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
             let start = if self.after.is_empty() {
                 0
@@ -154,7 +160,10 @@ impl Pass for SkipToConv {
                     Some(n) => position[&n],
                     None if self.graph.is_empty() && m.graphs().count() > 1 => continue,
                     None => {
-                        return Err(PassError::failed("skip-to-conv", format!("option after: no node %{} in @{graph}", self.after)))
+                        return Err(PassError::failed(
+                            "skip-to-conv",
+                            format!("option after: no node %{} in @{graph}", self.after),
+                        ))
                     }
                 }
             };
@@ -176,19 +185,25 @@ impl Pass for SkipToConv {
                 if position.get(&x.node).copied().unwrap_or(0) < start {
                     continue;
                 }
-                let ty: TensorType = g.value_type(x).cloned().ok_or_else(|| PassError::failed("skip-to-conv", "missing type"))?;
+                let ty: TensorType =
+                    g.value_type(x).cloned().ok_or_else(|| PassError::failed("skip-to-conv", "missing type"))?;
                 let c = ty.shape[1];
                 let mut eye = vec![0.0f32; c * c];
                 for i in 0..c {
                     eye[i * c + i] = 1.0;
                 }
                 let add_name = g.node(add).name().to_string();
-                let w = Tensor::from_f32([c, c, 1, 1], eye).map_err(|e| PassError::failed("skip-to-conv", e.to_string()))?;
+                let w = Tensor::from_f32([c, c, 1, 1], eye)
+                    .map_err(|e| PassError::failed("skip-to-conv", e.to_string()))?;
                 let wname = m.add_weight(&format!("{add_name}.skip.w"), Weight::new(w));
-                let wty = m.weight(&wname).map(|w| w.ty()).ok_or_else(|| PassError::failed("skip-to-conv", "weight vanished"))?;
+                let wty = m
+                    .weight(&wname)
+                    .map(|w| w.ty())
+                    .ok_or_else(|| PassError::failed("skip-to-conv", "weight vanished"))?;
                 let g = m.graph_mut(&graph).ok_or_else(|| PassError::failed("skip-to-conv", "graph vanished"))?;
                 let wv = g.weight_value(&wname, wty);
-                let conv = g.add_node(&format!("{add_name}.skip"), Op::Conv2d(Conv2d::default()), &[x, wv], vec![ty.clone()]);
+                let conv =
+                    g.add_node(&format!("{add_name}.skip"), Op::Conv2d(Conv2d::default()), &[x, wv], vec![ty.clone()]);
                 g.set_operand(add, slot, Value::of(conv));
                 let spatial: usize = ty.shape.iter().product::<usize>() / c;
                 cx.stat("rewritten", 1);
