@@ -122,18 +122,24 @@ def main():
     conv.representative_dataset = rep
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     tfl = conv.convert()
-    it = tf.lite.Interpreter(model_content=tfl)
-    it.allocate_tensors()
-    i0, o0 = it.get_input_details()[0], it.get_output_details()[0]
-    outs = []
-    for i in range(len(ev)):
-        it.set_tensor(i0["index"], ev[i:i + 1].transpose(0, 2, 3, 1))
-        it.invoke()
-        outs.append(it.get_tensor(o0["index"]).copy())
-    q = np.concatenate(outs)
-    agree = np.mean(np.argmax(q, axis=-1) == np.argmax(ref, axis=-1))
-    print(f"{path}: TFLite int8 PTQ output SQNR {sqnr(ref, q):.2f} dB, top-1 agreement {100 * agree:.1f}% "
-          f"({len(ev)} samples, {len(calib)} calibration samples)")
+    for label, resolver in [
+        # The reference kernels: what TFLM and CMSIS-NN match bit for bit.
+        ("reference kernels", tf.lite.experimental.OpResolverType.BUILTIN_REF),
+        # The default CPU path (XNNPACK), whose requantization rounds in float.
+        ("default (XNNPACK)", tf.lite.experimental.OpResolverType.AUTO),
+    ]:
+        it = tf.lite.Interpreter(model_content=tfl, experimental_op_resolver_type=resolver)
+        it.allocate_tensors()
+        i0, o0 = it.get_input_details()[0], it.get_output_details()[0]
+        outs = []
+        for i in range(len(ev)):
+            it.set_tensor(i0["index"], ev[i:i + 1].transpose(0, 2, 3, 1))
+            it.invoke()
+            outs.append(it.get_tensor(o0["index"]).copy())
+        q = np.concatenate(outs)
+        agree = np.mean(np.argmax(q, axis=-1) == np.argmax(ref, axis=-1))
+        print(f"{path}: TFLite int8 PTQ, {label}: output SQNR {sqnr(ref, q):.2f} dB, top-1 agreement "
+              f"{100 * agree:.1f}% ({len(ev)} samples, {len(calib)} calibration samples)")
 
 
 if __name__ == "__main__":

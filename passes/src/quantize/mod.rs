@@ -1,0 +1,315 @@
+//! `quantize`: post-training quantization of one graph to int8 (TFLite / CMSIS-NN s8), q8
+//! (8-bit power-of-two Q format: GAP8 `_fps`, legacy CMSIS-NN q7) or q16 (16-bit Q format:
+//! GAP8 HWCE / `_fp`), calibrated on sample inputs.
+//!
+//! Matches: every node of the graph (option `graph`, default the module's first graph). Nodes
+//! listed in `float-ops` (op names like `softmax`, or node names like `%fc`) stay f32; every
+//! other node must have an integer kernel in the scheme, or the pass fails naming the graph,
+//! node and op (`batch_norm` asks for `fuse-bn` first).
+//!
+//! Produces:
+//! * activations: `i8` (int8, q8) or `i16` (q16) with per-tensor `affine<scale:zp>` (int8,
+//!   asymmetric, TFLite's nudged parameters) or `pow2<frac>` (q8/q16) from the calibrated
+//!   range; ops that only move or select values (`max_pool`, `avg_pool`, `concat`,
+//!   `relu`/`clip`, `flatten`, `reshape`, `pad`, `channel_slice`, ...) get one shared format
+//!   for operands and result (`global_avg_pool` rescales, as TFLite's `MEAN`); int8 `softmax`
+//!   produces `affine<0.00390625:-128>`;
+//! * weights stored quantized in the module (replacing the f32 weight when nothing else reads
+//!   it, else as `@name.q`): int8 symmetric `i8` in `[-127, 127]` with zero point 0, per output
+//!   channel (`weights=per-channel`, conv only: fully connected layers are per tensor as in
+//!   CMSIS-NN's s8 kernel and TFLite's converter) or per tensor; q8/q16 `i8`/`i16` `pow2` per
+//!   channel or per tensor; `gemm` `alpha`/`beta` are folded into weights and bias;
+//! * biases: int8 `i32` with scale `s_in * s_w[c]` and zero point 0; q8 `i8` and q16 `i16`
+//!   `pow2<bias_Q>` with `bias_Q <= in_Q + w_Q` (the q7 API's `bias << bias_shift`);
+//! * requantisation parameters are *not* stored: the integer interpreter and the backends
+//!   derive them from the operand and result types (int8: `QuantizeMultiplier(s_in * s_w[c] /
+//!   s_out)`; Q formats: `out_shift = in_Q + w_Q - out_Q`, `bias_shift = in_Q + w_Q - bias_Q`;
+//!   output formats are lowered where needed so that `0 <= out_shift <= 31`);
+//! * fused activations: a `relu` or `clip {min = 0}` that is the only reader of a conv2d,
+//!   gemm or add takes part in its producer's format: in int8 the activation node is removed and
+//!   the producer's result gets the post-activation range, whose lower end is 0 so that the
+//!   zero point is -128 and CMSIS-NN's activation clamp equals the int8 saturation; in q8/q16
+//!   (symmetric formats, where the clamp is not implied) the node stays as an integer clamp in
+//!   the producer's format (GAP8 runs ReLU on the cluster cores after the HWCE);
+//! * the graph input (f32) feeds a `quantize`; graph outputs and float nodes read through
+//!   `dequantize`; the graph's interface stays f32.
+//!
+//! Calibration (`calib`): an `.npy` file (split along its leading dimension into samples) or a
+//! directory of them, run through the float interpreter; `range` = `minmax`, `percentile`
+//! (`percentile=99.99`) or `mse`. Without `calib` the pass refuses. `calib=random` (or
+//! `random:SEED`) calibrates on `samples` seeded standard-normal inputs: for tests and smoke
+//! runs only, never implied.
+//!
+//! Preconditions: a float graph with one input; batch norms folded (`fuse-bn`). Not
+//! idempotent by nature: a quantized graph is rejected.
+//!
+//! ```text
+//! %conv = conv2d(%x, @w, @b) {...} : tensor<1x4x8x8xf32>       %x.q = quantize(%x) : tensor<1x3x8x8xi8, affine<0.0235:-1>>
+//! %relu = relu(%conv) : tensor<1x4x8x8xf32>               =>  %conv = conv2d(%x.q, @w, @b) {...} : tensor<1x4x8x8xi8, affine<0.0118:-128>>
+//! return %relu                                                 %conv.dq = dequantize(%conv) : tensor<1x4x8x8xf32>
+//!                                                              return %conv.dq
+//! ```
+
+mod plan;
+mod rewrite;
+mod weights;
+
+use clio::ir::Module;
+use clio::pass::{OptionInfo, OptionKind, Pass, PassContext, PassError, PassInfo, PassOptions, PassRegistry, StatInfo};
+use clio::quant::calib::{calibrate, CalibOptions, CalibSource, Calibration, RangeMethod};
+
+/// Declaration of `quantize`.
+pub static INFO: PassInfo = PassInfo {
+    name: "quantize",
+    summary: "Post-training quantization to int8 (TFLite/CMSIS-NN s8), q8 or q16 (power-of-two Q formats)",
+    options: &[
+        OptionInfo {
+            name: "scheme",
+            kind: OptionKind::Enum(&["int8", "q8", "q16"]),
+            default: Some("int8"),
+            help: "int8: affine TFLite int8; q8: 8-bit Q format (GAP8 fps, CMSIS q7); q16: 16-bit Q format (GAP8 HWCE)",
+        },
+        OptionInfo {
+            name: "weights",
+            kind: OptionKind::Enum(&["per-channel", "per-tensor"]),
+            default: Some("per-channel"),
+            help: "weight quantization granularity (int8 fully connected layers are always per tensor)",
+        },
+        OptionInfo {
+            name: "float-ops",
+            kind: OptionKind::Str,
+            default: Some(""),
+            help: "ops kept in float: op names or %node names separated by ':' (e.g. softmax:%fc)",
+        },
+        OptionInfo {
+            name: "calib",
+            kind: OptionKind::Path,
+            default: Some(""),
+            help: "calibration samples: an .npy file or a directory of them; `random[:SEED]` for tests only",
+        },
+        OptionInfo {
+            name: "range",
+            kind: OptionKind::Enum(&["minmax", "percentile", "mse"]),
+            default: Some("minmax"),
+            help: "how activation ranges are chosen from the calibration histograms",
+        },
+        OptionInfo {
+            name: "percentile",
+            kind: OptionKind::Float,
+            default: Some("99.99"),
+            help: "percentile kept by range=percentile (50..100)",
+        },
+        OptionInfo {
+            name: "samples",
+            kind: OptionKind::Int,
+            default: Some("0"),
+            help: "use at most this many calibration samples (0: all; calib=random: 8)",
+        },
+        OptionInfo { name: "seed", kind: OptionKind::Int, default: Some("0"), help: "seed of calib=random" },
+        OptionInfo { name: "bins", kind: OptionKind::Int, default: Some("2048"), help: "histogram bins per tensor" },
+        OptionInfo {
+            name: "graph",
+            kind: OptionKind::Str,
+            default: Some(""),
+            help: "the graph to quantize (default: the first graph; other graphs stay float)",
+        },
+    ],
+    statistics: &[
+        StatInfo { name: "quantized-nodes", help: "nodes executed in the integer domain" },
+        StatInfo { name: "float-nodes", help: "nodes kept in float (float-ops)" },
+        StatInfo { name: "fused-activations", help: "relu/clip nodes fused into the producer's output range (int8)" },
+        StatInfo { name: "quantize-inserted", help: "quantize nodes inserted (graph inputs, float -> integer)" },
+        StatInfo { name: "dequantize-inserted", help: "dequantize nodes inserted (outputs, integer -> float)" },
+        StatInfo { name: "weights-quantized", help: "weights and biases stored quantized" },
+        StatInfo { name: "bias-saturated", help: "bias values clamped to the bias type's range" },
+        StatInfo { name: "shift-adjusted", help: "Q-format output formats lowered to keep 0 <= out_shift <= 31" },
+        StatInfo { name: "calib-samples", help: "calibration samples observed" },
+    ],
+};
+
+/// The quantization scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// TFLite-style affine int8.
+    Int8,
+    /// 8-bit power-of-two Q format.
+    Q8,
+    /// 16-bit power-of-two Q format.
+    Q16,
+}
+
+impl Scheme {
+    /// The option spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Int8 => "int8",
+            Scheme::Q8 => "q8",
+            Scheme::Q16 => "q16",
+        }
+    }
+
+    /// Parses the option spelling.
+    pub fn parse(s: &str) -> Option<Scheme> {
+        match s {
+            "int8" => Some(Scheme::Int8),
+            "q8" => Some(Scheme::Q8),
+            "q16" => Some(Scheme::Q16),
+            _ => None,
+        }
+    }
+}
+
+/// Validated options of one `quantize` instance.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// Per-channel weights.
+    pub per_channel: bool,
+    /// Op names and node names kept in float.
+    pub float_ops: Vec<String>,
+    /// The `calib` option (path, `random`, `random:SEED`, or empty).
+    pub calib: String,
+    /// Range choice.
+    pub range: RangeMethod,
+    /// Sample limit (0 = all; random calibration: 8 when 0).
+    pub samples: usize,
+    /// Seed of random calibration.
+    pub seed: u64,
+    /// Histogram bins.
+    pub bins: usize,
+    /// Graph to quantize (empty: the first).
+    pub graph: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            scheme: Scheme::Int8,
+            per_channel: true,
+            float_ops: vec![],
+            calib: String::new(),
+            range: RangeMethod::MinMax,
+            samples: 0,
+            seed: 0,
+            bins: 2048,
+            graph: String::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads validated pass options.
+    pub fn from_options(o: &PassOptions) -> Result<Config, PassError> {
+        let bad = |m: String| PassError::Option { pass: "quantize".into(), message: m };
+        let range = match o.str("range")? {
+            "percentile" => {
+                let p = o.float("percentile")?;
+                if !(50.0..=100.0).contains(&p) {
+                    return Err(bad(format!("option `percentile` must be in 50..100, got {p}")));
+                }
+                RangeMethod::Percentile(p)
+            }
+            "mse" => RangeMethod::Mse,
+            _ => RangeMethod::MinMax,
+        };
+        let bins = o.usize("bins")?;
+        if !(16..=1 << 20).contains(&bins) {
+            return Err(bad(format!("option `bins` must be in 16..=1048576, got {bins}")));
+        }
+        Ok(Config {
+            scheme: Scheme::parse(o.str("scheme")?).unwrap_or(Scheme::Int8),
+            per_channel: o.str("weights")? == "per-channel",
+            float_ops: o
+                .str("float-ops")?
+                .split([':', ','])
+                .map(|s| s.trim().trim_start_matches('%').to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            calib: o.str("calib")?.to_string(),
+            range,
+            samples: o.usize("samples")?,
+            seed: o.int("seed")? as u64,
+            bins,
+            graph: o.str("graph")?.to_string(),
+        })
+    }
+
+    /// Whether a node (by name or op name) stays in float.
+    pub fn is_float(&self, node: &str, op: &str) -> bool {
+        self.float_ops.iter().any(|f| f == node || f == op)
+    }
+
+    /// The calibration source, or the error explaining how to give one.
+    pub fn source(&self) -> Result<CalibSource, String> {
+        if self.calib.is_empty() {
+            return Err(
+                "no calibration data: pass calib=PATH (an .npy file or a directory of .npy files; \
+                        `clio quantize --calib PATH`); calib=random[:SEED] calibrates on random inputs, for tests only"
+                    .into(),
+            );
+        }
+        let count = if self.samples == 0 { 8 } else { self.samples };
+        CalibSource::parse(&self.calib, count, self.seed).map_err(|e| e.to_string())
+    }
+}
+
+/// Registers `quantize`.
+pub fn register(reg: &mut PassRegistry) {
+    reg.register(&INFO, |o: &PassOptions| Ok(Box::new(Quantize::new(Config::from_options(o)?))));
+}
+
+/// The `quantize` pass.
+pub struct Quantize {
+    cfg: Config,
+    calibration: Option<Calibration>,
+}
+
+impl Quantize {
+    /// An instance with the given options.
+    pub fn new(cfg: Config) -> Self {
+        Quantize { cfg, calibration: None }
+    }
+
+    /// Uses a precomputed calibration of the graph instead of running one.
+    pub fn with_calibration(mut self, calib: Calibration) -> Self {
+        self.calibration = Some(calib);
+        self
+    }
+}
+
+impl Pass for Quantize {
+    fn info(&self) -> &'static PassInfo {
+        &INFO
+    }
+
+    fn run(&mut self, m: &mut Module, cx: &mut PassContext) -> Result<(), PassError> {
+        let fail = |msg: String| PassError::failed("quantize", msg);
+        let gname = if self.cfg.graph.is_empty() {
+            m.graph_names().into_iter().next().ok_or_else(|| fail("the module has no graph".into()))?
+        } else {
+            self.cfg.graph.clone()
+        };
+        let g = m.graph(&gname).ok_or_else(|| fail(format!("the module has no graph @{gname}")))?;
+        let calib = match self.calibration.take() {
+            Some(c) => c,
+            None => {
+                // Refuse before the (possibly long) calibration when the graph cannot be quantized.
+                plan::plan(m, g, &self.cfg, &Calibration::default()).map_err(fail)?;
+                let source = self.cfg.source().map_err(fail)?;
+                let opts = CalibOptions {
+                    bins: self.cfg.bins,
+                    max_samples: if self.cfg.samples == 0 { None } else { Some(self.cfg.samples) },
+                    progress: true,
+                };
+                calibrate(m, &gname, &source, &opts).map_err(|e| fail(e.to_string()))?
+            }
+        };
+        cx.stat("calib-samples", calib.samples as i64);
+        let g = m.graph(&gname).ok_or_else(|| fail(format!("the module has no graph @{gname}")))?;
+        let p = plan::plan(m, g, &self.cfg, &calib).map_err(fail)?;
+        cx.stat("shift-adjusted", p.shift_adjusted);
+        rewrite::rewrite(m, &gname, &p, &self.cfg, cx).map_err(fail)?;
+        Ok(())
+    }
+}

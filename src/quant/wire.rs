@@ -1,0 +1,378 @@
+//! The wire format of the cut tensor: what the device sends over the radio.
+//!
+//! Channel-major, so that any prefix of channels is itself a valid message (progressive
+//! slicing sends as many channels as the bandwidth allows, in order). Little-endian:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | magic `CLQW` |
+//! | 4 | 1 | version (1) |
+//! | 5 | 1 | element type: 1 = i8, 2 = i16 |
+//! | 6 | 1 | quantization: 0 = none, 1 = pow2, 2 = affine |
+//! | 7 | 1 | rank `r` (1..=8) |
+//! | 8 | 1 | channel axis (< r) |
+//! | 9 | 3 | reserved, zero |
+//! | 12 | 4r | full shape, u32 each |
+//! | 12+4r | 4 | channels present `k` (1..=shape[axis]) |
+//! | 16+4r | 0/4/8 | pow2: i32 fractional bits; affine: f32 scale, i32 zero point |
+//! | ... | | payload: `k * (elements / shape[axis])` values; channel `c` (in order) holds that channel's elements in row-major order of the other axes |
+//!
+//! [`decode`] validates everything before allocating (the payload size follows from the header
+//! and must match the message exactly, and is bounded by [`crate::Limits`]), and reports
+//! problems as a typed [`WireError`], never a panic. [`truncate_channels`] cuts a message to
+//! its first `k` channels without decoding it.
+
+use crate::ir::{DType, QScheme, Quant, Tensor, TensorData};
+use crate::Limits;
+
+/// The four magic bytes.
+pub const MAGIC: [u8; 4] = *b"CLQW";
+/// The format version this code writes and reads.
+pub const VERSION: u8 = 1;
+/// Largest rank accepted.
+pub const MAX_RANK: usize = 8;
+
+/// Why a message could not be encoded or decoded.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The message ends before a field or the payload is complete.
+    #[error("wire: truncated message: {needed} bytes needed, {got} present")]
+    Truncated {
+        /// Bytes required so far.
+        needed: usize,
+        /// Bytes present.
+        got: usize,
+    },
+    /// The message does not start with `CLQW`.
+    #[error("wire: bad magic (not a clio tensor message)")]
+    BadMagic,
+    /// Another format version.
+    #[error("wire: unsupported version {0} (this build reads version {VERSION})")]
+    UnsupportedVersion(u8),
+    /// An unknown element type code.
+    #[error("wire: unknown element type code {0}")]
+    BadDtype(u8),
+    /// An unknown quantization code.
+    #[error("wire: unknown quantization code {0}")]
+    BadScheme(u8),
+    /// A rank of 0 or above [`MAX_RANK`].
+    #[error("wire: rank {0} is outside 1..={MAX_RANK}")]
+    BadRank(u8),
+    /// The channel axis is not below the rank.
+    #[error("wire: channel axis {axis} is out of range for rank {rank}")]
+    BadAxis {
+        /// The axis.
+        axis: u8,
+        /// The rank.
+        rank: u8,
+    },
+    /// Reserved bytes are not zero.
+    #[error("wire: reserved header bytes are not zero")]
+    Reserved,
+    /// A dimension is zero.
+    #[error("wire: shape {0:?} has a zero dimension")]
+    ZeroDim(Vec<usize>),
+    /// The tensor exceeds the element limit.
+    #[error("wire: shape {shape:?} exceeds the limit of {limit} elements")]
+    TooLarge {
+        /// The shape.
+        shape: Vec<usize>,
+        /// The limit.
+        limit: usize,
+    },
+    /// The channel count is 0 or above the channel dimension.
+    #[error("wire: {present} channels present, the channel axis has {total}")]
+    BadChannels {
+        /// Channels in the message.
+        present: usize,
+        /// Channels of the full tensor.
+        total: usize,
+    },
+    /// Invalid quantization parameters (non-positive scale, zero point out of range ...).
+    #[error("wire: invalid quantization parameters: {0}")]
+    BadQuant(String),
+    /// Bytes after the payload.
+    #[error("wire: {0} unexpected bytes after the payload")]
+    TrailingBytes(usize),
+    /// The tensor cannot be encoded (element type, per-channel quantization, shape ...).
+    #[error("wire: cannot encode: {0}")]
+    Encode(String),
+}
+
+/// A decoded message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WireTensor {
+    /// The full tensor's shape (before slicing).
+    pub shape: Vec<usize>,
+    /// The channel axis.
+    pub axis: usize,
+    /// Channels present (the first `channels` of `shape[axis]`).
+    pub channels: usize,
+    /// Per-tensor quantization, if any.
+    pub quant: Option<Quant>,
+    /// The received values in the usual row-major layout, with `shape[axis] = channels`.
+    pub data: Tensor,
+}
+
+fn dtype_code(d: DType) -> Result<u8, WireError> {
+    match d {
+        DType::I8 => Ok(1),
+        DType::I16 => Ok(2),
+        d => Err(WireError::Encode(format!("element type {d} is not sent on the wire (i8 or i16 only)"))),
+    }
+}
+
+/// Splits a shape at `axis` into (outer, dim, inner) element counts.
+fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    (outer, shape[axis], inner)
+}
+
+/// Encodes the first `channels` channels (along `axis`) of an i8/i16 tensor with its
+/// per-tensor quantization.
+pub fn encode(t: &Tensor, quant: Option<&Quant>, axis: usize, channels: usize) -> Result<Vec<u8>, WireError> {
+    let shape = t.shape();
+    let code = dtype_code(t.dtype())?;
+    if shape.is_empty() || shape.len() > MAX_RANK {
+        return Err(WireError::Encode(format!("rank {} is outside 1..={MAX_RANK}", shape.len())));
+    }
+    if axis >= shape.len() {
+        return Err(WireError::Encode(format!("channel axis {axis} is out of range for rank {}", shape.len())));
+    }
+    if shape.contains(&0) || shape.iter().any(|d| *d > u32::MAX as usize) {
+        return Err(WireError::Encode(format!("shape {shape:?} has a zero or too large dimension")));
+    }
+    if channels == 0 || channels > shape[axis] {
+        return Err(WireError::BadChannels { present: channels, total: shape[axis] });
+    }
+    let mut out = Vec::with_capacity(24 + 4 * shape.len() + t.len() * t.dtype().size_bytes());
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.push(code);
+    let (scheme, qbytes): (u8, Vec<u8>) = match quant {
+        None => (0, vec![]),
+        Some(q) if q.axis.is_some() || q.len() != 1 => {
+            return Err(WireError::Encode("only per-tensor quantization is sent on the wire".into()))
+        }
+        Some(Quant { scheme: QScheme::Pow2 { frac_bits }, .. }) => (1, frac_bits[0].to_le_bytes().to_vec()),
+        Some(Quant { scheme: QScheme::Affine { scales, zero_points }, .. }) => {
+            let mut b = scales[0].to_le_bytes().to_vec();
+            b.extend_from_slice(&zero_points[0].to_le_bytes());
+            (2, b)
+        }
+    };
+    out.push(scheme);
+    out.push(shape.len() as u8);
+    out.push(axis as u8);
+    out.extend_from_slice(&[0, 0, 0]);
+    for d in shape {
+        out.extend_from_slice(&(*d as u32).to_le_bytes());
+    }
+    out.extend_from_slice(&(channels as u32).to_le_bytes());
+    out.extend_from_slice(&qbytes);
+    let (outer, _, inner) = split(shape, axis);
+    let dim = shape[axis];
+    match t.data() {
+        TensorData::I8(v) => {
+            for c in 0..channels {
+                for o in 0..outer {
+                    out.extend(v[(o * dim + c) * inner..(o * dim + c + 1) * inner].iter().map(|x| *x as u8));
+                }
+            }
+        }
+        TensorData::I16(v) => {
+            for c in 0..channels {
+                for o in 0..outer {
+                    for x in &v[(o * dim + c) * inner..(o * dim + c + 1) * inner] {
+                        out.extend_from_slice(&x.to_le_bytes());
+                    }
+                }
+            }
+        }
+        _ => unreachable!("dtype checked above"),
+    }
+    Ok(out)
+}
+
+/// A parsed header and where the payload starts.
+struct Header {
+    elem: DType,
+    shape: Vec<usize>,
+    axis: usize,
+    channels: usize,
+    quant: Option<Quant>,
+    channels_at: usize,
+    payload_at: usize,
+    per_channel: usize,
+}
+
+fn take(b: &[u8], at: usize, n: usize) -> Result<&[u8], WireError> {
+    let end = at.checked_add(n).ok_or(WireError::Truncated { needed: usize::MAX, got: b.len() })?;
+    b.get(at..end).ok_or(WireError::Truncated { needed: end, got: b.len() })
+}
+
+fn u32_at(b: &[u8], at: usize) -> Result<u32, WireError> {
+    let s = take(b, at, 4)?;
+    Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn header(b: &[u8], limits: &Limits) -> Result<Header, WireError> {
+    let fixed = take(b, 0, 12)?;
+    if fixed[..4] != MAGIC {
+        return Err(WireError::BadMagic);
+    }
+    if fixed[4] != VERSION {
+        return Err(WireError::UnsupportedVersion(fixed[4]));
+    }
+    let elem = match fixed[5] {
+        1 => DType::I8,
+        2 => DType::I16,
+        c => return Err(WireError::BadDtype(c)),
+    };
+    let scheme = fixed[6];
+    if scheme > 2 {
+        return Err(WireError::BadScheme(scheme));
+    }
+    let rank = fixed[7];
+    if rank == 0 || rank as usize > MAX_RANK {
+        return Err(WireError::BadRank(rank));
+    }
+    let axis = fixed[8];
+    if axis >= rank {
+        return Err(WireError::BadAxis { axis, rank });
+    }
+    if fixed[9..12] != [0, 0, 0] {
+        return Err(WireError::Reserved);
+    }
+    let mut shape = Vec::with_capacity(rank as usize);
+    for i in 0..rank as usize {
+        shape.push(u32_at(b, 12 + 4 * i)? as usize);
+    }
+    if shape.contains(&0) {
+        return Err(WireError::ZeroDim(shape));
+    }
+    let total = shape
+        .iter()
+        .try_fold(1usize, |a, d| a.checked_mul(*d))
+        .filter(|n| *n <= limits.max_tensor_elements)
+        .ok_or(WireError::TooLarge { shape: shape.clone(), limit: limits.max_tensor_elements })?;
+    let channels_at = 12 + 4 * rank as usize;
+    let channels = u32_at(b, channels_at)? as usize;
+    let axis = axis as usize;
+    if channels == 0 || channels > shape[axis] {
+        return Err(WireError::BadChannels { present: channels, total: shape[axis] });
+    }
+    let mut at = channels_at + 4;
+    let range = elem.int_range().unwrap_or((0, 0));
+    let quant = match scheme {
+        0 => None,
+        1 => {
+            let f = u32_at(b, at)? as i32;
+            at += 4;
+            let q = Quant::pow2(f);
+            q.check(&shape, range).map_err(WireError::BadQuant)?;
+            Some(q)
+        }
+        _ => {
+            let s = f32::from_bits(u32_at(b, at)?);
+            let z = u32_at(b, at + 4)? as i32;
+            at += 8;
+            let q = Quant::affine(s, z);
+            q.check(&shape, range).map_err(WireError::BadQuant)?;
+            Some(q)
+        }
+    };
+    Ok(Header {
+        elem,
+        shape: shape.clone(),
+        axis,
+        channels,
+        quant,
+        channels_at,
+        payload_at: at,
+        per_channel: total / shape[axis],
+    })
+}
+
+/// Decodes a message (see the module docs for what is checked).
+pub fn decode(b: &[u8], limits: &Limits) -> Result<WireTensor, WireError> {
+    let h = header(b, limits)?;
+    let size = h.elem.size_bytes();
+    let payload = h.channels * h.per_channel * size;
+    let body = take(b, h.payload_at, payload)?;
+    let extra = b.len() - h.payload_at - payload;
+    if extra != 0 {
+        return Err(WireError::TrailingBytes(extra));
+    }
+    let (outer, _, inner) = split(&h.shape, h.axis);
+    let k = h.channels;
+    let mut out_shape = h.shape.clone();
+    out_shape[h.axis] = k;
+    // Channel-major payload -> row-major with k channels: element (o, c, i) is at
+    // c * outer * inner + o * inner + i in the payload.
+    let idx = |o: usize, c: usize, i: usize| (c * outer + o) * inner + i;
+    let n = k * h.per_channel;
+    let data = match h.elem {
+        DType::I8 => {
+            let mut v = Vec::with_capacity(n);
+            for o in 0..outer {
+                for c in 0..k {
+                    v.extend((0..inner).map(|i| body[idx(o, c, i)] as i8));
+                }
+            }
+            TensorData::I8(v)
+        }
+        _ => {
+            let mut v = Vec::with_capacity(n);
+            for o in 0..outer {
+                for c in 0..k {
+                    v.extend((0..inner).map(|i| {
+                        let p = 2 * idx(o, c, i);
+                        i16::from_le_bytes([body[p], body[p + 1]])
+                    }));
+                }
+            }
+            TensorData::I16(v)
+        }
+    };
+    let data = Tensor::new(out_shape, data).map_err(|e| WireError::Encode(e.to_string()))?;
+    Ok(WireTensor { shape: h.shape, axis: h.axis, channels: k, quant: h.quant, data })
+}
+
+/// Cuts a valid message to its first `channels` channels (the bytes a sender stops after,
+/// with the header's channel count rewritten). Fails on an invalid message or a channel count
+/// of 0 or above the channels present.
+pub fn truncate_channels(b: &[u8], channels: usize, limits: &Limits) -> Result<Vec<u8>, WireError> {
+    let h = header(b, limits)?;
+    if channels == 0 || channels > h.channels {
+        return Err(WireError::BadChannels { present: channels, total: h.channels });
+    }
+    let end = h.payload_at + channels * h.per_channel * h.elem.size_bytes();
+    let mut out = take(b, 0, end)?.to_vec();
+    out[h.channels_at..h.channels_at + 4].copy_from_slice(&(channels as u32).to_le_bytes());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_prefix() {
+        let t = Tensor::new(vec![2, 3, 2], TensorData::I8((0..12).map(|x| x as i8 - 6).collect())).unwrap();
+        let q = Quant::affine(0.5, -3);
+        let b = encode(&t, Some(&q), 1, 3).unwrap();
+        let d = decode(&b, &Limits::default()).unwrap();
+        assert_eq!(d.data, t);
+        assert_eq!(d.quant, Some(q.clone()));
+        let p = truncate_channels(&b, 1, &Limits::default()).unwrap();
+        let d1 = decode(&p, &Limits::default()).unwrap();
+        assert_eq!(d1.data.shape(), &[2, 1, 2]);
+        assert_eq!(d1.data.data(), &TensorData::I8(vec![-6, -5, 0, 1]));
+        assert_eq!(p.len(), b.len() - 8);
+        let e = decode(&b[..b.len() - 1], &Limits::default()).unwrap_err();
+        assert!(matches!(e, WireError::Truncated { .. }), "{e}");
+    }
+}
