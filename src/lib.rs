@@ -23,9 +23,12 @@ pub mod import;
 pub mod interp;
 pub mod io;
 pub mod ir;
+pub mod models;
 pub mod ops;
 pub mod pass;
+pub mod quant;
 pub mod text;
+pub mod trace;
 pub mod verify;
 
 pub use error::{Error, ParseError, Pos, Result, VerifyError};

@@ -12,7 +12,10 @@ fn imported_models() {
     settings.bind(|| {
         insta::glob!("../testdata/models", "*.onnx", |path| {
             let x = clio::io::read_npy(&path.with_extension("input.npy")).unwrap();
-            let opts = ImportOptions { input_shapes: vec![InputShape { name: None, shape: x.shape().to_vec() }], ..Default::default() };
+            let opts = ImportOptions {
+                input_shapes: vec![InputShape { name: None, shape: x.shape().to_vec() }],
+                ..Default::default()
+            };
             let m = import_path(path, &opts).unwrap();
             insta::assert_snapshot!(print_module(&m, &PrintOptions::default()));
         });

@@ -58,7 +58,11 @@ fn shapes_and_dtypes_agree_with_rules() {
 fn weights_exist_and_match_their_nodes() {
     let mut m = base();
     m.set_weight("w", Weight::new(Tensor::from_f32([2, 2, 3, 3], vec![0.0; 36]).unwrap()));
-    assert!(err(&m).contains("node %@w (weight): type tensor<2x2x1x1xf32> differs from weight @w's tensor<2x2x3x3xf32>"), "{}", err(&m));
+    assert!(
+        err(&m).contains("node %@w (weight): type tensor<2x2x1x1xf32> differs from weight @w's tensor<2x2x3x3xf32>"),
+        "{}",
+        err(&m)
+    );
     let mut m = base();
     m.remove_weight("w");
     assert!(err(&m).contains("reads undeclared weight @w"), "{}", err(&m));
@@ -75,7 +79,11 @@ fn quantization_present_exactly_on_quantized_types() {
     let mut m = base();
     let t = Tensor::new([2], TensorData::I8(vec![1, 2])).unwrap();
     m.set_weight("q", Weight::new(t.clone()));
-    assert!(err(&m).contains("weight @q: tensor<2xi8> is an integer activation type without quantization parameters"), "{}", err(&m));
+    assert!(
+        err(&m).contains("weight @q: tensor<2xi8> is an integer activation type without quantization parameters"),
+        "{}",
+        err(&m)
+    );
     m.set_weight("q", Weight::quantized(t.clone(), Quant { axis: Some(0), ..Quant::affine(0.5, 0) }));
     assert!(err(&m).contains("quantization has 1 entries, expected 2 (one per index of axis 0)"), "{}", err(&m));
     m.set_weight("q", Weight::quantized(t.clone(), Quant::affine(-0.5, 0)));
@@ -97,13 +105,25 @@ fn inputs_outputs_and_transmit() {
     let mut m = base();
     let g = m.graph_mut("main").unwrap();
     let relu = g.find("relu").unwrap();
-    let t = g.add_node("tx", Op::Transmit(clio::ops::Transmit { to: "cloud".into() }), &[Value::of(relu)], vec![TensorType::f32([1, 2, 4, 4])]);
+    let t = g.add_node(
+        "tx",
+        Op::Transmit(clio::ops::Transmit { to: "cloud".into() }),
+        &[Value::of(relu)],
+        vec![TensorType::f32([1, 2, 4, 4])],
+    );
     g.set_outputs(vec![Value::of(t)]);
-    assert!(err(&m).contains("node %tx (transmit): transmits to @cloud, which is not another graph of the module"), "{}", err(&m));
+    assert!(
+        err(&m).contains("node %tx (transmit): transmits to @cloud, which is not another graph of the module"),
+        "{}",
+        err(&m)
+    );
     let mut m = base();
     let g = m.graph_mut("main").unwrap();
     let extra = g.add_node("stray", Op::Input, &[], vec![TensorType::f32([1])]);
     let _ = extra;
     assert!(err(&m).contains("node %stray (input): input node missing from the graph's input list"), "{}", err(&m));
-    assert_eq!(verify_module(&Module::new("empty")).unwrap_err().to_string(), "verifier: module: module @empty has no graph");
+    assert_eq!(
+        verify_module(&Module::new("empty")).unwrap_err().to_string(),
+        "verifier: module: module @empty has no graph"
+    );
 }

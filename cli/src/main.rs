@@ -5,6 +5,7 @@
 
 mod commands;
 mod load;
+mod target_args;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +28,16 @@ enum Command {
     Stats(commands::stats::StatsArgs),
     /// List the registered passes with their options and statistics.
     Passes(commands::passes::PassesArgs),
+    /// Quantize a model (int8, q8, q16) on calibration samples and report per-layer SQNR.
+    Quantize(commands::quantize::QuantizeArgs),
+    /// List the partition points of a model with device / cloud costs.
+    Cuts(commands::cuts::CutsArgs),
+    /// Choose partition points covering a bandwidth band for a deadline.
+    Plan(commands::plan::PlanArgs),
+    /// Replay bandwidth traces: fixed-cut slicing vs adaptive partitioning vs an oracle.
+    Simulate(commands::simulate::SimulateArgs),
+    /// Build MobileNetV2 / ResNet-18 / VGG-16-BN / a deep chain with seeded random weights.
+    BuildModel(commands::build_model::BuildModelArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +47,11 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run::run(a),
         Command::Stats(a) => commands::stats::run(a),
         Command::Passes(a) => commands::passes::run(a),
+        Command::Quantize(a) => commands::quantize::run(a),
+        Command::BuildModel(a) => commands::build_model::run(a),
+        Command::Cuts(a) => commands::cuts::run(a),
+        Command::Plan(a) => commands::plan::run(a),
+        Command::Simulate(a) => commands::simulate::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -44,7 +44,15 @@ fn every_command_has_help() {
         assert!(h.contains("Usage: clio") && h.contains("Options:"), "{cmd}: {h}");
     }
     let h = stdout(&clio(&["opt", "--help"]));
-    for flag in ["--pipeline", "--output", "--print-ir-after-all", "--print-ir-after", "--timing", "--input-shape", "--bisect-limit"] {
+    for flag in [
+        "--pipeline",
+        "--output",
+        "--print-ir-after-all",
+        "--print-ir-after",
+        "--timing",
+        "--input-shape",
+        "--bisect-limit",
+    ] {
         assert!(h.contains(flag), "opt --help lacks {flag}");
     }
     assert!(stdout(&clio(&["passes"])).contains("fuse-bn  -  Fold batch_norm"));
@@ -54,16 +62,35 @@ fn every_command_has_help() {
 fn opt_runs_a_pipeline_and_saves_losslessly() {
     let d = tmp("opt");
     let out = d.join("m.clio");
-    let o = clio(&["opt", "testdata/models/resnet_tiny.onnx", "-p", "fuse-bn,dce", "--timing", "-o", out.to_str().unwrap()]);
+    let o = clio(&[
+        "opt",
+        "testdata/models/resnet_tiny.onnx",
+        "-p",
+        "fuse-bn,dce",
+        "--timing",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("fuse-bn") && stderr(&o).contains("fused-conv=13"), "{}", stderr(&o));
     assert!(out.exists() && d.join("m.safetensors").exists());
     // The saved module runs and gives the model's output (BN folded: tolerance 1e-4 of range).
     let y = d.join("y.npy");
-    let o = clio(&["run", out.to_str().unwrap(), "--input", "testdata/models/resnet_tiny.input.npy", "-o", y.to_str().unwrap()]);
+    let o = clio(&[
+        "run",
+        out.to_str().unwrap(),
+        "--input",
+        "testdata/models/resnet_tiny.input.npy",
+        "-o",
+        y.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let got = clio::io::read_npy(&y).unwrap();
-    let want = clio::io::read_npy(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/models/resnet_tiny.torch_out.npy"))).unwrap();
+    let want = clio::io::read_npy(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/models/resnet_tiny.torch_out.npy"
+    )))
+    .unwrap();
     let (g, w) = (got.as_f32().unwrap(), want.as_f32().unwrap());
     let range = w.iter().cloned().fold(f32::MIN, f32::max) - w.iter().cloned().fold(f32::MAX, f32::min);
     let worst = g.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
@@ -101,7 +128,11 @@ fn bad_input_gives_one_line_and_no_output_file() {
     let out = d.join("never.clio");
     let o_str = out.to_str().unwrap();
     let bad_text = d.join("bad.clio");
-    std::fs::write(&bad_text, "module @m {\n  graph @g(%x: tensor<2xf32>) -> (tensor<2xf32>) {\n    %y = frob(%x) : tensor<2xf32>\n").unwrap();
+    std::fs::write(
+        &bad_text,
+        "module @m {\n  graph @g(%x: tensor<2xf32>) -> (tensor<2xf32>) {\n    %y = frob(%x) : tensor<2xf32>\n",
+    )
+    .unwrap();
     let truncated = d.join("trunc.onnx");
     let full = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/models/vgg_tiny.onnx")).unwrap();
     std::fs::write(&truncated, &full[..full.len() / 3]).unwrap();
@@ -139,7 +170,8 @@ fn symbolic_dims_are_fixed_on_the_command_line() {
     let o = clio(&["stats", "testdata/models/mlp_flatten_view.onnx", "--input-shape", "2x3x32x32", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let reshapes: Vec<&serde_json::Value> = v["layers"].as_array().unwrap().iter().filter(|l| l["op"] == "reshape").collect();
+    let reshapes: Vec<&serde_json::Value> =
+        v["layers"].as_array().unwrap().iter().filter(|l| l["op"] == "reshape").collect();
     assert_eq!(reshapes.len(), 1, "the shape subgraph folds into one reshape");
     assert!(reshapes[0]["output"].as_str().unwrap().starts_with("tensor<2x"));
 }

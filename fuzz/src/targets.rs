@@ -5,8 +5,12 @@
 //!
 //! Each body must never panic: any failure is an `Err` and is ignored.
 
+/// A fuzz target body: takes the raw input, must never panic.
+pub type Target = fn(&[u8]);
+
 /// Every target, by directory name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[("parse_text", parse_text), ("pipeline", pipeline), ("import_onnx", import_onnx)];
+pub const TARGETS: &[(&str, Target)] =
+    &[("parse_text", parse_text), ("pipeline", pipeline), ("import_onnx", import_onnx)];
 
 /// IR text: parse, and if it parses, verify and check that printing round-trips.
 pub fn parse_text(data: &[u8]) {
@@ -16,7 +20,11 @@ pub fn parse_text(data: &[u8]) {
     let _ = clio::verify::verify_module(&m);
     let printed = clio::text::print_module(&m, &clio::text::PrintOptions::inline());
     let again = clio::text::parse_module(&printed, &Default::default()).expect("printed IR must parse");
-    assert_eq!(clio::text::print_module(&again, &clio::text::PrintOptions::inline()), printed, "print is not a fixed point");
+    assert_eq!(
+        clio::text::print_module(&again, &clio::text::PrintOptions::inline()),
+        printed,
+        "print is not a fixed point"
+    );
 }
 
 /// Pipeline strings: parse; if they parse, printing round-trips.
@@ -29,9 +37,7 @@ pub fn pipeline(data: &[u8]) {
 
 /// ONNX bytes: import must return a module or an error, never panic or allocate unboundedly.
 pub fn import_onnx(data: &[u8]) {
-    let opts = clio::import::ImportOptions {
-        limits: clio::Limits { max_tensor_elements: 1 << 22 },
-        ..Default::default()
-    };
+    let opts =
+        clio::import::ImportOptions { limits: clio::Limits { max_tensor_elements: 1 << 22 }, ..Default::default() };
     let _ = clio::import::import_onnx_bytes(data, "fuzz", None, &opts);
 }

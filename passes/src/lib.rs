@@ -12,7 +12,10 @@ pub mod fold_constants;
 pub mod fuse_bn;
 pub mod partition;
 pub mod plan;
+pub mod prune;
+pub mod quantize;
 pub mod skip_to_conv;
+pub mod sparsify;
 
 /// Adds every standard pass to `reg`.
 pub fn register_all(reg: &mut PassRegistry) {
@@ -20,9 +23,12 @@ pub fn register_all(reg: &mut PassRegistry) {
     dce::register(reg);
     fold_constants::register(reg);
     fuse_bn::register(reg);
+    prune::register(reg);
     partition::register(reg);
     plan::register(reg);
+    quantize::register(reg);
     skip_to_conv::register(reg);
+    sparsify::register(reg);
 }
 
 /// A registry with every standard pass.

@@ -24,7 +24,10 @@ pub fn test_models() -> Vec<(String, Module, Tensor)> {
         files.sort();
         for p in files {
             let x = clio::io::read_npy(&p.with_extension("input.npy")).unwrap();
-            let opts = ImportOptions { input_shapes: vec![InputShape { name: None, shape: x.shape().to_vec() }], ..Default::default() };
+            let opts = ImportOptions {
+                input_shapes: vec![InputShape { name: None, shape: x.shape().to_vec() }],
+                ..Default::default()
+            };
             let m = import_path(&p, &opts).unwrap();
             out.push((p.file_stem().unwrap().to_string_lossy().into_owned(), m, x));
         }

@@ -17,7 +17,11 @@ fn fuse_bn_preserves_outputs_within_1e_5() {
         let mut fused = m.clone();
         let report = run_pipeline(&mut fused, "fuse-bn");
         let s = &report.passes[0].stats;
-        let handled = s["fused-conv"] + s["fused-gemm"] + s["to-scale-shift"] + s["left-shared-producer"] + s["left-not-foldable"];
+        let handled = s["fused-conv"]
+            + s["fused-gemm"]
+            + s["to-scale-shift"]
+            + s["left-shared-producer"]
+            + s["left-not-foldable"];
         assert_eq!(handled as usize, bns, "{name}: every batch norm is accounted for");
         assert_eq!(count(&fused, "batch_norm") as i64, s["left-shared-producer"] + s["left-not-foldable"], "{name}");
         let after = run(&fused, &x);
@@ -84,7 +88,13 @@ fn skip_to_conv_after_and_limit_pick_one_block() {
     let mut one = m.clone();
     let report = run_pipeline(&mut one, &format!("skip-to-conv{{after=\"{cut}\",limit=1}}"));
     assert_eq!(report.passes[0].stats["rewritten"], 1);
-    let skips: Vec<String> = one.main_graph().unwrap().node_ids().map(|n| one.main_graph().unwrap().node(n).name().to_string()).filter(|n| n.ends_with(".skip")).collect();
+    let skips: Vec<String> = one
+        .main_graph()
+        .unwrap()
+        .node_ids()
+        .map(|n| one.main_graph().unwrap().node(n).name().to_string())
+        .filter(|n| n.ends_with(".skip"))
+        .collect();
     assert_eq!(skips, vec![format!("{}.skip", g.node(adds[1]).name())]);
     assert!(rel_diff(&run(&one, &x), &run(&m, &x)) <= 1e-6);
 }

@@ -41,13 +41,23 @@ fn random_net(seed: u64) -> (Module, Tensor) {
                 let groups = if r.chance(0.3) { ch } else { 1 };
                 let cout = if groups > 1 { ch } else { r.range(1, 6) };
                 let k = *r.pick(&[1usize, 3]);
-                let w = b.weight(&format!("c{i}.w"), Tensor::from_f32([cout, ch / groups, k, k], weights(&mut r, cout * ch / groups * k * k, 0.7)).unwrap());
+                let w = b.weight(
+                    &format!("c{i}.w"),
+                    Tensor::from_f32([cout, ch / groups, k, k], weights(&mut r, cout * ch / groups * k * k, 0.7))
+                        .unwrap(),
+                );
                 let mut ops = vec![v, w];
                 if r.chance(0.5) {
-                    ops.push(b.weight(&format!("c{i}.b"), Tensor::from_f32([cout], weights(&mut r, cout, 0.5)).unwrap()));
+                    ops.push(
+                        b.weight(&format!("c{i}.b"), Tensor::from_f32([cout], weights(&mut r, cout, 0.5)).unwrap()),
+                    );
                 }
                 let p = k / 2;
-                (b.op(&format!("c{i}"), Op::Conv2d(Conv2d { pads: [p; 4], groups, ..Default::default() }), &ops).unwrap(), cout)
+                (
+                    b.op(&format!("c{i}"), Op::Conv2d(Conv2d { pads: [p; 4], groups, ..Default::default() }), &ops)
+                        .unwrap(),
+                    cout,
+                )
             }
             2 => {
                 let g = b.weight(&format!("bn{i}.g"), Tensor::from_f32([ch], weights(&mut r, ch, 1.0)).unwrap());

@@ -7,8 +7,8 @@ mod liveness;
 mod shapes;
 mod stats;
 
-pub use cuts::{cut_points, find_cut, CutError, CutPoint, Granularity};
 pub use cost::{graph_cost, graph_cost_sharing, node_cost, GraphCost, NodeCost};
+pub use cuts::{cut_points, find_cut, CutError, CutPoint, Granularity};
 pub use liveness::{liveness, Interval, Liveness};
 pub use shapes::refresh_types;
 pub use stats::{layer_table, LayerRow, ModelStats};

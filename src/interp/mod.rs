@@ -30,6 +30,7 @@
 
 mod exec;
 pub mod float;
+pub mod int;
 pub(crate) mod shared;
 
 #[cfg(test)]
@@ -37,6 +38,7 @@ mod tests;
 
 pub use exec::{check_operands, execute};
 pub use float::FloatEvaluator;
+pub use int::IntEvaluator;
 
 use crate::ir::{AttrMap, Graph, Module, NodeId, Tensor};
 use crate::Limits;
@@ -204,6 +206,12 @@ impl<'m, E: OpEvaluator> Interpreter<'m, E> {
     pub fn run_observed(&self, inputs: &[Tensor], observer: &mut NodeObserver<'_>) -> Result<Vec<Tensor>, InterpError> {
         exec::execute_plan(self.module, self.graph, &self.plan, inputs, &self.evaluator, &self.limits, Some(observer))
     }
+}
+
+/// Runs graph `graph` of a quantized `module` with the bit-exact integer evaluator
+/// ([`IntEvaluator`]) and default limits.
+pub fn run_int(module: &Module, graph: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
+    Interpreter::with_evaluator(module, graph, IntEvaluator::new())?.run(inputs)
 }
 
 /// Runs graph `graph` of `module` with float semantics and default limits.

@@ -1,6 +1,11 @@
 //! One module per subcommand.
 
+pub mod build_model;
+pub mod cuts;
 pub mod opt;
 pub mod passes;
+pub mod plan;
+pub mod quantize;
 pub mod run;
+pub mod simulate;
 pub mod stats;

@@ -20,6 +20,8 @@
 //! ```
 
 mod cover;
+pub mod simulate;
+pub mod svg;
 
 pub use cover::{exhaustive_min_cover, greedy_cover, Cover};
 

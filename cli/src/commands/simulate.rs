@@ -1,0 +1,135 @@
+//! `clio simulate`: replay a bandwidth trace against a partition plan and accuracy profiles,
+//! comparing fixed-cut slicing, adaptive partitioning and an oracle.
+
+use crate::target_args::TargetArgs;
+use clap::Args;
+use clio::trace::BandwidthTrace;
+use clio::Error;
+use clio_passes::plan::simulate::{accuracy_curves, simulate, AccuracyProfile, SimSettings};
+use clio_passes::plan::{svg, Plan};
+use std::path::PathBuf;
+
+/// Arguments of `clio simulate`.
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// The plan (JSON) written by `clio plan -o`.
+    #[arg(long)]
+    pub plan: PathBuf,
+    /// Accuracy per <cut, channels> (JSON `{"entries": [...]}` or CSV `cut,channels,accuracy`).
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Bandwidth trace(s): `time_s throughput_Mbit_per_s` per line (repeatable).
+    #[arg(long, required = true)]
+    pub trace: Vec<PathBuf>,
+    /// Multiply trace bandwidths by this (e.g. 0.125 to map 3G traces into the BLE band).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Seconds between frames.
+    #[arg(long, default_value_t = 1.0)]
+    pub period_s: f64,
+    /// The device's bandwidth estimate: mean of the last N seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub window_s: f64,
+    /// Partition-switch cost in milliseconds (about 20 ms on GAP8).
+    #[arg(long, default_value_t = 20.0)]
+    pub switch_ms: f64,
+    /// Cut of the fixed-cut baseline (default: the best fixed cut in hindsight).
+    #[arg(long)]
+    pub fixed_cut: Option<usize>,
+    /// Write accuracy-vs-bandwidth curves and per-trace timelines (SVG) into this directory.
+    #[arg(long)]
+    pub svg_dir: Option<PathBuf>,
+    /// Machine-readable results.
+    #[arg(long)]
+    pub json: bool,
+    /// The link the plan was made for (for delivered bytes).
+    #[arg(long, default_value = "ble")]
+    pub link: String,
+}
+
+/// Runs `clio simulate`.
+pub fn run(a: SimulateArgs) -> Result<(), Error> {
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).map_err(|e| Error::from(clio::error::IoError::new(p, "cannot read", e)))
+    };
+    let plan: Plan = serde_json::from_str(&read(&a.plan)?)
+        .map_err(|e| Error::Format(format!("{}: not a plan: {e}", a.plan.display())))?;
+    let profile =
+        AccuracyProfile::parse(&read(&a.profile)?, &a.profile.display().to_string()).map_err(Error::Format)?;
+    let link = TargetArgs { target: "gap8".into(), cloud: "cloud-gpu".into(), link: a.link.clone() }.load()?.link;
+    let settings =
+        SimSettings { period_s: a.period_s, window_s: a.window_s, switch_s: a.switch_ms / 1e3, fixed_cut: a.fixed_cut };
+    let mut all = vec![];
+    if let Some(dir) = &a.svg_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::from(clio::error::IoError::new(dir, "cannot create", e)))?;
+        let curves = accuracy_curves(&plan, &profile, link.as_ref(), 120);
+        let title = format!(
+            "{}: accuracy vs bandwidth per cut ({} ms, {})",
+            plan.module,
+            plan.settings.latency_s * 1e3,
+            plan.link
+        );
+        clio::io::write_atomic(
+            &dir.join("accuracy_vs_bandwidth.svg"),
+            svg::accuracy_vs_bandwidth(&title, &curves).as_bytes(),
+        )?;
+    }
+    for path in &a.trace {
+        let trace = BandwidthTrace::load(path, a.scale)?;
+        let results = simulate(&plan, &profile, &trace, link.as_ref(), &settings).map_err(Error::Format)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Some(dir) = &a.svg_dir {
+            let title = format!("{name} (x{}): bandwidth and per-frame accuracy", a.scale);
+            clio::io::write_atomic(
+                &dir.join(format!("{name}.svg")),
+                svg::trace_timeline(&title, &trace, &results).as_bytes(),
+            )?;
+        }
+        all.push((name, results));
+    }
+    let cuts_used = |r: &clio_passes::plan::simulate::StrategyResult| {
+        let mut c: Vec<usize> = r.frames.iter().map(|f| f.cut).collect();
+        c.sort();
+        c.dedup();
+        c
+    };
+    if a.json {
+        let v: Vec<serde_json::Value> = all
+            .iter()
+            .map(|(n, r)| {
+                let rows: Vec<serde_json::Value> = r
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "strategy": s.strategy, "mean_accuracy": s.mean_accuracy, "deadline_misses": s.deadline_misses,
+                            "switches": s.switches, "frames": s.frames.len(), "cuts_used": cuts_used(s)
+                        })
+                    })
+                    .collect();
+                serde_json::json!({ "trace": n, "results": rows })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| Error::Format(e.to_string()))?);
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<9} {:>9} {:>8} {:>9} {:>7}  cuts used",
+        "trace", "strategy", "accuracy", "misses", "switches", "frames"
+    );
+    for (name, results) in &all {
+        for r in results {
+            let cuts = cuts_used(r);
+            println!(
+                "{:<20} {:<9} {:>9.4} {:>8} {:>9} {:>7}  {:?}",
+                name,
+                r.strategy,
+                r.mean_accuracy,
+                r.deadline_misses,
+                r.switches,
+                r.frames.len(),
+                cuts
+            );
+        }
+    }
+    Ok(())
+}
