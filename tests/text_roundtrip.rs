@@ -192,6 +192,9 @@ fn random_module(seed: u64) -> Module {
     if r.chance(0.5) {
         m.attrs.insert("source".into(), Attr::Str("x.onnx".into()));
         m.attrs.insert("opset".into(), Attr::Int(13));
+        // Keys the parser cannot read bare (dotted, dashed) are printed quoted.
+        m.attrs.insert("clio.plan".into(), Attr::Str("{\"chosen\": [1]}".into()));
+        m.attrs.insert("max-iters".into(), Attr::Int(2));
     }
     for gi in 0..r.range(1, 2) {
         let g = random_graph(&mut m, &mut r, if gi == 0 { "main" } else { "cloud" });

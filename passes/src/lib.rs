@@ -15,6 +15,7 @@ pub mod plan;
 pub mod prune;
 pub mod quantize;
 pub mod skip_to_conv;
+pub mod slice;
 pub mod sparsify;
 
 /// Adds every standard pass to `reg`.
@@ -28,6 +29,7 @@ pub fn register_all(reg: &mut PassRegistry) {
     plan::register(reg);
     quantize::register(reg);
     skip_to_conv::register(reg);
+    slice::register(reg);
     sparsify::register(reg);
 }
 

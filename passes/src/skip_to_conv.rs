@@ -135,6 +135,33 @@ pub fn classify_residual(g: &Graph, add: NodeId) -> Option<Residual> {
     None
 }
 
+/// Replaces the identity operand `slot` of the residual `add` in graph `graph` by a 1x1
+/// `conv2d` initialised to the identity (`<add>.skip`, weight `@<add>.skip.w`); returns the MACs
+/// and parameters it adds.
+pub fn rewrite_identity_skip(m: &mut Module, graph: &str, add: NodeId, slot: usize) -> Result<(u64, u64), String> {
+    let g = m.graph(graph).ok_or_else(|| format!("no graph @{graph}"))?;
+    let x = g.operand(add, slot).ok_or_else(|| format!("%{} has no operand {slot}", g.node(add).name()))?;
+    let ty: TensorType = g.value_type(x).cloned().ok_or("missing type")?;
+    if ty.rank() != 4 {
+        return Err(format!("skip of %{} is not a 4-D activation", g.node(add).name()));
+    }
+    let c = ty.shape[1];
+    let mut eye = vec![0.0f32; c * c];
+    for i in 0..c {
+        eye[i * c + i] = 1.0;
+    }
+    let add_name = g.node(add).name().to_string();
+    let w = Tensor::from_f32([c, c, 1, 1], eye).map_err(|e| e.to_string())?;
+    let wname = m.add_weight(&format!("{add_name}.skip.w"), Weight::new(w));
+    let wty = m.weight(&wname).map(|w| w.ty()).ok_or("weight vanished")?;
+    let g = m.graph_mut(graph).ok_or("graph vanished")?;
+    let wv = g.weight_value(&wname, wty);
+    let conv = g.add_node(&format!("{add_name}.skip"), Op::Conv2d(Conv2d::default()), &[x, wv], vec![ty.clone()]);
+    g.set_operand(add, slot, Value::of(conv));
+    let spatial: usize = ty.shape.iter().product::<usize>() / c;
+    Ok(((spatial * c * c) as u64, (c * c) as u64))
+}
+
 impl Pass for SkipToConv {
     fn info(&self) -> &'static PassInfo {
         &INFO
@@ -185,30 +212,11 @@ impl Pass for SkipToConv {
                 if position.get(&x.node).copied().unwrap_or(0) < start {
                     continue;
                 }
-                let ty: TensorType =
-                    g.value_type(x).cloned().ok_or_else(|| PassError::failed("skip-to-conv", "missing type"))?;
-                let c = ty.shape[1];
-                let mut eye = vec![0.0f32; c * c];
-                for i in 0..c {
-                    eye[i * c + i] = 1.0;
-                }
-                let add_name = g.node(add).name().to_string();
-                let w = Tensor::from_f32([c, c, 1, 1], eye)
-                    .map_err(|e| PassError::failed("skip-to-conv", e.to_string()))?;
-                let wname = m.add_weight(&format!("{add_name}.skip.w"), Weight::new(w));
-                let wty = m
-                    .weight(&wname)
-                    .map(|w| w.ty())
-                    .ok_or_else(|| PassError::failed("skip-to-conv", "weight vanished"))?;
-                let g = m.graph_mut(&graph).ok_or_else(|| PassError::failed("skip-to-conv", "graph vanished"))?;
-                let wv = g.weight_value(&wname, wty);
-                let conv =
-                    g.add_node(&format!("{add_name}.skip"), Op::Conv2d(Conv2d::default()), &[x, wv], vec![ty.clone()]);
-                g.set_operand(add, slot, Value::of(conv));
-                let spatial: usize = ty.shape.iter().product::<usize>() / c;
+                let (macs, params) =
+                    rewrite_identity_skip(m, &graph, add, slot).map_err(|e| PassError::failed("skip-to-conv", e))?;
                 cx.stat("rewritten", 1);
-                cx.stat("macs-added", (spatial * c * c) as i64);
-                cx.stat("params-added", (c * c) as i64);
+                cx.stat("macs-added", macs as i64);
+                cx.stat("params-added", params as i64);
                 budget -= 1;
             }
         }

@@ -110,6 +110,13 @@ fn print_attr(f: &mut impl Write, a: &Attr) -> fmt::Result {
     }
 }
 
+/// Attribute keys the parser reads unquoted: `[A-Za-z_][A-Za-z0-9_]*`; others (e.g.
+/// `clio.plan`) are printed as string literals.
+fn is_bare_attr_key(k: &str) -> bool {
+    k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn print_attrs(f: &mut impl Write, attrs: &[(String, Attr)]) -> fmt::Result {
     if attrs.is_empty() {
         return Ok(());
@@ -119,7 +126,7 @@ fn print_attrs(f: &mut impl Write, attrs: &[(String, Attr)]) -> fmt::Result {
         if i > 0 {
             f.write_str(", ")?;
         }
-        if is_bare_name(k) {
+        if is_bare_attr_key(k) {
             write!(f, "{k} = ")?;
         } else {
             write!(f, "{} = ", quoted(k))?;

@@ -42,6 +42,17 @@ pub struct OptArgs {
     /// Print weights inline as dense<[...]> instead of digests when printing to stdout.
     #[arg(long)]
     pub inline_weights: bool,
+    /// Compilation target for passes that use cost models (`plan-partitions`, `slice`): a
+    /// built-in device (gap8, stm32f7) or a .json description. Without it such passes refuse
+    /// (or, like `slice{radio-ms=...}`, take explicit values).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// With --target: the cloud executor (cloud-gpu, cloud-cpu or a .json description).
+    #[arg(long, default_value = "cloud-gpu", requires = "target")]
+    pub cloud: String,
+    /// With --target: the link (ble, wifi or a .json description).
+    #[arg(long, default_value = "ble", requires = "target")]
+    pub link: String,
     #[command(flatten)]
     pub input_args: InputArgs,
 }
@@ -57,6 +68,10 @@ pub fn run(a: OptArgs) -> Result<(), Error> {
     pm.config.print_ir_before = a.print_ir_before.iter().cloned().collect();
     pm.config.disabled = a.disable_pass.iter().cloned().collect();
     pm.config.bisect_limit = a.bisect_limit;
+    if let Some(target) = &a.target {
+        let t = crate::target_args::TargetArgs { target: target.clone(), cloud: a.cloud.clone(), link: a.link.clone() };
+        pm.config.target = Some(t.load()?);
+    }
     for name in a.print_ir_after.iter().chain(&a.print_ir_before).chain(&a.disable_pass) {
         if reg.info(name).is_none() {
             return Err(Error::Format(format!("unknown pass `{name}` (see `clio passes`)")));

@@ -59,9 +59,19 @@ pub fn run(a: SimulateArgs) -> Result<(), Error> {
     let link = TargetArgs { target: "gap8".into(), cloud: "cloud-gpu".into(), link: a.link.clone() }.load()?.link;
     let settings =
         SimSettings { period_s: a.period_s, window_s: a.window_s, switch_s: a.switch_ms / 1e3, fixed_cut: a.fixed_cut };
+    // Every trace is read and replayed before anything is written: a bad trace leaves no output.
     let mut all = vec![];
+    let mut traces = vec![];
+    for path in &a.trace {
+        let trace = BandwidthTrace::load(path, a.scale)?;
+        let results = simulate(&plan, &profile, &trace, link.as_ref(), &settings).map_err(Error::Format)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        traces.push(trace);
+        all.push((name, results));
+    }
     if let Some(dir) = &a.svg_dir {
-        std::fs::create_dir_all(dir).map_err(|e| Error::from(clio::error::IoError::new(dir, "cannot create", e)))?;
+        // The SVG directory appears complete or not at all.
+        let out = clio::io::AtomicDir::new(dir)?;
         let curves = accuracy_curves(&plan, &profile, link.as_ref(), 120);
         let title = format!(
             "{}: accuracy vs bandwidth per cut ({} ms, {})",
@@ -69,23 +79,16 @@ pub fn run(a: SimulateArgs) -> Result<(), Error> {
             plan.settings.latency_s * 1e3,
             plan.link
         );
-        clio::io::write_atomic(
-            &dir.join("accuracy_vs_bandwidth.svg"),
-            svg::accuracy_vs_bandwidth(&title, &curves).as_bytes(),
-        )?;
-    }
-    for path in &a.trace {
-        let trace = BandwidthTrace::load(path, a.scale)?;
-        let results = simulate(&plan, &profile, &trace, link.as_ref(), &settings).map_err(Error::Format)?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if let Some(dir) = &a.svg_dir {
+        let write = |name: &str, text: String| {
+            std::fs::write(out.path().join(name), text)
+                .map_err(|e| Error::from(clio::error::IoError::new(out.path().join(name), "cannot write", e)))
+        };
+        write("accuracy_vs_bandwidth.svg", svg::accuracy_vs_bandwidth(&title, &curves))?;
+        for ((name, results), trace) in all.iter().zip(&traces) {
             let title = format!("{name} (x{}): bandwidth and per-frame accuracy", a.scale);
-            clio::io::write_atomic(
-                &dir.join(format!("{name}.svg")),
-                svg::trace_timeline(&title, &trace, &results).as_bytes(),
-            )?;
+            write(&format!("{name}.svg"), svg::trace_timeline(&title, trace, results))?;
         }
-        all.push((name, results));
+        out.commit()?;
     }
     let cuts_used = |r: &clio_passes::plan::simulate::StrategyResult| {
         let mut c: Vec<usize> = r.frames.iter().map(|f| f.cut).collect();
