@@ -69,6 +69,14 @@ pub enum Error {
     /// The IR is malformed.
     #[error(transparent)]
     Verify(Box<VerifyError>),
+    /// A module loaded from a file is malformed (the verifier's finding, with the file).
+    #[error("{}: {error}", file.display())]
+    VerifyFile {
+        /// The file the module came from.
+        file: PathBuf,
+        /// What the verifier found.
+        error: Box<VerifyError>,
+    },
     /// A file could not be read or written.
     #[error(transparent)]
     Io(Box<IoError>),

@@ -31,6 +31,15 @@ pub fn verify_module(m: &Module) -> Result<(), VerifyError> {
             node: None,
             message: format!("weight @{name}: {e}"),
         })?;
+        if let Some(data) = w.data().as_f32() {
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(VerifyError {
+                    graph: String::new(),
+                    node: None,
+                    message: format!("weight @{name}: element {i} is {} (weights must be finite)", data[i]),
+                });
+            }
+        }
     }
     for g in m.graphs() {
         verify_graph(m, g)?;
@@ -38,8 +47,12 @@ pub fn verify_module(m: &Module) -> Result<(), VerifyError> {
     Ok(())
 }
 
-/// Checks that a type's quantization is consistent with its element type and shape.
+/// Checks that a type has no zero dimension and that its quantization is consistent with its
+/// element type and shape.
 pub fn check_type(t: &TensorType) -> Result<(), String> {
+    if let Some(axis) = t.shape.iter().position(|d| *d == 0) {
+        return Err(format!("{}: dimension {axis} is 0 (empty tensors are not supported)", type_string(t)));
+    }
     match (t.dtype, &t.quant) {
         (DType::F32, Some(_)) => Err(format!("{} is f32 but carries quantization parameters", type_string(t))),
         (DType::I8 | DType::I16, None) => {

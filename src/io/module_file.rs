@@ -57,7 +57,7 @@ pub fn load_module(path: &Path, opts: &LoadOptions) -> Result<Module, Error> {
     };
     let m = parse_module(&text, &popts)?;
     if !opts.skip_verify {
-        verify_module(&m)?;
+        verify_module(&m).map_err(|e| Error::VerifyFile { file: path.to_path_buf(), error: Box::new(e) })?;
     }
     Ok(m)
 }

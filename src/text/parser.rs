@@ -224,7 +224,15 @@ impl<'a> Parser<'a, '_> {
                     .map_err(|_| self.c.error_at(pos, format!("expected a dimension, found `{d}` in `{spec}`")))?,
             );
         }
+        if let Some(axis) = shape.iter().position(|d| *d == 0) {
+            return Err(self
+                .c
+                .error_at(pos, format!("dimension {axis} of `{spec}` is 0: empty tensors are not supported")));
+        }
         let mut ty = TensorType::new(shape, dtype);
+        // Every declared type is bounded, not only weights: a later pass or the interpreter
+        // would allocate it.
+        self.check_size(&ty, pos)?;
         if self.c.eat(',') {
             ty.quant = Some(self.quant()?);
         }

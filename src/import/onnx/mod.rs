@@ -477,6 +477,9 @@ impl<'a> Importer<'a> {
         };
         let Konst { shape, data } = konst;
         let KData::F32(v) = data else { return Err(malformed("constant changed type")) };
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(malformed(format!("tensor `{name}`: element {i} is {} (weights must be finite)", v[i])));
+        }
         let tensor = Tensor::from_f32(shape, v).map_err(|e| malformed(format!("constant `{name}`: {e}")))?;
         Ok(self.add_weight(name, tensor, Some(name)))
     }

@@ -1,12 +1,12 @@
 //! Replays every fuzz corpus and artifact file through the fuzz targets' own code on stable
 //! Rust, so past findings stay fixed (see fuzz/src/targets.rs).
 
-#[path = "../fuzz/src/targets.rs"]
+#[path = "../../fuzz/src/targets.rs"]
 mod targets;
 
 #[test]
 fn replay_corpus_and_artifacts() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut replayed = 0;
     for (name, run) in targets::TARGETS {
         for dir in ["corpus", "artifacts"] {
