@@ -16,6 +16,11 @@
 //!
 //! See `docs/design.md` in the repository for the design and a worked IR example.
 
+// No unwrap/expect in library code: user input must end in a typed error, never a panic
+// (tests may; see clippy.toml). Invariants the code itself guarantees use `unreachable!`-free
+// fallbacks or a documented `#[allow]` at the site.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod analysis;
 pub mod cost;
 pub mod error;

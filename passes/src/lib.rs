@@ -4,6 +4,11 @@
 //! declaring its options and statistics next to its code. [`registry`] returns a
 //! [`PassRegistry`] holding every standard pass; embedders add their own to it.
 
+// No unwrap/expect in library code: user input must end in a typed error, never a panic
+// (tests may; see clippy.toml). Invariants the code itself guarantees use `unreachable!`-free
+// fallbacks or a documented `#[allow]` at the site.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use clio::pass::PassRegistry;
 
 pub mod canonicalize;

@@ -44,6 +44,9 @@ impl WeightRng {
     pub fn tensor(&mut self, shape: &[usize], lo: f32, hi: f32) -> Tensor {
         let n: usize = shape.iter().product();
         let data: Vec<f32> = (0..n).map(|_| self.uniform(lo, hi)).collect();
+        // The data has exactly `product(shape)` elements by construction; the model builders
+        // bound every shape (MAX_MODEL_ELEMENTS) before calling this.
+        #[allow(clippy::expect_used)]
         Tensor::from_f32(shape.to_vec(), data).expect("element count matches the shape")
     }
 }

@@ -187,7 +187,7 @@ impl RuleSet {
 
     /// The egg rewrites.
     pub(crate) fn rewrites(&self) -> Vec<Rewrite<ENode, ClioAnalysis>> {
-        let root: Var = ROOT_VAR.parse().expect("valid variable");
+        let root: Var = root_var();
         self.rules
             .iter()
             .map(|r| {
@@ -201,6 +201,13 @@ impl RuleSet {
 
 /// The variable conditions use for the matched class (`root` in rule files).
 pub(crate) const ROOT_VAR: &str = "?root";
+
+/// [`ROOT_VAR`] as an egg variable.
+fn root_var() -> Var {
+    // A constant `?name`, which egg always parses.
+    #[allow(clippy::expect_used)]
+    ROOT_VAR.parse().expect("valid variable")
+}
 
 /// The applier of every rule: conditions first, then the right-hand side is evaluated without
 /// touching the e-graph; only if its type equals the matched class's type is it added and
@@ -421,7 +428,7 @@ fn parse_rule(chunk: &Chunk, file: &str) -> Result<Rule, RuleError> {
     // Variables: the right-hand side and the conditions may only use what the left-hand side
     // binds (plus `root` in conditions).
     let bound: HashSet<Var> = vars_of(&lhs);
-    let root: Var = ROOT_VAR.parse().expect("valid variable");
+    let root: Var = root_var();
     for (what, ast, sx) in std::iter::once(("right-hand side", &rhs, &items[2]))
         .chain(cond_asts.iter().zip(conds).map(|(a, sx)| ("condition", a, sx)))
     {
@@ -521,7 +528,7 @@ fn build(sx: &Sx, side: Side, expect: Expect, ast: &mut PatternAst<ENode>) -> Re
                 if side != Side::Cond {
                     return Err((line, "`root` (the matched class) may only appear in conditions".into()));
                 }
-                return Ok(ast.add(ENodeOrVar::Var(ROOT_VAR.parse().expect("valid variable"))));
+                return Ok(ast.add(ENodeOrVar::Var(root_var())));
             }
             if a.starts_with('?') {
                 let v: Var = a.parse().map_err(|e| (line, format!("bad variable `{a}`: {e:?}")))?;
