@@ -8,7 +8,8 @@
 //!   (inclusive), and `transmit(%cut) {to = "cloud"}` as its only output;
 //! * `@cloud` (option `cloud`): one input carrying the cut tensor (same type, so a quantized cut
 //!   tensor arrives quantized and the cloud dequantizes exactly the values the device sent),
-//!   every remaining node, and the original outputs.
+//!   every remaining node that reaches an output (dead code is dropped), and the original
+//!   outputs.
 //!
 //! Running `@device` then feeding its output to `@cloud` computes exactly the original graph.
 //! Preconditions: the module has the graph; the cut exists. Not idempotent by nature (a second
@@ -140,7 +141,15 @@ pub fn split(
         vec![cut_ty.clone()],
     );
     device.set_outputs(vec![Value::of(tx)]);
-    // Cloud: the cut tensor as input, then every other node (weights read where needed).
+    // Cloud: the cut tensor as input, then every other live node (weights read where needed).
+    // Dead nodes (reaching no output) are dropped: they would read values left on the device.
+    let mut live: HashSet<NodeId> = HashSet::new();
+    let mut stack: Vec<NodeId> = g.outputs().iter().map(|v| v.node).collect();
+    while let Some(x) = stack.pop() {
+        if live.insert(x) {
+            stack.extend(g.producers(x));
+        }
+    }
     let mut cloud = Graph::new(cloud_name);
     let mut cmap = HashMap::new();
     let cin = cloud.add_input(g.node(cut).name(), cut_ty);
@@ -148,9 +157,11 @@ pub fn split(
     let cloud_nodes: Vec<NodeId> = order
         .iter()
         .copied()
+        .filter(|n| live.contains(n))
         .filter(|n| {
             !upstream.contains(n)
-                || (matches!(g.node(*n).op, Op::Weight { .. }) && g.users(*n).iter().any(|u| !upstream.contains(u)))
+                || (matches!(g.node(*n).op, Op::Weight { .. })
+                    && g.users(*n).iter().any(|u| !upstream.contains(u) && live.contains(u)))
         })
         .collect();
     for n in &cloud_nodes {

@@ -105,3 +105,28 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 150, failure_persistence: None, ..ProptestConfig::default() })]
+    /// Every listed cut point (block and layer granularity) of a random graph partitions into a
+    /// device and a cloud graph that verify and whose composition equals the original exactly.
+    #[test]
+    fn every_cut_of_random_graphs_composes(seed in any::<u64>()) {
+        let (m, x) = random_net(seed);
+        let want = clio::interp::run(&m, "main", std::slice::from_ref(&x)).unwrap();
+        for granularity in ["block", "layer"] {
+            let cuts = clio::analysis::cut_points(&m, "main", clio::analysis::Granularity::parse(granularity).unwrap()).unwrap();
+            prop_assert!(!cuts.is_empty());
+            for c in &cuts {
+                let mut p = m.clone();
+                let pipeline = format!("partition{{cut={},granularity={granularity}}}", c.k);
+                let mut pm = PassManager::from_pipeline(&clio_passes::registry(), &pipeline).unwrap();
+                pm.run(&mut p).map_err(|e| TestCaseError::fail(format!("seed {seed}: {pipeline}: {e}")))?;
+                clio::verify::verify_module(&p).unwrap();
+                let sent = clio::interp::run(&p, "device", std::slice::from_ref(&x)).unwrap();
+                let got = clio::interp::run(&p, "cloud", &sent).unwrap();
+                prop_assert_eq!(got[0].as_f32().unwrap(), want[0].as_f32().unwrap(), "seed {}: cut {}", seed, c.k);
+            }
+        }
+    }
+}
