@@ -38,6 +38,9 @@ enum Command {
     Simulate(commands::simulate::SimulateArgs),
     /// Build MobileNetV2 / ResNet-18 / VGG-16-BN / a deep chain with seeded random weights.
     BuildModel(commands::build_model::BuildModelArgs),
+    /// Compile a model for a device: quantize, partition, lower the device part to C (STM32F7,
+    /// CMSIS-NN), save the cloud part and a manifest.
+    Compile(commands::compile::CompileArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Passes(a) => commands::passes::run(a),
         Command::Quantize(a) => commands::quantize::run(a),
         Command::BuildModel(a) => commands::build_model::run(a),
+        Command::Compile(a) => commands::compile::run(a),
         Command::Cuts(a) => commands::cuts::run(a),
         Command::Plan(a) => commands::plan::run(a),
         Command::Simulate(a) => commands::simulate::run(a),

@@ -7,13 +7,21 @@
 //!
 //! The traits they implement ([`clio::cost::CostModel`], [`clio::cost::LinkModel`]) are defined
 //! in the core, so passes use costs without naming a target.
+//!
+//! Backends: [`stm32::lower`] turns an int8-quantized device graph into a C module calling
+//! CMSIS-NN's s8 kernels (or a q8 graph into CMSIS_5's legacy q7 calls), with a static arena
+//! from a liveness-based planner ([`stm32::plan_arena`]); [`stm32::shim_files`] are the header
+//! shims and host kernels that let tests compile and run it with the system C compiler.
+
+// No unwrap/expect in library code (tests may; see clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod classify;
 mod desc;
 mod gap8;
 mod link;
 mod server;
-mod stm32;
+pub mod stm32;
 
 pub use classify::{classify, OpClass};
 pub use desc::{builtin_links, builtin_targets, load_link, load_target, TargetError};

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod build_model;
+pub mod compile;
 pub mod cuts;
 pub mod opt;
 pub mod passes;

@@ -1,0 +1,225 @@
+//! `clio compile`: model -> device C module + cloud part + manifest.
+//!
+//! `clio compile MODEL --target stm32f7 --cut K --calib PATH [--pipeline P] [--cmsis API] -o DIR`
+//! runs the pipeline (default `fuse-bn,quantize{scheme=int8,calib=PATH},partition{cut=K}`, or
+//! `scheme=q8,weights=per-tensor` with `--cmsis legacy-q7`; a module that already has a
+//! `@device` graph is used as is), lowers `@device` to C calling CMSIS-NN's s8 kernels (or
+//! CMSIS_5's q7 ones), and writes, atomically, into DIR:
+//! * `<prefix>.c`, `<prefix>.h`: the device module (init / invoke / truncate);
+//! * `cmsis_nn/`: the CMSIS-NN header shims and clio's host kernels (for host builds and
+//!   tests; link the real CMSIS-NN on the device);
+//! * `cloud.clio` + `cloud.safetensors`: the cloud part (its graph and the weights it reads);
+//! * `manifest.json`: cut, pipeline, input/output quantization, arena / scratch / flash sizes,
+//!   per-layer kernels, and the target cost model's latency and energy estimate.
+
+use crate::load::{load_model, InputArgs};
+use clap::Args;
+use clio::analysis::{cut_points, find_cut, Granularity};
+use clio::io::{save_module, AtomicDir};
+use clio::ir::{Module, Op};
+use clio::pass::PassManager;
+use clio::Error;
+use clio_targets::stm32::{lower, write_shims, CmsisApi, Stm32Options};
+use std::path::PathBuf;
+
+/// Arguments of `clio compile`.
+#[derive(Args, Debug)]
+pub struct CompileArgs {
+    /// The model: .onnx, .tflite or .clio (float, or already quantized and partitioned).
+    pub input: PathBuf,
+    /// Device target (the STM32F7 / CMSIS-NN s8 backend).
+    #[arg(long, default_value = "stm32f7", value_parser = ["stm32f7"])]
+    pub target: String,
+    /// Cut point: an index k as `clio cuts MODEL` numbers them (block cut points after
+    /// `fuse-bn`) or the name of the node producing the cut tensor.
+    #[arg(long)]
+    pub cut: Option<String>,
+    /// Calibration samples for the default pipeline: an .npy file or a directory of them;
+    /// `random[:SEED]` for smoke tests only.
+    #[arg(long, value_name = "PATH")]
+    pub calib: Option<String>,
+    /// Calibration samples to use (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub samples: usize,
+    /// Pipeline replacing the default one (it must produce a `@device` graph).
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// CMSIS-NN API: `s8` (int8 graphs, CMSIS-NN >= 4.1) or `legacy-q7` (q8 power-of-two
+    /// graphs, CMSIS_5's q7 functions; the default pipeline then quantizes with
+    /// `scheme=q8,weights=per-tensor`).
+    #[arg(long, default_value = "s8", value_parser = ["s8", "legacy-q7"])]
+    pub cmsis: String,
+    /// C symbol and file prefix.
+    #[arg(long, default_value = "clio_device")]
+    pub prefix: String,
+    /// Output directory (replaced atomically).
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub input_args: InputArgs,
+}
+
+fn quoted(s: &str, what: &str) -> Result<String, Error> {
+    if s.contains('"') || s.contains('\\') {
+        return Err(Error::Format(format!("{what} `{s}` may not contain quotes or backslashes")));
+    }
+    Ok(format!("\"{s}\""))
+}
+
+/// Runs the pipeline: `--pipeline` verbatim; nothing for a module that already has `@device`;
+/// otherwise `fuse-bn`, then the cut is resolved among the float graph's block cut points (the
+/// numbering `clio cuts MODEL` prints), then `quantize` and `partition` at that node (at the
+/// node an activation was fused into, or at the input's `quantize`). Returns the pipeline run.
+fn prepare(a: &CompileArgs, m: &mut Module) -> Result<Option<String>, Error> {
+    let run = |m: &mut Module, p: &str| -> Result<(), Error> {
+        let mut pm = PassManager::from_pipeline(&clio_passes::registry(), p)?;
+        pm.run(m)?;
+        Ok(())
+    };
+    if let Some(p) = &a.pipeline {
+        run(m, p)?;
+        return Ok(Some(p.clone()));
+    }
+    if m.graph("device").is_some() {
+        return Ok(None);
+    }
+    let cut = a.cut.as_deref().ok_or_else(|| Error::Format("--cut is required (see `clio cuts MODEL`)".into()))?;
+    let calib = a.calib.as_deref().ok_or_else(|| {
+        Error::Format("--calib PATH is required to quantize (an .npy file or a directory of .npy files)".into())
+    })?;
+    run(m, "fuse-bn")?;
+    let graph = m.graph_names().into_iter().next().ok_or_else(|| Error::Format("the module has no graph".into()))?;
+    let cuts = cut_points(m, &graph, Granularity::Block).map_err(|e| Error::Format(e.to_string()))?;
+    let point = find_cut(&cuts, &graph, cut).map_err(|e| Error::Format(e.to_string()))?;
+    let g = m.graph(&graph).ok_or_else(|| Error::Format(format!("no graph @{graph}")))?;
+    // Candidates in the quantized graph: the node itself, then the producer of a fused activation.
+    let mut names = vec![point.node.clone()];
+    if let Some(id) = g.find(&point.node) {
+        if matches!(g.node(id).op, Op::Relu | Op::Clip(_)) {
+            names.extend(g.operand(id, 0).map(|v| g.node(v.node).name().to_string()));
+        }
+    }
+    let samples = if a.samples > 0 { format!(",samples={}", a.samples) } else { String::new() };
+    let scheme = if a.cmsis == "legacy-q7" { "scheme=q8,weights=per-tensor" } else { "scheme=int8" };
+    let quantize = format!("quantize{{{scheme},calib={}{samples},graph={graph}}}", quoted(calib, "--calib")?);
+    run(m, &quantize)?;
+    let q = m.graph(&graph).ok_or_else(|| Error::Format(format!("no graph @{graph}")))?;
+    let node = names
+        .iter()
+        .filter_map(|n| q.find(n))
+        .map(|id| match q.node(id).op {
+            // A cut at the graph input sends its quantized value.
+            Op::Input => q
+                .users(id)
+                .into_iter()
+                .find(|u| matches!(q.node(*u).op, Op::Quantize))
+                .map(|u| q.node(u).name().to_string())
+                .unwrap_or_else(|| q.node(id).name().to_string()),
+            _ => q.node(id).name().to_string(),
+        })
+        .next()
+        .ok_or_else(|| Error::Format(format!("cut node %{} disappeared during quantization", point.node)))?;
+    let partition = format!("partition{{cut={},granularity=layer,graph={graph}}}", quoted(&node, "cut node")?);
+    run(m, &partition)?;
+    Ok(Some(format!("fuse-bn,{quantize},{partition}")))
+}
+
+/// The cloud part alone: every graph but `@device`, and the weights they read.
+fn cloud_part(m: &Module) -> Module {
+    let mut c = m.clone();
+    c.remove_graph("device");
+    let names: Vec<String> = c.weights().keys().cloned().collect();
+    for n in names {
+        c.remove_weight_if_unread(&n);
+    }
+    c
+}
+
+/// Runs `clio compile`.
+pub fn run(a: CompileArgs) -> Result<(), Error> {
+    let mut m = load_model(&a.input, &a.input_args)?;
+    let pipe = prepare(&a, &mut m)?;
+    let api = if a.cmsis == "legacy-q7" { CmsisApi::LegacyQ7 } else { CmsisApi::S8 };
+    let opts = Stm32Options { graph: "device".into(), prefix: a.prefix.clone(), api };
+    let c = lower(&m, &opts).map_err(|e| Error::Format(e.to_string()))?;
+    // Estimated device cost from the target's cost model.
+    let cost = clio_targets::load_target(&a.target).map_err(|e| Error::Format(e.to_string()))?;
+    let g = m.graph("device").ok_or_else(|| Error::Format("no @device graph".into()))?;
+    let nodes: Vec<_> = g.topo_order().map_err(|e| Error::Format(format!("cycle at {}", e.0)))?;
+    let est = cost.nodes_cost(&m, g, &nodes);
+    // Per kernel: the report's sizes plus the cost model's estimate for that node.
+    let layers: Vec<serde_json::Value> = c
+        .report
+        .layers
+        .iter()
+        .map(|l| {
+            let mut v = serde_json::to_value(l).unwrap_or_default();
+            if let (Some(id), Some(obj)) = (g.find(&l.node), v.as_object_mut()) {
+                let oc = cost.op_cost(&m, g, id);
+                obj.insert("estimated_latency_s".into(), oc.latency_s.into());
+                obj.insert("estimated_energy_j".into(), oc.energy_j.into());
+            }
+            v
+        })
+        .collect();
+    let cloud = cloud_part(&m);
+    let dir = AtomicDir::new(&a.output)?;
+    c.write_to(dir.path())?;
+    write_shims(&dir.path().join("cmsis_nn"), c.api)?;
+    save_module(&cloud, &dir.path().join("cloud.clio"))?;
+    let cut_node = g.outputs().first().and_then(|v| match &g.node(v.node).op {
+        Op::Transmit(_) => g.operand(v.node, 0).map(|x| g.node(x.node).name().to_string()),
+        _ => Some(g.node(v.node).name().to_string()),
+    });
+    let manifest = serde_json::json!({
+        "model": a.input.display().to_string(),
+        "target": a.target,
+        "cut": a.cut,
+        "cut_node": cut_node,
+        "pipeline": pipe,
+        "cmsis": a.cmsis,
+        "quantization": if api == CmsisApi::LegacyQ7 { "q8 (power-of-two Q formats, per tensor)" } else { "int8 (TFLite / CMSIS-NN s8, per-channel conv weights)" },
+        "device": {
+            "graph": "device",
+            "source": c.source_name(),
+            "header": c.header_name(),
+            "shims": "cmsis_nn/",
+            "input": c.report.input,
+            "output": c.report.output,
+            "arena_bytes": c.report.arena_bytes,
+            "arena_lower_bound_bytes": c.report.arena_lower_bound_bytes,
+            "arena_tflm_greedy_bytes": c.report.arena_tflm_greedy_bytes,
+            "scratch_bytes": c.report.scratch_bytes,
+            "flash_const_bytes": c.report.const_bytes,
+            "macs": c.report.macs,
+            "layers": layers,
+            "estimate": { "cost_model": cost.name(), "latency_s": est.latency_s, "energy_j": est.energy_j },
+        },
+        "cloud": {
+            "graphs": cloud.graph_names(),
+            "module": "cloud.clio",
+            "weights": if cloud.weights().is_empty() { None } else { Some("cloud.safetensors") },
+            "nnef": "not written: clio has no IR -> tract exporter yet; run cloud.clio with `clio run`",
+        },
+    });
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Format(e.to_string()))?;
+    clio::io::write_atomic(&dir.path().join("manifest.json"), text.as_bytes())?;
+    dir.commit()?;
+    println!(
+        "compiled @device for {}: {} kernels, {} MACs; arena {} B (lower bound {}, TFLM greedy {}), scratch {} B, \
+         flash data {} B; estimated {:.2} ms, {:.3} mJ; cut tensor {} B on the wire -> {}",
+        a.target,
+        c.report.layers.len(),
+        c.report.macs,
+        c.report.arena_bytes,
+        c.report.arena_lower_bound_bytes,
+        c.report.arena_tflm_greedy_bytes,
+        c.report.scratch_bytes,
+        c.report.const_bytes,
+        est.latency_s * 1e3,
+        est.energy_j * 1e3,
+        c.report.output.bytes,
+        a.output.display()
+    );
+    Ok(())
+}

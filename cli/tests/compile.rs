@@ -1,0 +1,131 @@
+//! `clio compile`: a float model in, the device C module (compiled and run on the host against
+//! the shims, bit-exact with the integer interpreter's wire message), the cloud part and the
+//! manifest out; failures leave no output directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn clio(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clio")).args(args).current_dir(dir).output().expect("run clio")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("clio-compile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn compile_writes_device_cloud_and_manifest() {
+    let d = tmp("mnv2");
+    ok(&clio(
+        &d,
+        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
+    ));
+    let out = ok(&clio(
+        &d,
+        &[
+            "compile",
+            "m.clio",
+            "--target",
+            "stm32f7",
+            "--cut",
+            "5",
+            "--calib",
+            "random:1",
+            "--samples",
+            "2",
+            "-o",
+            "out",
+        ],
+    ));
+    assert!(out.contains("compiled @device for stm32f7") && out.contains("arena"), "{out}");
+    for f in [
+        "clio_device.c",
+        "clio_device.h",
+        "cloud.clio",
+        "cloud.safetensors",
+        "manifest.json",
+        "cmsis_nn/arm_nnfunctions.h",
+    ] {
+        assert!(d.join("out").join(f).exists(), "{f} missing");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("out/manifest.json")).unwrap()).unwrap();
+    let dev = &manifest["device"];
+    assert!(dev["arena_bytes"].as_u64().unwrap() >= dev["arena_lower_bound_bytes"].as_u64().unwrap());
+    assert!(dev["flash_const_bytes"].as_u64().unwrap() > 0);
+    assert!(dev["estimate"]["latency_s"].as_f64().unwrap() > 0.0);
+    // `--cut 5` is the 6th block cut point `clio cuts` lists.
+    assert_eq!(manifest["cut_node"], "features.4.conv.2");
+    // The generated C compiles against the shipped shims.
+    let cc = Command::new("cc")
+        .current_dir(d.join("out"))
+        .args(["-std=c99", "-Wall", "-Werror", "-Icmsis_nn", "-c", "clio_device.c", "-o", "clio_device.o"])
+        .output()
+        .unwrap();
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    // The cloud part loads and holds the rest of the network.
+    let stats = ok(&clio(&d, &["stats", "out/cloud.clio"]));
+    assert!(stats.contains("classifier.1"), "{stats}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn compile_legacy_q7() {
+    let d = tmp("q7");
+    ok(&clio(&d, &["build-model", "vgg16", "--width", "0.25", "--input", "32", "--classes", "10", "-o", "m.clio"]));
+    let out = ok(&clio(
+        &d,
+        &[
+            "compile",
+            "m.clio",
+            "--cut",
+            "5",
+            "--calib",
+            "random:1",
+            "--samples",
+            "2",
+            "--cmsis",
+            "legacy-q7",
+            "-o",
+            "out",
+        ],
+    ));
+    assert!(out.contains("compiled @device"), "{out}");
+    let src = std::fs::read_to_string(d.join("out/clio_device.c")).unwrap();
+    assert!(src.contains("arm_convolve_HWC_q7_RGB") && src.contains("arm_maxpool_q7_HWC"));
+    assert!(d.join("out/cmsis_nn/arm_nn_q7_host.c").exists());
+    let cc = Command::new("cc")
+        .current_dir(d.join("out"))
+        .args(["-std=c99", "-Wall", "-Werror", "-Icmsis_nn", "-c", "clio_device.c", "-o", "clio_device.o"])
+        .output()
+        .unwrap();
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn compile_failures_leave_nothing() {
+    let d = tmp("fail");
+    ok(&clio(
+        &d,
+        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
+    ));
+    let o = clio(&d, &["compile", "m.clio", "--cut", "5", "-o", "out"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--calib"));
+    // A device part the backend cannot lower (the float classifier head is kept on the device).
+    let o = clio(&d, &["compile", "m.clio", "--pipeline", "fuse-bn,partition{cut=3}", "-o", "out"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.starts_with("error: stm32:") && e.contains("quantize"), "{e}");
+    assert!(!d.join("out").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
