@@ -127,5 +127,19 @@ fn compile_failures_leave_nothing() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.starts_with("error: stm32:") && e.contains("quantize"), "{e}");
     assert!(!d.join("out").exists());
+    // A failed compile into an existing output directory leaves the previous output intact.
+    ok(&clio(&d, &["compile", "m.clio", "--cut", "5", "--calib", "random:1", "-o", "out"]));
+    let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(d.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    assert!(before.len() >= 3);
+    let o = clio(&d, &["compile", "m.clio", "--pipeline", "fuse-bn,partition{cut=3}", "-o", "out"]);
+    assert_eq!(o.status.code(), Some(1));
+    for (p, bytes) in &before {
+        assert_eq!(&std::fs::read(p).unwrap(), bytes, "{} changed by a failed compile", p.display());
+    }
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -94,7 +94,7 @@ impl Quant {
         }
         match &self.scheme {
             QScheme::Pow2 { frac_bits } => {
-                if let Some(f) = frac_bits.iter().find(|f| f.abs() > 63) {
+                if let Some(f) = frac_bits.iter().find(|f| !(-63..=63).contains(*f)) {
                     return Err(format!("fractional bits {f} outside [-63, 63]"));
                 }
             }

@@ -88,7 +88,8 @@ impl fmt::Display for PipelineEntry {
                 if i > 0 {
                     f.write_str(",")?;
                 }
-                if !v.is_empty() && v.chars().all(is_value_char) {
+                // `//` would start a comment where the parser expects a value: quote it.
+                if !v.is_empty() && v.chars().all(is_value_char) && !v.contains("//") {
                     write!(f, "{k}={v}")?;
                 } else {
                     write!(f, "{k}={}", crate::text::printer::quoted(v))?;
