@@ -12,13 +12,16 @@
 //! CMSIS-NN's s8 kernels (or a q8 graph into CMSIS_5's legacy q7 calls), with a static arena
 //! from a liveness-based planner ([`stm32::plan_arena`]); [`stm32::shim_files`] are the header
 //! shims and host kernels that let tests compile and run it with the system C compiler.
+//! [`gap8::lower`] turns a q8 (power-of-two) device graph into C for the GAP8 cluster: dense
+//! 3x3 / 5x5 / 7x7 convolutions on the HWCE, the rest on the 8 cores, with a JSON manifest
+//! saying which unit and kernel each layer uses and why; [`gap8::shim_files`] are its shims.
 
 // No unwrap/expect in library code (tests may; see clippy.toml).
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod classify;
 mod desc;
-mod gap8;
+pub mod gap8;
 mod link;
 mod server;
 pub mod stm32;

@@ -1,0 +1,133 @@
+/* clio's own GAP8 cluster kernels: see clio_gap8_kernels.h. Integer sums wrap (unsigned
+ * arithmetic), as clio's integer interpreter's do. */
+#include "pmsis.h"
+#include "clio_gap8_kernels.h"
+
+static void chunk(uint32_t n, uint32_t *first, uint32_t *last)
+{
+  uint32_t nc = (uint32_t)pi_cl_team_nb_cores(), id = (uint32_t)pi_core_id();
+  uint32_t per = (n + nc - 1) / nc;
+  *first = id * per < n ? id * per : n;
+  *last = *first + per < n ? *first + per : n;
+}
+
+static int32_t wadd(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
+static int8_t sat8(int32_t v) { return (int8_t)(v > 127 ? 127 : v < -128 ? -128 : v); }
+
+void ClioKerParAccInit(ClioAccInit_T *a)
+{
+  uint32_t f, l;
+  chunk(a->C, &f, &l);
+  for (uint32_t c = f; c < l; c++)
+    for (uint32_t i = 0; i < a->Size; i++) a->Acc[c * a->Size + i] = a->Init[c];
+}
+
+void ClioKerParConvAcc32_fps(ClioKerConvAcc32_T *a)
+{
+  uint32_t f, l;
+  chunk(a->OutFeatures, &f, &l);
+  uint32_t cg = a->InFeatures / a->Groups, og = a->OutFeatures / a->Groups;
+  for (uint32_t o = f; o < l; o++) {
+    uint32_t g = o / og;
+    int32_t *acc = a->Acc + o * a->Wo * a->Ho;
+    for (uint32_t ci = 0; ci < cg; ci++) {
+      const int8_t *in = a->In + (g * cg + ci) * a->W * a->H;
+      const int8_t *flt = a->Filter + (o * cg + ci) * a->Fx * a->Fy;
+      for (int y = 0; y < a->Ho; y++)
+        for (int x = 0; x < a->Wo; x++) {
+          uint32_t s = 0;
+          for (int i = 0; i < a->Fy; i++) {
+            int iy = y * a->Sy + i * a->Dy - a->PadT;
+            if (iy < 0 || iy >= a->H) continue;
+            for (int j = 0; j < a->Fx; j++) {
+              int ix = x * a->Sx + j * a->Dx - a->PadL;
+              if (ix < 0 || ix >= a->W) continue;
+              s += (uint32_t)((int32_t)in[iy * a->W + ix] * flt[i * a->Fx + j]);
+            }
+          }
+          acc[y * a->Wo + x] = wadd(acc[y * a->Wo + x], (int32_t)s);
+        }
+    }
+  }
+}
+
+void ClioKerParReduct_fps(ClioReduct_T *a)
+{
+  uint32_t f, l;
+  chunk(a->C, &f, &l);
+  for (uint32_t c = f; c < l; c++)
+    for (uint32_t i = 0; i < a->Size; i++) {
+      int8_t v = sat8(a->Acc[c * a->Size + i] >> a->Norm[c]);
+      a->Out[c * a->Size + i] = v < a->Lo ? a->Lo : v > a->Hi ? a->Hi : v;
+    }
+}
+
+void ClioKerParPad16(ClioPad16_T *a)
+{
+  uint32_t f, l;
+  chunk(a->Hp, &f, &l);
+  for (uint32_t y = f; y < l; y++)
+    for (uint32_t x = 0; x < a->Wp; x++) {
+      int iy = (int)y - a->PadT, ix = (int)x - a->PadL;
+      a->Out[y * a->Wp + x] = (iy >= 0 && iy < a->H && ix >= 0 && ix < a->W) ? a->In[iy * a->W + ix] : 0;
+    }
+}
+
+void ClioKerParHwceAcc(ClioHwceAcc_T *a)
+{
+  uint32_t f, l;
+  chunk(a->N, &f, &l);
+  for (uint32_t j = f; j < l; j++) {
+    int32_t *acc = a->Acc + (a->Oc + j) * a->Wo * a->Ho;
+    for (uint32_t y = 0; y < a->Ho; y++)
+      for (uint32_t x = 0; x < a->So; x++) {
+        uint32_t v = (uint32_t)(int32_t)a->Tile[j][y * a->TileW + x] << a->Shift;
+        acc[y * a->Wo + a->X0 + x] = wadd(acc[y * a->Wo + a->X0 + x], (int32_t)v);
+      }
+  }
+}
+
+void ClioKerParClamp_fps(ClioClamp_T *a)
+{
+  uint32_t f, l;
+  chunk(a->Size, &f, &l);
+  for (uint32_t i = f; i < l; i++) a->Out[i] = a->In[i] < a->Lo ? a->Lo : a->In[i] > a->Hi ? a->Hi : a->In[i];
+}
+
+void ClioKerParMaxPool_fps(ClioPool_T *a)
+{
+  uint32_t f, l;
+  chunk(a->C, &f, &l);
+  for (uint32_t c = f; c < l; c++)
+    for (int y = 0; y < a->Ho; y++)
+      for (int x = 0; x < a->Wo; x++) {
+        int32_t m = INT32_MIN;
+        for (int i = 0; i < a->Fy; i++)
+          for (int j = 0; j < a->Fx; j++) {
+            int iy = y * a->Sy + i - a->PadT, ix = x * a->Sx + j - a->PadL;
+            if (iy >= 0 && iy < a->H && ix >= 0 && ix < a->W) {
+              int32_t v = a->In[(c * a->H + iy) * a->W + ix];
+              m = v > m ? v : m;
+            }
+          }
+        a->Out[(c * a->Ho + y) * a->Wo + x] = sat8(m);
+      }
+}
+
+void ClioKerParAdd_fps(ClioAdd_T *a)
+{
+  uint32_t f, l;
+  chunk(a->Size, &f, &l);
+  for (uint32_t i = f; i < l; i++) {
+    int32_t acc = wadd((int32_t)((uint32_t)(int32_t)a->In1[i] << a->ShiftA),
+                       (int32_t)((uint32_t)(int32_t)a->In2[i] << a->ShiftB));
+    int32_t v;
+    if (a->LeftShift > 0) {
+      int64_t w = (int64_t)acc * ((int64_t)1 << a->LeftShift);
+      v = (int32_t)(w > INT32_MAX ? INT32_MAX : w < INT32_MIN ? INT32_MIN : w);
+    } else {
+      v = wadd(acc, a->Norm > 0 ? (int32_t)1 << (a->Norm - 1) : 0) >> a->Norm;
+    }
+    a->Out[i] = sat8(v);
+  }
+}

@@ -1,0 +1,54 @@
+/* clio's own GAP8 cluster kernels (portable C, parallel over output channels with
+ * pi_core_id / pi_cl_team_nb_cores; shipped with the generated code and built for the device
+ * too). They exist because the AutoTiler _fps/_fp kernels round and saturate after every
+ * input plane, while clio's Q arithmetic rounds once: multi-plane layers accumulate in int32
+ * here (as AutoTiler's double-precision variants do) and are reduced once. */
+#ifndef CLIO_GAP8_KERNELS_H
+#define CLIO_GAP8_KERNELS_H
+#include <stdint.h>
+
+/* Acc[c][i] = Init[c] for every channel c and i < Size (Init = bias << bias_shift + rounding). */
+typedef struct { int32_t *Acc; const int32_t *Init; uint16_t C; uint32_t Size; } ClioAccInit_T;
+void ClioKerParAccInit(ClioAccInit_T *Arg);
+
+/* Acc[o] += sum In * Filter over a (grouped, strided, dilated, zero-padded) convolution of
+ * 8-bit CHW planes; Filter is [OutFeatures][InFeatures / Groups][Fy][Fx]. */
+typedef struct {
+  const int8_t *In; int32_t *Acc; const int8_t *Filter;
+  uint16_t W, H, Wo, Ho, InFeatures, OutFeatures, Groups;
+  uint8_t Fx, Fy, Sx, Sy, Dx, Dy, PadT, PadL;
+} ClioKerConvAcc32_T;
+void ClioKerParConvAcc32_fps(ClioKerConvAcc32_T *Arg);
+
+/* Out = clamp(saturate8(Acc >> Norm[c]), Lo, Hi): one rounding (its constant is in Init). */
+typedef struct { const int32_t *Acc; int8_t *Out; const uint8_t *Norm; uint16_t C; uint32_t Size; int8_t Lo, Hi; } ClioReduct_T;
+void ClioKerParReduct_fps(ClioReduct_T *Arg);
+
+/* Out (int16, Wp x Hp) = the 8-bit W x H plane In placed at (PadL, PadT), zeros elsewhere. */
+typedef struct { const int8_t *In; int16_t *Out; uint16_t W, H, Wp, Hp; uint8_t PadT, PadL; } ClioPad16_T;
+void ClioKerParPad16(ClioPad16_T *Arg);
+
+/* Acc[Oc + j][y][X0 + x] += Tile[j][y * TileW + x] << Shift for j < N, x < So, y < Ho. */
+typedef struct {
+  int32_t *Acc; const int16_t *Tile[3];
+  uint16_t N, Oc, So, TileW, Ho, Wo, X0; uint8_t Shift;
+} ClioHwceAcc_T;
+void ClioKerParHwceAcc(ClioHwceAcc_T *Arg);
+
+/* Out = min(max(In, Lo), Hi) over Size values (ReLU, ReLU6 in Q format). */
+typedef struct { const int8_t *In; int8_t *Out; uint32_t Size; int8_t Lo, Hi; } ClioClamp_T;
+void ClioKerParClamp_fps(ClioClamp_T *Arg);
+
+/* Max pooling of C planes, cells outside the input ignored. */
+typedef struct {
+  const int8_t *In; int8_t *Out; uint16_t C, W, H, Wo, Ho; uint8_t Fx, Fy, Sx, Sy, PadT, PadL;
+} ClioPool_T;
+void ClioKerParMaxPool_fps(ClioPool_T *Arg);
+
+/* Q-format add: acc = In1 << ShiftA + In2 << ShiftB (int32), then round_norm by Norm, or a
+ * saturating left shift by LeftShift, saturated to 8 bits. */
+typedef struct {
+  const int8_t *In1; const int8_t *In2; int8_t *Out; uint32_t Size; uint8_t ShiftA, ShiftB, Norm, LeftShift;
+} ClioAdd_T;
+void ClioKerParAdd_fps(ClioAdd_T *Arg);
+#endif

@@ -1,0 +1,155 @@
+/* clio's own host implementation of the PMSIS cluster API subset, the HWCE tile functions and
+ * the AutoTiler depthwise kernels it calls, written from the published semantics
+ * (TARGETS.md): one cluster core, tasks run synchronously, DMA is memcpy. The HWCE checks its
+ * constraints (even input width, 32-pixel stripes) and aborts on a violation, so tests catch
+ * code that the real engine would reject. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pmsis.h"
+#include "CNN_HwCE.h"
+#include "CNN_BasicKernels.h"
+
+/* ---- PMSIS ---- */
+void pi_cluster_conf_init(struct pi_cluster_conf *conf) { conf->id = 0; }
+void pi_open_from_conf(struct pi_device *device, void *conf) { device->config = conf; device->data = NULL; }
+int pi_cluster_open(struct pi_device *device) { (void)device; return 0; }
+struct pi_cluster_task *pi_cluster_task(struct pi_cluster_task *task, void (*entry)(void *), void *arg)
+{
+  task->entry = entry;
+  task->arg = arg;
+  return task;
+}
+int pi_cluster_send_task_to_cl(struct pi_device *device, struct pi_cluster_task *task)
+{
+  (void)device;
+  task->entry(task->arg);
+  return 0;
+}
+void pi_cl_team_fork(int nb_cores, void (*entry)(void *), void *arg) { (void)nb_cores; entry(arg); }
+void pi_cl_team_barrier(void) {}
+int pi_core_id(void) { return 0; }
+int pi_cl_team_nb_cores(void) { return 1; }
+/* Addresses are 32-bit on GAP8: the host test links without PIE so that static buffers have
+ * 32-bit addresses too. */
+static void *addr(uint32_t a) { return (void *)(uintptr_t)a; }
+void pi_cl_dma_cmd(uint32_t ext, uint32_t loc, uint32_t size, pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd)
+{
+  (void)cmd;
+  if (dir == PI_CL_DMA_DIR_EXT2LOC) memcpy(addr(loc), addr(ext), size);
+  else memcpy(addr(ext), addr(loc), size);
+}
+void pi_cl_dma_cmd_2d(uint32_t ext, uint32_t loc, uint32_t size, uint32_t stride, uint32_t length,
+                      pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd)
+{
+  (void)cmd;
+  for (uint32_t done = 0, line = 0; done < size; done += length, line++) {
+    uint32_t n = size - done < length ? size - done : length;
+    if (dir == PI_CL_DMA_DIR_EXT2LOC) memcpy(addr(loc + done), addr(ext + line * stride), n);
+    else memcpy(addr(ext + line * stride), addr(loc + done), n);
+  }
+}
+void pi_cl_dma_cmd_wait(pi_cl_dma_cmd_t *cmd) { (void)cmd; }
+
+/* ---- HWCE ---- */
+static struct {
+  int enabled;
+  unsigned conv;
+  unsigned norm;
+  unsigned yin_disable;
+  int input_bias;
+} hwce;
+
+void HWCE_Enable(void) { hwce.enabled = 1; }
+void HWCE_Disable(void) { hwce.enabled = 0; }
+void HwCE_SoftReset(void) { memset(&hwce, 0, sizeof hwce); hwce.enabled = 1; }
+void HWCE_GenericInit(unsigned int ConvType, unsigned int WStride, unsigned int Norm)
+{
+  (void)WStride;
+  if (Norm > 15) { fprintf(stderr, "HWCE: Norm %u > 15\n", Norm); abort(); }
+  hwce.conv = ConvType;
+  hwce.norm = Norm;
+}
+void HwCE_SetInputBias(int Bias) { hwce.input_bias = Bias; }
+void HwCE_SetYinMode(unsigned int Disable) { hwce.yin_disable = Disable; }
+
+static short sat16(int64_t v) { return (short)(v > 32767 ? 32767 : v < -32768 ? -32768 : v); }
+
+/* One output plane of a valid KxK convolution of a W x H tile; the filter is row-major with
+ * `fstride` coefficients per row. Output planes are dense (W-K+1) x (H-K+1). */
+static void hwce_plane(const short *in, short *out, const short *f, int fstride, int k, short bias, unsigned w,
+                       unsigned h)
+{
+  if (!hwce.enabled) { fprintf(stderr, "HWCE: not enabled\n"); abort(); }
+  if (w % 2 != 0 || w > 32 || w < (unsigned)k || h < (unsigned)k) {
+    fprintf(stderr, "HWCE: tile %ux%u violates the even width / 32-pixel stripe constraint\n", w, h);
+    abort();
+  }
+  unsigned wo = w - k + 1, ho = h - k + 1;
+  for (unsigned y = 0; y < ho; y++)
+    for (unsigned x = 0; x < wo; x++) {
+      int64_t acc = hwce.yin_disable ? ((int64_t)bias << hwce.norm) : ((int64_t)out[y * wo + x] << hwce.norm);
+      for (int i = 0; i < k; i++)
+        for (int j = 0; j < k; j++) acc += (int64_t)in[(y + i) * w + x + j] * f[i * fstride + j];
+      if (hwce.norm > 0) acc = (acc + ((int64_t)1 << (hwce.norm - 1))) >> hwce.norm;
+      out[y * wo + x] = sat16(acc);
+    }
+}
+
+void HWCE_ProcessOneTile3x3_MultiOut(short int *In, short int *Out0, short int *Out1, short int *Out2,
+                                     short int *Filter, short int Bias, unsigned int W, unsigned int H,
+                                     unsigned int OutMask)
+{
+  int n = OutMask == 0x7 ? 1 : OutMask == 0x3 ? 2 : OutMask == 0x1 ? 3 : 0;
+  if (hwce.conv != HWCE_CONV3x3 || n == 0) { fprintf(stderr, "HWCE: bad 3x3 mode/mask\n"); abort(); }
+  short *outs[3] = {Out0, Out1, Out2};
+  /* Filters of the n output planes follow each other, 9 coefficients + 1 zero each. */
+  for (int i = 0; i < n; i++) hwce_plane(In, outs[i], Filter + 10 * i, 3, 3, Bias, W, H);
+}
+void HWCE_ProcessOneTile5x5(short int *In, short int *Out, short int *Filter, short int Bias, unsigned int W,
+                            unsigned int H)
+{
+  if (hwce.conv != HWCE_CONV5x5) { fprintf(stderr, "HWCE: not in 5x5 mode\n"); abort(); }
+  hwce_plane(In, Out, Filter, 5, 5, Bias, W, H);
+}
+void HWCE_ProcessOneTile7x7(short int *In, short int *Out, short int *Filter, short int Bias, unsigned int W,
+                            unsigned int H)
+{
+  if (hwce.conv != HWCE_CONV4x7) { fprintf(stderr, "HWCE: not in 7x7 (4x7) mode\n"); abort(); }
+  hwce_plane(In, Out, Filter, 7, 7, Bias, W, H);
+}
+void HWCE_ProcessOneTile7x4(short int *In, short int *Out, short int *Filter, short int Bias, unsigned int W,
+                            unsigned int H)
+{
+  (void)In; (void)Out; (void)Filter; (void)Bias; (void)W; (void)H;
+  fprintf(stderr, "HWCE_ProcessOneTile7x4: not emulated\n");
+  abort();
+}
+
+/* ---- AutoTiler depthwise 3x3 kernels (_fps: 8-bit Q) ---- */
+static void dw3x3(KerConv_fps_T *a, int s)
+{
+  int pl = a->Pad[0], pr = a->Pad[1], pt = a->Pad[2], pb = a->Pad[3];
+  int w = a->W, h = a->H, n = a->Norm;
+  int wo = (w + pl + pr - 3) / s + 1, ho = (h + pt + pb - 3) / s + 1;
+  int c = a->OutFeatures, nc = pi_cl_team_nb_cores(), per = (c + nc - 1) / nc;
+  int first = pi_core_id() * per, last = first + per < c ? first + per : c;
+  for (int ch = first; ch < last; ch++) {
+    const signed char *in = a->In + ch * w * h;
+    const signed char *f = a->Filter + ch * 9;
+    signed char *out = a->Out + ch * wo * ho;
+    for (int y = 0; y < ho; y++)
+      for (int x = 0; x < wo; x++) {
+        int acc = (int)((uint32_t)a->Bias[ch] << n);
+        for (int i = 0; i < 3; i++)
+          for (int j = 0; j < 3; j++) {
+            int iy = y * s + i - pt, ix = x * s + j - pl;
+            if (iy >= 0 && iy < h && ix >= 0 && ix < w) acc += in[iy * w + ix] * f[i * 3 + j];
+          }
+        if (n > 0) acc = (acc + (1 << (n - 1))) >> n;
+        out[y * wo + x] = (signed char)(acc > 127 ? 127 : acc < -128 ? -128 : acc);
+      }
+  }
+}
+void KerParConvDW3x3Stride1_fps(KerConv_fps_T *Arg) { dw3x3(Arg, 1); }
+void KerParConvDW3x3Stride2_fps(KerConv_fps_T *Arg) { dw3x3(Arg, 2); }

@@ -1,0 +1,297 @@
+//! GAP8: the cost model ([`Gap8Cost`]) and the backend that lowers a q8 (power-of-two, 8-bit
+//! Q format) device graph to C for the GAP8 cluster: dense 3x3 / 5x5 / 7x7 stride-1
+//! convolutions on the HWCE, everything else on the 8 cluster cores.
+//!
+//! One concept per file:
+//! * `cost.rs`: the GAP8 cost model ([`Gap8Cost`], [`Gap8Desc`]);
+//! * `program.rs`: the lowered program (one step per layer, parameters computed);
+//! * `lower.rs`: IR -> program, with the per-op choice of engine and kernel and its reason;
+//! * `hwce.rs`: HWCE planning (filter packing, output modes, stripes, the 16-bit overflow proof);
+//! * `memory.rs`: L2 arena (the shared planner [`crate::stm32::plan_arena`]), scratch and L1
+//!   (HWCE stripe buffers; the pool of cluster layers streamed through double-buffered L1 tiles,
+//!   whose chunking `program.rs` proves to fit);
+//! * `emit.rs`: the `.h` / `.c` text;
+//! * `shims.rs`: header shims, host implementations and clio's own cluster kernels.
+//!
+//! The generated code is bit-exact with `clio::interp::run_int`: every multi-plane layer
+//! accumulates in int32 and rounds once (the AutoTiler `_fps` kernels' per-plane rounding would
+//! not be), the HWCE runs with `Norm = 0` on inputs and filter digits proven not to overflow
+//! its 16-bit outputs (see `hwce.rs`).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A module after `fuse-bn,quantize{scheme=q8,...},partition{cut=3}`:
+//! let m = clio::io::load_module(std::path::Path::new("model.clio"), &Default::default())?;
+//! let c = clio_targets::gap8::lower(&m, &clio_targets::gap8::Gap8Options::default())?;
+//! c.write_to(std::path::Path::new("out"))?; // clio_device.{c,h}, manifest, clio_gap8_kernels.{c,h}
+//! println!("{}", c.manifest_json());
+//! # Ok(()) }
+//! ```
+
+mod cost;
+mod emit;
+mod error;
+mod hwce;
+mod lower;
+mod memory;
+mod program;
+mod shims;
+
+pub use cost::{Gap8Cost, Gap8Desc};
+pub use error::Gap8Error;
+pub use shims::{runtime_files, shim_files, write_shims};
+
+use program::{Engine, StepKind};
+use std::path::Path;
+
+/// Bytes of the cluster's shared L1.
+pub const L1_BYTES: usize = 64 * 1024;
+
+/// Bytes of L2.
+pub const L2_BYTES: usize = 512 * 1024;
+
+/// Bytes of the int32 accumulator: a convolution is computed in chunks of output channels
+/// whose accumulator fits this (at least one channel group).
+pub const ACC_BUDGET: usize = 64 * 1024;
+
+/// L1 bytes a streamed cluster layer may use (the rest of the 64 KB is left to the HWCE
+/// buffers, which are separate static arrays).
+pub const L1_STREAM_BUDGET: usize = 40 * 1024;
+
+/// Options of [`lower`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap8Options {
+    /// The graph to lower (the device graph `partition` produced).
+    pub graph: String,
+    /// C identifier prefix of every exported symbol and of the file names.
+    pub prefix: String,
+}
+
+impl Default for Gap8Options {
+    fn default() -> Self {
+        Gap8Options { graph: "device".into(), prefix: "clio_device".into() }
+    }
+}
+
+/// One layer of the generated code: the manifest entry.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Gap8Layer {
+    /// IR node name.
+    pub node: String,
+    /// IR op.
+    pub op: String,
+    /// `hwce` or `cluster`.
+    pub unit: String,
+    /// The C kernel called.
+    pub function: String,
+    /// Why this engine and kernel.
+    pub reason: String,
+    /// Multiply-accumulates of the layer.
+    pub macs: u64,
+    /// HWCE digit passes (1 = plain; 0 off the HWCE).
+    pub hwce_passes: usize,
+    /// Constant bytes (weights, biases, shifts).
+    pub const_bytes: usize,
+    /// L1 bytes the layer uses (HWCE stripe and tiles).
+    pub l1_bytes: usize,
+    /// Bytes of the result in the L2 arena.
+    pub out_bytes: usize,
+    /// The cost model's cycle estimate at the cluster clock.
+    pub est_cycles: f64,
+}
+
+/// Sizes of the generated module.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Gap8Report {
+    /// Graph lowered.
+    pub graph: String,
+    /// Input bytes (int8 CHW).
+    pub input_bytes: usize,
+    /// Output bytes (wire header + payload).
+    pub output_bytes: usize,
+    /// L2 activation arena.
+    pub arena_bytes: usize,
+    /// The arena's lower bound (largest simultaneously live total).
+    pub arena_lower_bound_bytes: usize,
+    /// L2 int32 accumulator scratch.
+    pub acc_bytes: usize,
+    /// L2 padded-plane scratch of the HWCE layers.
+    pub pad_bytes: usize,
+    /// Static L1 bytes (must stay under 64 KB).
+    pub l1_bytes: usize,
+    /// L2 bytes of the generated code's buffers (arena, accumulator, padded plane, the cut
+    /// tensor's wire header), without the caller's input.
+    pub l2_bytes: usize,
+    /// Where the weights live: `L2` when they fit next to the buffers in the 512 KB,
+    /// otherwise `L3` (HyperFlash / HyperRAM, copied to L2 per layer by the fabric controller).
+    pub weights_in: String,
+    /// Constant bytes (weights: L3 HyperFlash or L2).
+    pub const_bytes: usize,
+    /// Total multiply-accumulates.
+    pub macs: u64,
+    /// MACs on the HWCE.
+    pub hwce_macs: u64,
+    /// The cost model's total cycle estimate.
+    pub est_cycles: f64,
+    /// Every layer.
+    pub layers: Vec<Gap8Layer>,
+}
+
+/// A generated C module: `<prefix>.h`, `<prefix>.c` and `<prefix>.manifest.json`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gap8Module {
+    /// The symbol and file prefix.
+    pub prefix: String,
+    /// Header text.
+    pub header: String,
+    /// Source text.
+    pub source: String,
+    /// Sizes and per-layer choices.
+    pub report: Gap8Report,
+}
+
+impl Gap8Module {
+    /// `<prefix>.h`.
+    pub fn header_name(&self) -> String {
+        format!("{}.h", self.prefix)
+    }
+
+    /// `<prefix>.c`.
+    pub fn source_name(&self) -> String {
+        format!("{}.c", self.prefix)
+    }
+
+    /// The manifest (the report as pretty JSON).
+    pub fn manifest_json(&self) -> String {
+        serde_json::to_string_pretty(&self.report).unwrap_or_default()
+    }
+
+    /// Writes the module, its manifest and clio's cluster kernels into `dir`, each atomically.
+    pub fn write_to(&self, dir: &Path) -> Result<(), clio::error::IoError> {
+        std::fs::create_dir_all(dir).map_err(|e| clio::error::IoError::new(dir, "cannot create the directory", e))?;
+        clio::io::write_atomic(&dir.join(self.header_name()), self.header.as_bytes())?;
+        clio::io::write_atomic(&dir.join(self.source_name()), self.source.as_bytes())?;
+        clio::io::write_atomic(&dir.join(format!("{}.manifest.json", self.prefix)), self.manifest_json().as_bytes())?;
+        for (name, text) in runtime_files() {
+            clio::io::write_atomic(&dir.join(name), text.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+fn valid_prefix(p: &str) -> bool {
+    let mut c = p.chars();
+    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+/// The built-in GAP8 description (`targets/data/gap8.json`).
+fn builtin_desc() -> Option<Gap8Desc> {
+    serde_json::from_str(include_str!("../../data/gap8.json")).ok()
+}
+
+/// The cost model's cycles for one step (the same rates as [`Gap8Cost`]).
+fn est_cycles(d: &Gap8Desc, s: &program::Step) -> f64 {
+    let work = match &s.kind {
+        StepKind::Conv(c) => {
+            let macs = c.macs() as f64;
+            match &c.engine {
+                Engine::Hwce(h) => macs * h.digits as f64 / d.hwce_conv_macs_per_cycle,
+                Engine::Dw { .. } => macs / d.cluster_depthwise_macs_per_cycle,
+                _ if c.groups > 1 => macs / d.cluster_depthwise_macs_per_cycle,
+                _ if c.h == 1 && c.w == 1 => macs / d.cluster_linear_macs_per_cycle,
+                _ if c.kh == 1 && c.kw == 1 => macs / d.cluster_pointwise_macs_per_cycle,
+                _ => macs / d.cluster_conv_macs_per_cycle,
+            }
+        }
+        StepKind::Clamp { size, .. } | StepKind::Add { size, .. } => *size as f64 / d.cluster_elementwise_per_cycle,
+        StepKind::MaxPool(p) => (p.c * p.ho * p.wo) as f64 / d.cluster_elementwise_per_cycle,
+    };
+    work + d.layer_overhead_cycles
+}
+
+/// Lowers the q8 device graph `opts.graph` of `m` to GAP8 C (see the module documentation).
+/// Errors name the node and op that cannot be lowered.
+pub fn lower(m: &clio::Module, opts: &Gap8Options) -> Result<Gap8Module, Gap8Error> {
+    if !valid_prefix(&opts.prefix) {
+        return Err(Gap8Error::Options(format!("prefix `{}` is not a C identifier", opts.prefix)));
+    }
+    let program = lower::lower(m, opts.graph.trim_start_matches('@'))?;
+    let mem = memory::plan(&program);
+    if mem.l1_bytes() > L1_BYTES {
+        return Err(Gap8Error::Graph {
+            graph: program.graph.clone(),
+            message: format!(
+                "the HWCE stripes need {} B of L1 (> 64 KB; row tiling is not implemented)",
+                mem.l1_bytes()
+            ),
+        });
+    }
+    let desc = builtin_desc();
+    let mut layers = vec![];
+    let mut est = vec![];
+    for s in &program.steps {
+        let cycles = desc.as_ref().map(|d| est_cycles(d, s).round()).unwrap_or(0.0);
+        let (macs, passes, const_bytes, l1) = match &s.kind {
+            StepKind::Conv(c) => match &c.engine {
+                Engine::Hwce(h) => (c.macs(), h.digits, 2 * h.filters.len() + 5 * c.cout, h.l1_bytes(c.ho, c.chunk)),
+                Engine::Dw { bias, .. } => (c.macs(), 0, c.weights.len() + bias.len(), 0),
+                Engine::Cluster => (c.macs(), 0, c.weights.len() + 5 * c.cout, 0),
+                Engine::Stream { dw } => (c.macs(), 0, c.weights.len() + 5 * c.cout, c.stream_l1_bytes(*dw, c.chunk)),
+            },
+            _ => (0, 0, 0, 0),
+        };
+        let out_bytes = match s.output {
+            program::Loc::Buf(b) => program.buffers[b],
+            program::Loc::Input => 0,
+        };
+        let hz = desc.as_ref().map(|d| d.cluster_hz).unwrap_or(1.0);
+        est.push(format!(
+            "Cost model: {:.0} cycles = {:.1} us at {:.0} MHz for {} MACs{}; weights {} B (L3 -> L2 by the FC), output {} B.",
+            cycles,
+            cycles / hz * 1e6,
+            hz / 1e6,
+            macs,
+            if passes > 1 { format!(" x {passes} HWCE digit passes") } else { String::new() },
+            const_bytes,
+            out_bytes
+        ));
+        layers.push(Gap8Layer {
+            node: s.node.clone(),
+            op: s.op.clone(),
+            unit: if passes > 0 { "hwce" } else { "cluster" }.into(),
+            function: emit::function(s),
+            reason: s.reason.clone(),
+            macs,
+            hwce_passes: passes,
+            const_bytes,
+            l1_bytes: l1,
+            out_bytes,
+            est_cycles: cycles,
+        });
+    }
+    let names = emit::Names::new(&opts.prefix);
+    let header = emit::header(&program, &names);
+    let source = emit::source(&program, &mem, &names, &est);
+    let const_bytes = layers.iter().map(|l| l.const_bytes).sum::<usize>() + program.header.len();
+    let l2_bytes = mem.plan.arena_bytes + 4 * mem.acc_elems + 2 * mem.pad_elems + program.header.len();
+    let weights_in = if l2_bytes + const_bytes <= L2_BYTES { "L2" } else { "L3" };
+    let report = Gap8Report {
+        graph: program.graph.clone(),
+        input_bytes: program.input.bytes,
+        output_bytes: program.header.len() + program.output.bytes,
+        arena_bytes: mem.plan.arena_bytes,
+        arena_lower_bound_bytes: mem.plan.lower_bound_bytes,
+        acc_bytes: 4 * mem.acc_elems,
+        pad_bytes: 2 * mem.pad_elems,
+        l1_bytes: mem.l1_bytes(),
+        l2_bytes,
+        weights_in: weights_in.into(),
+        const_bytes,
+        macs: layers.iter().map(|l| l.macs).sum(),
+        hwce_macs: layers.iter().filter(|l| l.unit == "hwce").map(|l| l.macs).sum(),
+        est_cycles: layers.iter().map(|l| l.est_cycles).sum(),
+        layers,
+    };
+    Ok(Gap8Module { prefix: opts.prefix.clone(), header, source, report })
+}

@@ -1,0 +1,189 @@
+//! The lowered program: one step per layer, every parameter computed, in the planar CHW
+//! layout of the IR (GAP8's kernels are planar too, so no layout change is needed).
+
+/// Where an activation lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Loc {
+    /// The module input (int8 CHW, owned by the caller).
+    Input,
+    /// An activation buffer in the L2 arena.
+    Buf(usize),
+}
+
+/// How a convolution's multiply-accumulates run.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Engine {
+    /// On the HWCE, plane by plane (see `hwce.rs`).
+    Hwce(super::hwce::HwcePlan),
+    /// AutoTiler's `KerParConvDW3x3Stride{1,2}_fps`: bias already in the output format.
+    Dw {
+        /// Bias per channel in the output's Q format.
+        bias: Vec<i8>,
+        /// The one `Norm` of the layer.
+        norm: u8,
+    },
+    /// clio's int32-accumulating cluster kernel `ClioKerParConvAcc32_fps`, operands in L2.
+    Cluster,
+    /// The same kernel on L1 tiles: the int32 accumulator chunk in L1, input planes (dense:
+    /// one plane at a time, weights laid out `[cin][cout][kh][kw]`) or a chunk's planes
+    /// (depthwise) double-buffered into L1 by the cluster DMA.
+    Stream {
+        /// Depthwise (a chunk's own planes) rather than dense (every plane for every chunk).
+        dw: bool,
+    },
+}
+
+/// A convolution (or a fully connected layer as a 1x1 convolution over `[depth, 1, 1]`).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ConvStep {
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub ho: usize,
+    pub wo: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub dil: [usize; 2],
+    /// top, left, bottom, right.
+    pub pads: [usize; 4],
+    pub groups: usize,
+    /// `[cout][cin / groups][kh][kw]`.
+    pub weights: Vec<i8>,
+    /// Accumulator start per channel: `bias << bias_shift + rounding constant`.
+    pub init: Vec<i32>,
+    /// `out_shift` per channel.
+    pub norm: Vec<u8>,
+    /// Fused activation bounds (quantized).
+    pub lo: i8,
+    pub hi: i8,
+    pub engine: Engine,
+    /// Output channels per accumulator chunk (the int32 accumulator holds one chunk).
+    pub chunk: usize,
+}
+
+impl ConvStep {
+    /// L1 bytes of a streamed layer with `chunk` output channels: two input buffers and the
+    /// int32 accumulator chunk.
+    pub fn stream_l1_bytes(&self, dw: bool, chunk: usize) -> usize {
+        2 * self.stream_xbuf(dw, chunk) + 4 * chunk * self.ho * self.wo
+    }
+
+    /// Bytes of one L1 input buffer of a streamed layer (4-aligned).
+    pub fn stream_xbuf(&self, dw: bool, chunk: usize) -> usize {
+        let plane = self.h * self.w;
+        (if dw { chunk * plane } else { plane }).div_ceil(4) * 4
+    }
+
+    /// Turns a `Cluster` layer into a `Stream` one when it is dense (groups 1) or depthwise,
+    /// its planes are not tiny and one output channel fits `budget` bytes of L1; picks the
+    /// largest chunk that fits (a proof that the layer's L1 tiles fit).
+    pub fn try_stream(&mut self, budget: usize) -> bool {
+        let dw = self.groups > 1 && self.groups == self.cin && self.cin == self.cout;
+        if !matches!(self.engine, Engine::Cluster) || !(self.groups == 1 || dw) || self.h * self.w < 16 {
+            return false;
+        }
+        let mut chunk = 0;
+        while chunk < self.cout && self.stream_l1_bytes(dw, chunk + 1) <= budget {
+            chunk += 1;
+        }
+        if chunk == 0 {
+            return false;
+        }
+        if !dw {
+            // [cout][cin][kh][kw] -> [cin][cout][kh][kw]: one plane's filters are contiguous.
+            let kk = self.kh * self.kw;
+            let mut t = vec![0i8; self.weights.len()];
+            for o in 0..self.cout {
+                for i in 0..self.cin {
+                    t[(i * self.cout + o) * kk..(i * self.cout + o + 1) * kk]
+                        .copy_from_slice(&self.weights[(o * self.cin + i) * kk..(o * self.cin + i + 1) * kk]);
+                }
+            }
+            self.weights = t;
+        }
+        self.chunk = chunk;
+        self.engine = Engine::Stream { dw };
+        true
+    }
+
+    /// Chooses [`ConvStep::chunk`]: as many output channels as fit `budget` bytes of int32
+    /// accumulator, a multiple of the channels per group (grouped convs) or of the HWCE's
+    /// three outputs per call, at least one unit.
+    pub fn choose_chunk(&mut self, budget: usize) {
+        let og = self.cout / self.groups.max(1);
+        let unit = if self.groups > 1 {
+            og.max(1)
+        } else if matches!(&self.engine, Engine::Hwce(h) if h.k == 3) {
+            3
+        } else {
+            1
+        };
+        let fit = budget / (4 * self.ho * self.wo).max(1);
+        self.chunk = ((fit / unit).max(1) * unit).min(self.cout).max(1);
+    }
+
+    /// Multiply-accumulates of the layer.
+    pub fn macs(&self) -> u64 {
+        (self.cout * self.ho * self.wo * (self.cin / self.groups.max(1)) * self.kh * self.kw) as u64
+    }
+}
+
+/// Max pooling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PoolStep {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub ho: usize,
+    pub wo: usize,
+    pub k: [usize; 2],
+    pub stride: [usize; 2],
+    pub pad: [usize; 2],
+}
+
+/// What a step computes.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum StepKind {
+    Conv(Box<ConvStep>),
+    Clamp { size: usize, lo: i8, hi: i8 },
+    MaxPool(PoolStep),
+    Add { size: usize, shift_a: u8, shift_b: u8, norm: u8, left: u8 },
+}
+
+/// One layer of the generated code.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Step {
+    pub node: String,
+    pub op: String,
+    pub kind: StepKind,
+    pub inputs: Vec<Loc>,
+    pub output: Loc,
+    /// Why this engine and kernel (the generated comment and the manifest say it).
+    pub reason: String,
+}
+
+/// The module input and the cut tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Io {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub frac: i32,
+    pub bytes: usize,
+}
+
+/// A lowered device graph.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Program {
+    pub graph: String,
+    pub input: Io,
+    pub output: Io,
+    /// Where the cut tensor is.
+    pub output_loc: Loc,
+    /// Wire header of the cut tensor.
+    pub header: Vec<u8>,
+    pub steps: Vec<Step>,
+    /// Bytes of each activation buffer.
+    pub buffers: Vec<usize>,
+}

@@ -1,0 +1,148 @@
+//! Shared by the GAP8 backend tests (through `mod gap8_common;`): quantized, partitioned
+//! models, the integer interpreter's expected wire message, and compiling/running the
+//! generated C with the system C compiler against the GAP8 shims.
+
+#![allow(dead_code)]
+
+use clio::ir::{QScheme, Tensor};
+use clio::pass::PassManager;
+use clio::quant::math::SplitMix64;
+use clio::Module;
+use clio_targets::gap8::{lower, shim_files, Gap8Module, Gap8Options};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs `pipeline` on `m`.
+pub fn run_pipeline(m: &mut Module, pipeline: &str) {
+    let mut pm = PassManager::from_pipeline(&clio_passes::registry(), pipeline).unwrap();
+    pm.run(m).unwrap_or_else(|e| panic!("{pipeline}: {e}"));
+}
+
+/// Fuses BN, quantizes to q8 (seeded random calibration) and partitions at `cut`.
+pub fn q8_device(mut m: Module, cut: &str, seed: u64) -> Module {
+    run_pipeline(
+        &mut m,
+        &format!("fuse-bn,quantize{{scheme=q8,calib=random:{seed},samples=3}},partition{{cut={cut}}}"),
+    );
+    m
+}
+
+/// Seeded f32 inputs for the device graph (standard normal, clamped to [-3, 3]).
+pub fn inputs(m: &Module, n: usize, seed: u64) -> Vec<Tensor> {
+    let g = m.graph("device").unwrap();
+    let shape = g.node(g.inputs()[0]).ty().shape.clone();
+    let numel: usize = shape.iter().product();
+    let mut r = SplitMix64::new(seed);
+    (0..n)
+        .map(|_| {
+            Tensor::from_f32(shape.clone(), (0..numel).map(|_| r.normal().clamp(-3.0, 3.0) as f32).collect()).unwrap()
+        })
+        .collect()
+}
+
+/// The device input quantized as the graph's `quantize` does (planar CHW = NCHW order).
+pub fn input_q8(m: &Module, x: &Tensor) -> Vec<i8> {
+    let g = m.graph("device").unwrap();
+    let input = g.inputs()[0];
+    let q = g.users(input).into_iter().find(|u| matches!(g.node(*u).op, clio::ir::Op::Quantize)).unwrap();
+    let Some(QScheme::Pow2 { frac_bits }) = g.node(q).ty().quant.as_ref().map(|q| &q.scheme) else {
+        panic!("not a q8 input")
+    };
+    let f = 2f64.powi(frac_bits[0]);
+    x.as_f32().unwrap().iter().map(|v| (*v as f64 * f).round().clamp(-128.0, 127.0) as i8).collect()
+}
+
+/// The wire message the integer interpreter's device output encodes to.
+pub fn expected_message(m: &Module, x: &Tensor) -> Vec<u8> {
+    let y = clio::interp::run_int(m, "device", std::slice::from_ref(x)).unwrap();
+    let g = m.graph("device").unwrap();
+    let ty = g.value_type(g.outputs()[0]).unwrap();
+    clio::quant::wire::encode(&y[0], ty.quant.as_ref(), 1, y[0].shape()[1]).unwrap()
+}
+
+/// A fresh scratch directory under the system temp dir.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("clio-gap8-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const HARNESS: &str = r#"#include <stdio.h>
+#include "PREFIX.h"
+static int8_t in[UPPER_INPUT_BYTES];
+static uint8_t out[UPPER_OUTPUT_BYTES];
+int main(int argc, char **argv)
+{
+    if (argc != 3) return 10;
+    FILE *fi = fopen(argv[1], "rb");
+    FILE *fo = fopen(argv[2], "wb");
+    if (!fi || !fo) return 11;
+    if (PREFIX_init() != 0) return 12;
+    while (fread(in, 1, sizeof in, fi) == sizeof in) {
+        if (PREFIX_invoke(in, out) != 0) return 13;
+        fwrite(out, 1, sizeof out, fo);
+    }
+    fclose(fi);
+    fclose(fo);
+    return 0;
+}
+"#;
+
+/// Writes the module, the shims and a harness into `dir`, compiles with `cc` (no PIE: GAP8
+/// addresses are 32-bit, and the DMA shim takes them as such), runs every input through
+/// `invoke` and returns the messages.
+pub fn compile_and_run(c: &Gap8Module, dir: &Path, inputs: &[Vec<i8>]) -> Vec<Vec<u8>> {
+    c.write_to(dir).unwrap();
+    let mut sources = vec![c.source_name(), "main.c".to_string()];
+    for (name, text) in shim_files() {
+        std::fs::write(dir.join(name), text).unwrap();
+        if name.ends_with(".c") {
+            sources.push(name.to_string());
+        }
+    }
+    let harness = HARNESS.replace("PREFIX", &c.prefix).replace("UPPER", &c.prefix.to_ascii_uppercase());
+    std::fs::write(dir.join("main.c"), harness).unwrap();
+    let exe = dir.join("run");
+    let out = Command::new("cc")
+        .current_dir(dir)
+        .args(["-std=gnu99", "-O1", "-Wall", "-Wextra", "-Werror", "-Wvla", "-fno-pie", "-no-pie", "-I."])
+        .args(&sources)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("running cc (the system C compiler must be on PATH)");
+    assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let bytes: Vec<u8> = inputs.iter().flat_map(|v| v.iter().map(|x| *x as u8)).collect();
+    std::fs::write(dir.join("in.bin"), bytes).unwrap();
+    let run = Command::new(&exe).current_dir(dir).args(["in.bin", "out.bin"]).output().unwrap();
+    assert!(run.status.success(), "generated code failed: {}", String::from_utf8_lossy(&run.stderr));
+    let all = std::fs::read(dir.join("out.bin")).unwrap();
+    let n = c.report.output_bytes;
+    assert_eq!(all.len(), n * inputs.len());
+    all.chunks(n).map(|c| c.to_vec()).collect()
+}
+
+/// Lowers the device part of `m`, runs it in C on `n` seeded inputs and requires every
+/// message to equal the integer interpreter's, byte for byte. Returns the module.
+pub fn check_bit_exact(m: &Module, name: &str, n: usize) -> Gap8Module {
+    let c = lower(m, &Gap8Options::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let xs = inputs(m, n, 99);
+    let dir = scratch_dir(name);
+    let got = compile_and_run(&c, &dir, &xs.iter().map(|x| input_q8(m, x)).collect::<Vec<_>>());
+    for (i, (x, g)) in xs.iter().zip(&got).enumerate() {
+        let want = expected_message(m, x);
+        if &want != g {
+            let diff = want.iter().zip(g).position(|(a, b)| a != b);
+            let nd = want.iter().zip(g).filter(|(a, b)| a != b).count();
+            panic!("{name}: input {i}: C output differs from the integer interpreter ({nd} bytes, first at {diff:?}); dir {}", dir.display());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    c
+}
+
+/// The kernels the module calls, in order.
+pub fn functions(c: &Gap8Module) -> Vec<String> {
+    c.report.layers.iter().map(|l| l.function.clone()).collect()
+}

@@ -1,0 +1,74 @@
+//! GAP8 backend, host emulation: q8 MobileNetV2 (width 0.35, CIFAR input) device parts at
+//! several cut points, lowered to HWCE + cluster-kernel C, compiled with `cc` against the GAP8
+//! shims (one core, DMA as memcpy) and run: bit-exact with the integer interpreter.
+
+mod gap8_common;
+
+use clio::models::{mobilenet_v2, MobileNetV2Config, Variant};
+use gap8_common::{check_bit_exact, functions, q8_device};
+
+#[test]
+fn mobilenet_v2_w035_bit_exact_at_three_cuts() {
+    let cfg = MobileNetV2Config { width: 0.35, input: 32, classes: 10, seed: 3, variant: Variant::Cifar };
+    let m = mobilenet_v2(&cfg).unwrap();
+    let mut used = vec![];
+    for cut in ["3", "5", "8"] {
+        let c = check_bit_exact(&q8_device(m.clone(), cut, 5), &format!("mnv2_w035_cut{cut}"), 2);
+        assert!(c.report.l1_bytes <= 64 * 1024);
+        eprintln!(
+            "cut {cut}: {} layers, {} MACs ({} on the HWCE), arena {} B, acc {} B, L2 {} B, L1 {} B, consts {} B, est {:.0} cycles",
+            c.report.layers.len(),
+            c.report.macs,
+            c.report.hwce_macs,
+            c.report.arena_bytes,
+            c.report.acc_bytes,
+            c.report.l2_bytes,
+            c.report.l1_bytes,
+            c.report.const_bytes,
+            c.report.est_cycles
+        );
+        used.extend(functions(&c));
+        used.extend(c.report.layers.iter().map(|l| l.reason.clone()));
+    }
+    assert!(used.iter().any(|u| u.contains("double-buffered input planes")), "no streamed dense layer");
+    assert!(used.iter().any(|u| u.contains("double-buffered input chunks")), "no streamed depthwise layer");
+    for f in ["HWCE_ProcessOneTile3x3_MultiOut", "ClioKerParConvAcc32_fps", "ClioKerParAdd_fps"] {
+        assert!(used.iter().any(|u| u == f), "{f} not used: {used:?}");
+    }
+}
+
+/// Width 0.5 with per-tensor weight formats: depthwise layers whose bias is exactly
+/// representable in the output format run on AutoTiler's `KerParConvDW3x3Stride{1,2}_fps`.
+#[test]
+fn mobilenet_v2_w050_per_tensor_bit_exact() {
+    let cfg = MobileNetV2Config { width: 0.5, input: 32, classes: 10, seed: 4, variant: Variant::Cifar };
+    let m = mobilenet_v2(&cfg).unwrap();
+    let mut used = vec![];
+    for cut in ["3", "8"] {
+        let mut d = m.clone();
+        gap8_common::run_pipeline(
+            &mut d,
+            &format!(
+                "fuse-bn,quantize{{scheme=q8,weights=per-tensor,calib=random:7,samples=3}},partition{{cut={cut}}}"
+            ),
+        );
+        let c = check_bit_exact(&d, &format!("mnv2_w050_pt_cut{cut}"), 2);
+        eprintln!(
+            "w0.5 cut {cut}: {} layers, {} MACs ({} HWCE), arena {} B, acc {} B, L2 {} B, L1 {} B, consts {} B (in {}), est {:.0} cycles = {:.2} ms",
+            c.report.layers.len(),
+            c.report.macs,
+            c.report.hwce_macs,
+            c.report.arena_bytes,
+            c.report.acc_bytes,
+            c.report.l2_bytes,
+            c.report.l1_bytes,
+            c.report.const_bytes,
+            c.report.weights_in,
+            c.report.est_cycles,
+            c.report.est_cycles / 175e3
+        );
+        assert!(c.report.l1_bytes <= 64 * 1024 && c.report.l2_bytes <= 512 * 1024, "{:?}", c.report.l2_bytes);
+        used.extend(functions(&c));
+    }
+    assert!(used.iter().any(|u| u == "ClioKerParAdd_fps"), "{used:?}");
+}

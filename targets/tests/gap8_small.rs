@@ -1,0 +1,175 @@
+//! GAP8 backend on small hand-written q8 graphs: a net with 5x5 and 7x7 convolutions (HWCE,
+//! several 32-pixel stripes, digit splitting), max pooling, a strided depthwise conv with a
+//! standalone ReLU6, a 1x1 conv, a residual add and a fully connected layer, bit-exact in C
+//! against the integer interpreter; the golden C of a small model; errors naming node and op.
+
+mod gap8_common;
+
+use clio::quant::math::SplitMix64;
+use clio::text::{parse_module, ParseOptions};
+use clio::Module;
+use clio_targets::gap8::{lower, Gap8Error, Gap8Options};
+use gap8_common::{check_bit_exact, functions, run_pipeline};
+
+fn dense(n: usize, seed: u64, scale: f64) -> String {
+    let mut r = SplitMix64::new(seed);
+    let v: Vec<String> = (0..n).map(|_| format!("{:.4}", (r.uniform() * 2.0 - 1.0) * scale)).collect();
+    format!("dense<[{}]>", v.join(", "))
+}
+
+fn five_by_five() -> Module {
+    let src = format!(
+        "module @k5 {{
+  weight @c5.w : tensor<8x3x5x5xf32> = {}
+  weight @c5.b : tensor<8xf32> = {}
+  weight @c7.w : tensor<4x8x7x7xf32> = {}
+  weight @dw.w : tensor<4x1x3x3xf32> = {}
+  weight @dw.b : tensor<4xf32> = {}
+  weight @pw.w : tensor<4x4x1x1xf32> = {}
+  weight @fc.w : tensor<5x100xf32> = {}
+  weight @fc.b : tensor<5xf32> = {}
+  graph @main(%x: tensor<1x3x40x40xf32>) -> (tensor<1x5xf32>) {{
+    %c5 = conv2d(%x, @c5.w, @c5.b) {{strides = [1, 1], pads = [2, 2, 2, 2], dilations = [1, 1], groups = 1}} : tensor<1x8x40x40xf32>
+    %r5 = relu(%c5) : tensor<1x8x40x40xf32>
+    %mp = max_pool(%r5) {{kernel = [2, 2], strides = [2, 2], pads = [0, 0, 0, 0], ceil_mode = false}} : tensor<1x8x20x20xf32>
+    %c7 = conv2d(%mp, @c7.w) {{strides = [1, 1], pads = [3, 3, 3, 3], dilations = [1, 1], groups = 1}} : tensor<1x4x20x20xf32>
+    %dw = conv2d(%c7, @dw.w, @dw.b) {{strides = [2, 2], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 4}} : tensor<1x4x10x10xf32>
+    %r6 = clip(%dw) {{min = 0.0, max = 6.0}} : tensor<1x4x10x10xf32>
+    %pw = conv2d(%r6, @pw.w) {{strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], groups = 1}} : tensor<1x4x10x10xf32>
+    %add = add(%pw, %r6) : tensor<1x4x10x10xf32>
+    %ap = max_pool(%add) {{kernel = [2, 2], strides = [2, 2], pads = [0, 0, 0, 0], ceil_mode = false}} : tensor<1x4x5x5xf32>
+    %fl = flatten(%ap) {{axis = 1}} : tensor<1x100xf32>
+    %fc = gemm(%fl, @fc.w, @fc.b) {{alpha = 1.0, beta = 1.0, trans_a = false, trans_b = true}} : tensor<1x5xf32>
+    return %fc
+  }}
+}}",
+        dense(600, 1, 0.4),
+        dense(8, 2, 0.2),
+        dense(1568, 3, 0.1),
+        dense(36, 4, 0.6),
+        dense(4, 5, 0.2),
+        dense(16, 6, 0.8),
+        dense(500, 7, 0.3),
+        dense(5, 8, 0.1),
+    );
+    let mut m = parse_module(&src, &ParseOptions::default()).unwrap();
+    run_pipeline(&mut m, "quantize{scheme=q8,calib=random:2,samples=4},partition{cut=fc,granularity=layer}");
+    m
+}
+
+#[test]
+fn net_with_5x5_and_7x7_convs_bit_exact() {
+    let c = check_bit_exact(&five_by_five(), "k5", 3);
+    let f = functions(&c);
+    for want in ["HWCE_ProcessOneTile5x5", "HWCE_ProcessOneTile7x7", "ClioKerParMaxPool_fps", "ClioKerParAdd_fps"] {
+        assert!(f.iter().any(|u| u == want), "{want} not used: {f:?}");
+    }
+    assert!(c.source.contains("pi_cl_dma_cmd_2d") && c.source.contains("pi_cl_team_fork"));
+    let manifest = c.manifest_json();
+    assert!(manifest.contains("\"unit\": \"hwce\"") && manifest.contains("\"reason\""), "{manifest}");
+    let r = &c.report;
+    eprintln!(
+        "k5: {} MACs ({} HWCE), arena {} B, acc {} B, L2 {} B, L1 {} B, consts {} B, est {} cycles",
+        r.macs, r.hwce_macs, r.arena_bytes, r.acc_bytes, r.l2_bytes, r.l1_bytes, r.const_bytes, r.est_cycles
+    );
+    for l in &r.layers {
+        eprintln!("  %{} -> {} ({} passes)", l.node, l.function, l.hwce_passes);
+    }
+}
+
+fn small() -> Module {
+    let src = format!(
+        "module @small {{
+  weight @c.w : tensor<3x2x3x3xf32> = {}
+  weight @c.b : tensor<3xf32> = {}
+  weight @dw.w : tensor<3x1x3x3xf32> = {}
+  weight @pw.w : tensor<4x3x1x1xf32> = {}
+  graph @main(%x: tensor<1x2x8x8xf32>) -> (tensor<1x4x4x4xf32>) {{
+    %c = conv2d(%x, @c.w, @c.b) {{strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 1}} : tensor<1x3x8x8xf32>
+    %r = relu(%c) : tensor<1x3x8x8xf32>
+    %dw = conv2d(%r, @dw.w) {{strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 3}} : tensor<1x3x8x8xf32>
+    %r6 = clip(%dw) {{min = 0.0, max = 6.0}} : tensor<1x3x8x8xf32>
+    %mp = max_pool(%r6) {{kernel = [2, 2], strides = [2, 2], pads = [0, 0, 0, 0], ceil_mode = false}} : tensor<1x3x4x4xf32>
+    %pw = conv2d(%mp, @pw.w) {{strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], groups = 1}} : tensor<1x4x4x4xf32>
+    return %pw
+  }}
+}}",
+        dense(54, 11, 0.5),
+        dense(3, 12, 0.2),
+        dense(27, 13, 0.6),
+        dense(12, 14, 0.8),
+    );
+    let mut m = parse_module(&src, &ParseOptions::default()).unwrap();
+    run_pipeline(&mut m, "quantize{scheme=q8,calib=random:3,samples=4},partition{cut=pw,granularity=layer}");
+    m
+}
+
+#[test]
+fn small_golden_c() {
+    let c = check_bit_exact(&small(), "small", 4);
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../../snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| {
+        insta::assert_snapshot!("gap8_small.c", c.source);
+        insta::assert_snapshot!("gap8_small.manifest.json", c.manifest_json());
+    });
+}
+
+#[test]
+fn errors_name_node_and_op() {
+    // An int8 (affine) graph is not a q8 graph.
+    let mut m = parse_module(
+        "module @e { graph @main(%x: tensor<1x2x4x4xf32>) -> (tensor<1x2x4x4xf32>) {
+    %r = relu(%x) : tensor<1x2x4x4xf32>
+    return %r } }",
+        &ParseOptions::default(),
+    )
+    .unwrap();
+    run_pipeline(&mut m, "quantize{scheme=int8,calib=random:1,samples=2},partition{cut=r,granularity=layer}");
+    let e = lower(&m, &Gap8Options::default()).unwrap_err();
+    assert!(matches!(e, Gap8Error::Invalid { .. }), "{e}");
+    let s = e.to_string();
+    assert!(s.contains("scheme=q8") && s.contains('%'), "{s}");
+    // Global average pooling has no GAP8 kernel in this backend yet.
+    let mut m = parse_module(
+        "module @e { graph @main(%x: tensor<1x2x4x4xf32>) -> (tensor<1x2x1x1xf32>) {
+    %gap = global_avg_pool(%x) : tensor<1x2x1x1xf32>
+    return %gap } }",
+        &ParseOptions::default(),
+    )
+    .unwrap();
+    run_pipeline(&mut m, "quantize{scheme=q8,calib=random:1,samples=2},partition{cut=gap,granularity=layer}");
+    let e = lower(&m, &Gap8Options::default()).unwrap_err();
+    assert!(matches!(e, Gap8Error::Unsupported { .. }), "{e}");
+    assert!(e.to_string().contains("%gap (global_avg_pool)"), "{e}");
+    let e = lower(&small(), &Gap8Options { prefix: "1bad".into(), ..Default::default() }).unwrap_err();
+    assert!(matches!(e, Gap8Error::Options(_)));
+    let e = lower(&small(), &Gap8Options { graph: "nope".into(), ..Default::default() }).unwrap_err();
+    assert!(matches!(e, Gap8Error::NoGraph(_)));
+}
+
+/// A hand-quantized depthwise layer whose bias is exactly representable in the output format
+/// (bias Q4 = output Q4) runs on AutoTiler's `KerParConvDW3x3Stride2_fps`, bit-exactly; the
+/// standalone ReLU6 after it runs on the cores.
+#[test]
+fn vendor_depthwise_kernel_when_exact() {
+    let w: Vec<String> = (0..36i32).map(|i| ((i * 37) % 61 - 30).to_string()).collect();
+    let src = format!(
+        "module @dwq {{
+  weight @dw.w : tensor<4x1x3x3xi8, pow2<6>> = dense<[{}]>
+  weight @dw.b : tensor<4xi8, pow2<4>> = dense<[5, -7, 100, -128]>
+  graph @device(%x: tensor<1x4x12x12xf32>) -> (tensor<1x4x6x6xi8, pow2<4>>) {{
+    %q = quantize(%x) : tensor<1x4x12x12xi8, pow2<5>>
+    %dw = conv2d(%q, @dw.w, @dw.b) {{strides = [2, 2], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 4}} : tensor<1x4x6x6xi8, pow2<4>>
+    %r6 = clip(%dw) {{min = 0.0, max = 6.0}} : tensor<1x4x6x6xi8, pow2<4>>
+    return %r6
+  }}
+}}",
+        w.join(", ")
+    );
+    let m = parse_module(&src, &ParseOptions::default()).unwrap();
+    let c = check_bit_exact(&m, "vendor_dw", 4);
+    assert_eq!(functions(&c), ["KerParConvDW3x3Stride2_fps", "ClioKerParClamp_fps"]);
+    assert!(c.source.contains(".Norm = 7"), "{}", c.source);
+}
