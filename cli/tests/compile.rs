@@ -143,3 +143,33 @@ fn compile_failures_leave_nothing() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn compile_for_gap8() {
+    let d = tmp("gap8");
+    ok(&clio(
+        &d,
+        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
+    ));
+    let out =
+        ok(&clio(&d, &["compile", "m.clio", "--target", "gap8", "--cut", "5", "--calib", "random:1", "-o", "out"]));
+    assert!(out.contains("compiled @device for gap8") && out.contains("on the HWCE"), "{out}");
+    let o = d.join("out");
+    for f in ["clio_device.c", "clio_device.h", "clio_device.manifest.json", "cloud.clio", "manifest.json"] {
+        assert!(o.join(f).exists(), "{f} missing");
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(o.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["target"], "gap8");
+    assert!(m["pipeline"].as_str().unwrap().contains("scheme=q8"));
+    let layers = m["device"]["report"]["layers"].as_array().unwrap();
+    assert!(!layers.is_empty());
+    // The generated C compiles against the shipped host shims.
+    let cc = Command::new("cc")
+        .args(["-std=c99", "-Wall", "-Werror", "-c", "-I.", "-Igap8_shims", "clio_device.c", "-o", "dev.o"])
+        .current_dir(&o)
+        .output()
+        .expect("run cc");
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let _ = std::fs::remove_dir_all(&d);
+}

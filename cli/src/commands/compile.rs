@@ -27,8 +27,9 @@ use std::path::PathBuf;
 pub struct CompileArgs {
     /// The model: .onnx, .tflite or .clio (float, or already quantized and partitioned).
     pub input: PathBuf,
-    /// Device target (the STM32F7 / CMSIS-NN s8 backend).
-    #[arg(long, default_value = "stm32f7", value_parser = ["stm32f7"])]
+    /// Device target: `stm32f7` (CMSIS-NN s8 / legacy q7) or `gap8` (HWCE + cluster kernels,
+    /// q8 power-of-two quantization).
+    #[arg(long, default_value = "stm32f7", value_parser = ["stm32f7", "gap8"])]
     pub target: String,
     /// Cut point: an index k as `clio cuts MODEL` numbers them (block cut points after
     /// `fuse-bn`) or the name of the node producing the cut tensor.
@@ -100,7 +101,13 @@ fn prepare(a: &CompileArgs, m: &mut Module) -> Result<Option<String>, Error> {
         }
     }
     let samples = if a.samples > 0 { format!(",samples={}", a.samples) } else { String::new() };
-    let scheme = if a.cmsis == "legacy-q7" { "scheme=q8,weights=per-tensor" } else { "scheme=int8" };
+    let scheme = if a.target == "gap8" {
+        "scheme=q8"
+    } else if a.cmsis == "legacy-q7" {
+        "scheme=q8,weights=per-tensor"
+    } else {
+        "scheme=int8"
+    };
     let quantize = format!("quantize{{{scheme},calib={}{samples},graph={graph}}}", quoted(calib, "--calib")?);
     run(m, &quantize)?;
     let q = m.graph(&graph).ok_or_else(|| Error::Format(format!("no graph @{graph}")))?;
@@ -139,6 +146,9 @@ fn cloud_part(m: &Module) -> Module {
 pub fn run(a: CompileArgs) -> Result<(), Error> {
     let mut m = load_model(&a.input, &a.input_args)?;
     let pipe = prepare(&a, &mut m)?;
+    if a.target == "gap8" {
+        return run_gap8(&a, &m, pipe);
+    }
     let api = if a.cmsis == "legacy-q7" { CmsisApi::LegacyQ7 } else { CmsisApi::S8 };
     let opts = Stm32Options { graph: "device".into(), prefix: a.prefix.clone(), api };
     let c = lower(&m, &opts).map_err(|e| Error::Format(e.to_string()))?;
@@ -219,6 +229,62 @@ pub fn run(a: CompileArgs) -> Result<(), Error> {
         est.latency_s * 1e3,
         est.energy_j * 1e3,
         c.report.output.bytes,
+        a.output.display()
+    );
+    Ok(())
+}
+
+/// The GAP8 path: `@device` lowered by `clio_targets::gap8` (its C, header, per-layer manifest
+/// and clio's cluster kernels), the host shims under `gap8_shims/`, the cloud part and a
+/// top-level manifest, written atomically into the output directory.
+fn run_gap8(a: &CompileArgs, m: &Module, pipe: Option<String>) -> Result<(), Error> {
+    use clio_targets::gap8;
+    let opts = gap8::Gap8Options { graph: "device".into(), prefix: a.prefix.clone() };
+    let c = gap8::lower(m, &opts).map_err(|e| Error::Format(e.to_string()))?;
+    let cost = clio_targets::load_target("gap8").map_err(|e| Error::Format(e.to_string()))?;
+    let g = m.graph("device").ok_or_else(|| Error::Format("no @device graph".into()))?;
+    let nodes: Vec<_> = g.topo_order().map_err(|e| Error::Format(format!("cycle at {}", e.0)))?;
+    let est = cost.nodes_cost(m, g, &nodes);
+    let cloud = cloud_part(m);
+    let dir = AtomicDir::new(&a.output)?;
+    c.write_to(dir.path())?;
+    gap8::write_shims(&dir.path().join("gap8_shims"))?;
+    save_module(&cloud, &dir.path().join("cloud.clio"))?;
+    let manifest = serde_json::json!({
+        "model": a.input.display().to_string(),
+        "target": "gap8",
+        "cut": a.cut,
+        "pipeline": pipe,
+        "quantization": "q8 (power-of-two Q formats)",
+        "device": {
+            "graph": "device",
+            "source": c.source_name(),
+            "header": c.header_name(),
+            "layers_manifest": format!("{}.manifest.json", c.prefix),
+            "shims": "gap8_shims/",
+            "report": c.report,
+            "estimate": { "cost_model": cost.name(), "latency_s": est.latency_s, "energy_j": est.energy_j },
+        },
+        "cloud": {
+            "graphs": cloud.graph_names(),
+            "module": "cloud.clio",
+            "weights": if cloud.weights().is_empty() { None } else { Some("cloud.safetensors") },
+        },
+    });
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Format(e.to_string()))?;
+    clio::io::write_atomic(&dir.path().join("manifest.json"), text.as_bytes())?;
+    dir.commit()?;
+    println!(
+        "compiled @device for gap8: {} layers, {} MACs ({} on the HWCE); L2 {} B, L1 {} B, weights {} B; \
+         estimated {:.2} ms, {:.3} mJ -> {}",
+        c.report.layers.len(),
+        c.report.macs,
+        c.report.hwce_macs,
+        c.report.l2_bytes,
+        c.report.l1_bytes,
+        c.report.const_bytes,
+        est.latency_s * 1e3,
+        est.energy_j * 1e3,
         a.output.display()
     );
     Ok(())
