@@ -95,3 +95,55 @@ fn several_inputs_use_a_virtual_source() {
     let names: Vec<String> = cut_points(&m, "main", Granularity::Block).unwrap().into_iter().map(|c| c.node).collect();
     assert_eq!(names, vec!["cat", "relu"], "not between the conv and its activation");
 }
+
+/// The device peak of every cut equals a direct computation: the liveness of the device part
+/// alone (inputs live from step 0, a value until its last device reader, the cut tensor to the
+/// end). `cut_points` computes it incrementally, cut after cut.
+#[test]
+fn device_peak_matches_a_direct_liveness_computation() {
+    use std::collections::{HashMap, HashSet};
+    for (file, granularity) in [
+        ("mobilenet_v2_224.onnx", Granularity::Layer),
+        ("mobilenet_v2_224.onnx", Granularity::Block),
+        ("resnet18_224.onnx", Granularity::Layer),
+        ("vgg11_bn_224.onnx", Granularity::Block),
+    ] {
+        let m = load(file);
+        let g = m.main_graph().unwrap();
+        let order = g.topo_order().unwrap();
+        for c in cut_points(&m, "main", granularity).unwrap() {
+            let mut device = HashSet::new();
+            let mut stack = vec![c.value.node];
+            while let Some(x) = stack.pop() {
+                if device.insert(x) {
+                    stack.extend(g.producers(x));
+                }
+            }
+            let steps: Vec<_> = order
+                .iter()
+                .copied()
+                .filter(|n| device.contains(n) && !matches!(g.node(*n).op, Op::Weight { .. }))
+                .collect();
+            let pos: HashMap<_, _> = steps.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+            let last = steps.len() - 1;
+            let mut live = vec![0u64; steps.len()];
+            for (i, n) in steps.iter().enumerate() {
+                let node = g.node(*n);
+                for (r, t) in node.results.iter().enumerate() {
+                    let v = clio::Value { node: *n, result: r as u32 };
+                    let start = if matches!(node.op, Op::Input) { 0 } else { i };
+                    let end = if *n == c.value.node {
+                        last
+                    } else {
+                        g.uses(v).iter().filter_map(|(u, _)| pos.get(u)).copied().max().unwrap_or(i).max(i)
+                    };
+                    for b in &mut live[start..=end] {
+                        *b += t.size_bytes().unwrap() as u64;
+                    }
+                }
+            }
+            let want = live.into_iter().max().unwrap();
+            assert_eq!(c.device_peak_activation_bytes, want, "{file} cut {} (%{})", c.k, c.node);
+        }
+    }
+}

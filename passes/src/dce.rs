@@ -82,9 +82,8 @@ impl Pass for Dce {
                 .collect();
             let unused: Vec<String> = m.weights().keys().filter(|k| !used.contains(*k)).cloned().collect();
             cx.stat("weights-removed", unused.len() as i64);
-            for w in unused {
-                m.remove_weight(&w);
-            }
+            let unused: HashSet<String> = unused.into_iter().collect();
+            m.weights_mut().retain(|k, _| !unused.contains(k));
         }
         Ok(())
     }

@@ -53,19 +53,21 @@ pub static INFO: PassInfo = PassInfo {
 /// Registers `fuse-bn`.
 pub fn register(reg: &mut PassRegistry) {
     reg.register(&INFO, |o: &PassOptions| {
-        Ok(Box::new(FuseBn { standalone_to_scale_shift: o.str("standalone")? == "scale-shift" }))
+        Ok(Box::new(FuseBn { standalone_to_scale_shift: o.str("standalone")? == "scale-shift", dead_weights: vec![] }))
     });
 }
 
 /// The `fuse-bn` pass.
 pub struct FuseBn {
     standalone_to_scale_shift: bool,
+    /// Weights whose last reader went away during this run, removed together at its end.
+    dead_weights: Vec<String>,
 }
 
 impl FuseBn {
     /// An instance with default options.
     pub fn new() -> Self {
-        FuseBn { standalone_to_scale_shift: true }
+        FuseBn { standalone_to_scale_shift: true, dead_weights: vec![] }
     }
 }
 
@@ -194,7 +196,7 @@ enum Outcome {
 }
 
 impl FuseBn {
-    fn one(&self, m: &mut Module, graph: &str, bn: NodeId, cx: &mut PassContext) -> Option<Outcome> {
+    fn one(&mut self, m: &mut Module, graph: &str, bn: NodeId, cx: &mut PassContext) -> Option<Outcome> {
         let g = m.graph(graph)?;
         let Op::BatchNorm(attrs) = &g.node(bn).op else { return None };
         let eps = attrs.epsilon;
@@ -279,7 +281,7 @@ impl FuseBn {
     }
 
     /// Removes the batch norm node and the parameter weights nothing reads any more.
-    fn remove_bn(&self, m: &mut Module, graph: &str, bn: NodeId) -> Option<()> {
+    fn remove_bn(&mut self, m: &mut Module, graph: &str, bn: NodeId) -> Option<()> {
         let g = m.graph_mut(graph)?;
         let params: Vec<NodeId> = g.operands(bn).iter().skip(1).map(|v| v.node).collect();
         g.remove_node(bn);
@@ -287,17 +289,15 @@ impl FuseBn {
         Some(())
     }
 
-    fn drop_params(&self, m: &mut Module, graph: &str, params: &[NodeId]) {
-        let mut dead = vec![];
+    /// Removes the weight reads among `params` nothing reads any more; their weights are
+    /// removed from the module at the end of the run (one pass over the weight table).
+    fn drop_params(&mut self, m: &mut Module, graph: &str, params: &[NodeId]) {
         if let Some(g) = m.graph_mut(graph) {
             for p in params {
                 if let Some(name) = g.remove_if_unused_weight(*p) {
-                    dead.push(name);
+                    self.dead_weights.push(name);
                 }
             }
-        }
-        for name in dead {
-            m.remove_weight_if_unread(&name);
         }
     }
 }
@@ -325,6 +325,7 @@ impl Pass for FuseBn {
                 cx.stat(stat, 1);
             }
         }
+        m.remove_weights_if_unread(std::mem::take(&mut self.dead_weights));
         Ok(())
     }
 }

@@ -23,7 +23,7 @@
 //! points, before it; `k = 0` is the graph input itself: nothing runs on the device), and the
 //! name of the node producing the cut tensor. Both are accepted wherever a cut is named.
 
-use super::{graph_cost, liveness};
+use super::graph_cost;
 use crate::ir::{Graph, Module, NodeId, Op, Value};
 use petgraph::algo::dominators::simple_fast;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -220,41 +220,44 @@ pub fn cut_points(m: &Module, graph: &str, granularity: Granularity) -> Result<V
     let order = g.topo_order().map_err(|c| CutError::Graph(format!("cycle at {}", c.0)))?;
     let position: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let cost_by_node: HashMap<NodeId, &super::NodeCost> = total.nodes.iter().map(|(n, c)| (*n, c)).collect();
+    // Each cut node dominates the next one, so the device parts grow: the part of cut `k` is
+    // the part of cut `k - 1` plus the new ancestors of its node, which all come after the
+    // previous cut node in topological order and read nothing of the previous part but the
+    // previous cut tensor. Costs and the liveness profile are therefore accumulated cut by
+    // cut (linear overall instead of one traversal and one liveness per cut).
+    let mut acc = DeviceAccumulator::default();
     let mut out = Vec::with_capacity(nodes.len());
     for (k, n) in nodes.into_iter().enumerate() {
-        // The device part: n and its ancestors.
-        let mut device: HashSet<NodeId> = HashSet::new();
+        let mut new_nodes = vec![];
         let mut stack = vec![n];
         while let Some(x) = stack.pop() {
-            if device.insert(x) {
+            if acc.device.insert(x) {
+                new_nodes.push(x);
                 stack.extend(g.producers(x));
             }
         }
-        let (mut macs, mut params, mut wbytes) = (0u64, 0u64, 0u64);
-        let mut seen_weights = HashSet::new();
-        for d in &device {
+        new_nodes.sort_by_key(|x| position[x]);
+        for d in &new_nodes {
             if let Some(c) = cost_by_node.get(d) {
-                macs += c.macs;
+                acc.macs += c.macs;
             }
             for v in g.operands(*d) {
                 if let Some(w) = g.weight_name(v) {
-                    if seen_weights.insert(w.to_string()) {
+                    if acc.seen_weights.insert(w.to_string()) {
                         if let Some(w) = m.weight(w) {
                             let bytes = (w.data().len() * w.data().dtype().size_bytes()) as u64;
-                            wbytes += bytes;
+                            acc.weight_bytes += bytes;
                             let is_bn_stat = matches!(g.node(*d).op, Op::BatchNorm(_))
                                 && g.operands(*d).iter().skip(3).any(|o| *o == v);
                             if !is_bn_stat {
-                                params += w.data().len() as u64;
+                                acc.params += w.data().len() as u64;
                             }
                         }
                     }
                 }
             }
         }
-        let mut schedule: Vec<NodeId> = device.iter().copied().collect();
-        schedule.sort_by_key(|x| position[x]);
-        let peak = device_peak(g, &schedule, n);
+        let peak = acc.extend_peak(g, &new_nodes, n);
         let ty = g.node(n).ty();
         let elems = ty.num_elements().unwrap_or(0) as u64;
         let channels = if ty.rank() >= 2 { ty.shape[1] } else { 1 };
@@ -268,36 +271,87 @@ pub fn cut_points(m: &Module, graph: &str, granularity: Granularity) -> Result<V
             bytes_f32: elems * 4,
             bytes_q8: elems,
             bytes_per_channel_q8: elems / channels.max(1) as u64,
-            device_macs: macs,
-            cloud_macs: total.macs - macs,
-            device_params: params,
-            device_weight_bytes: wbytes,
+            device_macs: acc.macs,
+            cloud_macs: total.macs - acc.macs,
+            device_params: acc.params,
+            device_weight_bytes: acc.weight_bytes,
             device_peak_activation_bytes: peak,
         });
     }
     Ok(out)
 }
 
-/// Liveness peak of the device part, whose only output is the cut node's result.
-fn device_peak(g: &Graph, schedule: &[NodeId], cut: NodeId) -> u64 {
-    let live = liveness(g, schedule);
-    let pos: HashMap<NodeId, usize> = schedule.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    // `liveness` extends graph outputs and values read by cloud nodes to the end of the
-    // schedule; on the device, a value dies at its last device reader (the cut tensor lives to
-    // the end: it is transmitted).
-    let last = schedule.len().saturating_sub(1);
-    let mut bytes = vec![0u64; schedule.len()];
-    for iv in &live.intervals {
-        let end = if iv.value.node == cut {
-            last
-        } else {
-            g.uses(iv.value).iter().filter_map(|(u, _)| pos.get(u)).copied().max().unwrap_or(iv.start)
+/// The device part of the cuts seen so far (see [`cut_points`]).
+#[derive(Default)]
+struct DeviceAccumulator {
+    device: HashSet<NodeId>,
+    seen_weights: HashSet<String>,
+    macs: u64,
+    params: u64,
+    weight_bytes: u64,
+    /// Activation steps (non-weight nodes) of the device part so far.
+    steps: usize,
+    /// The previous cut node and its step.
+    prev_cut: Option<(NodeId, usize)>,
+    /// Peak live bytes over the steps so far (the previous device part's peak).
+    peak: u64,
+}
+
+impl DeviceAccumulator {
+    /// Liveness peak of the device part after adding `new_nodes` (in topological order) for
+    /// the cut at `cut`. On the device a value lives from its step (step 0 for graph inputs)
+    /// to its last device reader; the cut tensor lives to the end (it is transmitted).
+    fn extend_peak(&mut self, g: &Graph, new_nodes: &[NodeId], cut: NodeId) -> u64 {
+        let acts: Vec<NodeId> =
+            new_nodes.iter().copied().filter(|n| !matches!(g.node(*n).op, Op::Weight { .. })).collect();
+        let first = self.steps;
+        let step: HashMap<NodeId, usize> = acts.iter().enumerate().map(|(i, n)| (*n, first + i)).collect();
+        let last = (first + acts.len()).saturating_sub(1);
+        // Bytes live at the new steps (a difference array), plus bytes live at every old step.
+        let mut diff = vec![0i128; acts.len() + 1];
+        let mut add_to_old_steps = 0u64;
+        let mut add = |from: usize, to: usize, bytes: u64| {
+            if to < first || acts.is_empty() {
+                return;
+            }
+            let (a, b) = (from.max(first) - first, to.min(last) - first);
+            diff[a] += bytes as i128;
+            diff[b + 1] -= bytes as i128;
         };
-        for b in &mut bytes[iv.start..=end.max(iv.start).min(last)] {
-            *b += iv.bytes as u64;
+        let last_reader = |v: Value| g.uses(v).iter().filter_map(|(u, _)| step.get(u)).copied().max();
+        // The previous cut tensor now lives on to its last reader in the new part.
+        if let Some((p, p_step)) = self.prev_cut {
+            if let Some(end) = last_reader(Value::of(p)) {
+                add(p_step + 1, end, g.node(p).results[0].size_bytes().unwrap_or(usize::MAX) as u64);
+            }
         }
+        for x in &acts {
+            let node = g.node(*x);
+            let s = step[x];
+            for (r, t) in node.results.iter().enumerate() {
+                let v = Value { node: *x, result: r as u32 };
+                let bytes = t.size_bytes().unwrap_or(usize::MAX) as u64;
+                let end = if *x == cut { last } else { last_reader(v).unwrap_or(s).max(s) };
+                if matches!(node.op, Op::Input) && first > 0 {
+                    // Graph inputs are live from step 0: over every old step as well.
+                    add_to_old_steps += bytes;
+                }
+                add(if matches!(node.op, Op::Input) { 0 } else { s }, end, bytes);
+            }
+        }
+        let mut live = 0i128;
+        let mut peak = self.peak.saturating_add(add_to_old_steps);
+        for d in &diff[..acts.len()] {
+            live += d;
+            peak = peak.max(live.clamp(0, u64::MAX as i128) as u64);
+        }
+        self.steps += acts.len();
+        self.peak = peak;
+        if let Some(s) = step.get(&cut) {
+            self.prev_cut = Some((cut, *s));
+        }
+        peak
     }
-    bytes.into_iter().max().unwrap_or(0)
 }
 
 /// Finds a cut by id (`k`, e.g. `3`) or by the name of the node producing the cut tensor.

@@ -49,7 +49,12 @@ pub struct Graph {
     inputs: Vec<NodeId>,
     outputs: Vec<Value>,
     by_name: HashMap<String, NodeId>,
-    weight_nodes: HashMap<String, NodeId>,
+    /// Index of the `weight` nodes by weight name: every node added as a `weight` op, plus
+    /// nodes that became one through [`Graph::node_mut`] (folded in by the next `&mut` call).
+    /// Entries may be stale (the op was edited away); lookups check them.
+    weight_nodes: HashMap<String, Vec<NodeId>>,
+    /// The node last handed out by [`Graph::node_mut`], whose op edits are not indexed yet.
+    pending_edit: Option<NodeId>,
 }
 
 /// A cycle was found; holds one node on it.
@@ -99,6 +104,7 @@ impl Graph {
     /// Adds a node with explicit result types; the name is made unique if taken. Operands are
     /// wired in order. Nothing is checked here: the verifier checks.
     pub fn add_node(&mut self, name: &str, op: Op, operands: &[Value], results: Vec<TensorType>) -> NodeId {
+        self.index_pending_edit();
         let name = self.fresh_name(name);
         let weight = match &op {
             Op::Weight { name } => Some(name.clone()),
@@ -107,7 +113,7 @@ impl Graph {
         let id = NodeId(self.g.add_node(Node { name: name.clone(), op, results }));
         self.by_name.insert(name, id);
         if let Some(w) = weight {
-            self.weight_nodes.entry(w).or_insert(id);
+            self.index_weight_node(w, id);
         }
         for (i, v) in operands.iter().enumerate() {
             self.g.add_edge(v.node.0, id.0, Use { result: v.result, operand: i as u32 });
@@ -124,6 +130,7 @@ impl Graph {
 
     /// The node reading module weight `weight`, created on first use (one per weight per graph).
     pub fn weight_value(&mut self, weight: &str, ty: TensorType) -> Value {
+        self.index_pending_edit();
         if let Some(id) = self.weight_node(weight) {
             return Value::of(id);
         }
@@ -133,12 +140,31 @@ impl Graph {
     }
 
     /// The node reading module weight `weight`, if this graph has one.
+    ///
+    /// Constant time: when several nodes read it (the verifier rejects that), the one with the
+    /// smallest index, as a scan in index order would find.
     pub fn weight_node(&self, weight: &str) -> Option<NodeId> {
         let is_it = |id: &NodeId| matches!(self.g.node_weight(id.0).map(|n| &n.op), Some(Op::Weight { name }) if name == weight);
-        match self.weight_nodes.get(weight) {
-            Some(id) if is_it(id) => Some(*id),
-            // The index is a cache: an op edited through `node_mut` falls back to a scan.
-            _ => self.node_ids().find(is_it),
+        let indexed = self.weight_nodes.get(weight).into_iter().flatten();
+        indexed.chain(self.pending_edit.iter()).copied().filter(is_it).min_by_key(|id| id.0.index())
+    }
+
+    /// Records `id` as a node reading weight `weight` (no duplicates).
+    fn index_weight_node(&mut self, weight: String, id: NodeId) {
+        let ids = self.weight_nodes.entry(weight).or_default();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+
+    /// Indexes the node last handed out by [`Graph::node_mut`] if its op is now a `weight`
+    /// read (its edits are complete: `&mut self` means the borrow ended).
+    fn index_pending_edit(&mut self) {
+        if let Some(id) = self.pending_edit.take() {
+            if let Some(Op::Weight { name }) = self.g.node_weight(id.0).map(|n| &n.op) {
+                let name = name.clone();
+                self.index_weight_node(name, id);
+            }
         }
     }
 
@@ -196,6 +222,8 @@ impl Graph {
 
     /// The node, mutably (op and result types; the name changes through [`Graph::rename`]).
     pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        self.index_pending_edit();
+        self.pending_edit = Some(id);
         &mut self.g[id.0]
     }
 
@@ -332,11 +360,15 @@ impl Graph {
     /// Removes a node and all its edges. Callers make sure nothing still reads it (the verifier
     /// reports dangling outputs); removing an input also drops it from the input list.
     pub fn remove_node(&mut self, id: NodeId) -> Option<Node> {
+        self.index_pending_edit();
         let node = self.g.remove_node(id.0)?;
         self.by_name.remove(&node.name);
         if let Op::Weight { name } = &node.op {
-            if self.weight_nodes.get(name) == Some(&id) {
-                self.weight_nodes.remove(name);
+            if let Some(ids) = self.weight_nodes.get_mut(name) {
+                ids.retain(|i| *i != id);
+                if ids.is_empty() {
+                    self.weight_nodes.remove(name);
+                }
             }
         }
         self.inputs.retain(|i| *i != id);

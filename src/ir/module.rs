@@ -177,6 +177,23 @@ impl Module {
         self.weights.shift_remove(name).is_some()
     }
 
+    /// Removes every weight of `names` that no graph has a node reading, in one pass over the
+    /// weight table (removing weights one by one with [`Module::remove_weight_if_unread`] shifts
+    /// the table each time: quadratic for passes that drop many weights). Returns how many were
+    /// removed; the others keep their order.
+    pub fn remove_weights_if_unread(&mut self, names: impl IntoIterator<Item = String>) -> usize {
+        let dead: std::collections::HashSet<String> = names
+            .into_iter()
+            .filter(|n| self.weights.contains_key(n) && !self.graphs().any(|g| g.weight_node(n).is_some()))
+            .collect();
+        if dead.is_empty() {
+            return 0;
+        }
+        let before = self.weights.len();
+        self.weights.retain(|k, _| !dead.contains(k));
+        before - self.weights.len()
+    }
+
     /// Removes a weight (graphs still referring to it fail verification).
     pub fn remove_weight(&mut self, name: &str) -> Option<Weight> {
         self.weights.shift_remove(name)

@@ -233,6 +233,7 @@ pub fn build_head(
     let mut head = Graph::new(name);
     let mut map: HashMap<NodeId, NodeId> = HashMap::new();
     let mut owned: HashSet<String> = HashSet::new();
+    let mut tied: HashSet<String> = HashSet::new();
     let mut weights = HeadWeights::default();
     for id in order {
         let node = cloud.node(id);
@@ -286,7 +287,7 @@ pub fn build_head(
                     new
                 }
                 None => {
-                    if !weights.tied.contains(&wname) {
+                    if tied.insert(wname.clone()) {
                         weights.tied.push(wname.clone());
                     }
                     wname

@@ -418,12 +418,14 @@ impl Slice {
             });
         }
         // The original first-layer weights are read by no head now.
-        for name in cloud.node_ids().filter_map(|n| match &cloud.node(n).op {
-            Op::Weight { name } => Some(name.clone()),
-            _ => None,
-        }) {
-            m.remove_weight_if_unread(&name);
-        }
+        let read: Vec<String> = cloud
+            .node_ids()
+            .filter_map(|n| match &cloud.node(n).op {
+                Op::Weight { name } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        m.remove_weights_if_unread(read);
         // The device transmits to the widest head.
         if let Some(dev) = m.graph_mut(&self.device) {
             for id in dev.node_ids().collect::<Vec<_>>() {
