@@ -18,3 +18,5 @@ echo "## Compile speed (whole processes)"
 python3 scripts/bench/compile_speed.py --runs 3
 echo "## fuse-bn against onnxoptimizer"
 python3 scripts/bench_fuse_bn.py --runs 3
+echo "## Generated-code quality"
+python3 scripts/bench/codegen_quality.py
