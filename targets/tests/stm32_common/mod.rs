@@ -5,39 +5,19 @@
 #![allow(dead_code)]
 
 use clio::ir::{DType, QScheme, Tensor, TensorData};
-use clio::pass::PassManager;
-use clio::quant::math::SplitMix64;
 use clio::Module;
 use clio_targets::stm32::{lower, shim_files, CModule, Stm32Options};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Runs `pipeline` on `m`.
-pub fn run_pipeline(m: &mut Module, pipeline: &str) {
-    let mut pm = PassManager::from_pipeline(&clio_passes::registry(), pipeline).unwrap();
-    pm.run(m).unwrap_or_else(|e| panic!("{pipeline}: {e}"));
-}
+#[path = "../backend_common/mod.rs"]
+mod backend_common;
+#[allow(unused_imports)] // not every test binary uses both
+pub use backend_common::{inputs, run_pipeline};
 
 /// Fuses BN, quantizes to int8 (seeded random calibration) and partitions at `cut`.
-pub fn device_part(mut m: Module, cut: &str, seed: u64) -> Module {
-    run_pipeline(
-        &mut m,
-        &format!("fuse-bn,quantize{{scheme=int8,calib=random:{seed},samples=3}},partition{{cut={cut}}}"),
-    );
-    m
-}
-
-/// Seeded f32 inputs for the device graph (standard normal, clamped to [-3, 3]).
-pub fn inputs(m: &Module, n: usize, seed: u64) -> Vec<Tensor> {
-    let g = m.graph("device").unwrap();
-    let shape = g.node(g.inputs()[0]).ty().shape.clone();
-    let numel: usize = shape.iter().product();
-    let mut r = SplitMix64::new(seed);
-    (0..n)
-        .map(|_| {
-            Tensor::from_f32(shape.clone(), (0..numel).map(|_| r.normal().clamp(-3.0, 3.0) as f32).collect()).unwrap()
-        })
-        .collect()
+pub fn device_part(m: Module, cut: &str, seed: u64) -> Module {
+    backend_common::quantized_device(m, "int8", cut, seed)
 }
 
 /// The device input quantized as the graph's `quantize` does, in NHWC order.
@@ -85,10 +65,7 @@ pub fn expected_message(m: &Module, x: &Tensor) -> Vec<u8> {
 
 /// A fresh scratch directory under the system temp dir.
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("clio-stm32-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    backend_common::scratch_dir_for("stm32", name)
 }
 
 const HARNESS: &str = r#"#include <stdio.h>
