@@ -1,39 +1,9 @@
 //! The `clio` binary end to end: help for every command, the happy paths on bundled models,
 //! and failure behaviour (one-line error, non-zero exit, no partial output file).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn clio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clio"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .output()
-        .expect("run clio")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("clio-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A failure: exit status 1 and exactly one line on stderr starting with `error: `.
-fn assert_one_line_error(o: &Output, needle: &str) {
-    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(o));
-    let e = stderr(o);
-    assert_eq!(e.lines().count(), 1, "one line expected: {e}");
-    assert!(e.starts_with("error: ") && e.contains(needle), "wanted `{needle}` in: {e}");
-}
+mod common;
+use common::*;
+use std::path::Path;
 
 #[test]
 fn every_command_has_help() {
@@ -104,7 +74,7 @@ fn opt_prints_ir_and_dumps_after_passes() {
     assert!(stdout(&o).starts_with("module @fuse_bn_conv"));
     assert!(stderr(&o).contains("// -----// IR Dump After fuse-bn //----- //"));
     let o = clio(&["opt", "testdata/ir/fuse_bn_conv.clio", "-p", "fuse-bn", "--print-ir-after", "no-such-pass"]);
-    assert_one_line_error(&o, "unknown pass `no-such-pass`");
+    one_line_error(&o, "unknown pass `no-such-pass`");
 }
 
 #[test]
@@ -148,7 +118,7 @@ fn bad_input_gives_one_line_and_no_output_file() {
     ];
     for (args, needle) in cases {
         let o = clio(&args);
-        assert_one_line_error(&o, needle);
+        one_line_error(&o, needle);
         assert!(!out.exists(), "{args:?} left an output file");
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2, "{args:?} left temporary files");
     }
@@ -161,7 +131,7 @@ fn failed_run_keeps_the_previous_output() {
     assert!(clio(&["opt", "testdata/models/vgg_tiny.onnx", "-o", out.to_str().unwrap()]).status.success());
     let before = std::fs::read(&out).unwrap();
     let o = clio(&["opt", "testdata/models/vgg_tiny.onnx", "-p", "nope", "-o", out.to_str().unwrap()]);
-    assert_one_line_error(&o, "unknown pass `nope`");
+    one_line_error(&o, "unknown pass `nope`");
     assert_eq!(std::fs::read(&out).unwrap(), before);
 }
 

@@ -2,33 +2,19 @@
 //! the shims, bit-exact with the integer interpreter's wire message), the cloud part and the
 //! manifest out; failures leave no output directory.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn clio(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clio")).args(args).current_dir(dir).output().expect("run clio")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("clio-compile-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::process::Command;
 
 #[test]
 fn compile_writes_device_cloud_and_manifest() {
     let d = tmp("mnv2");
-    ok(&clio(
+    ok(&clio_in(
         &d,
         &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
     ));
-    let out = ok(&clio(
+    let out = ok(&clio_in(
         &d,
         &[
             "compile",
@@ -72,7 +58,7 @@ fn compile_writes_device_cloud_and_manifest() {
         .unwrap();
     assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
     // The cloud part loads and holds the rest of the network.
-    let stats = ok(&clio(&d, &["stats", "out/cloud.clio"]));
+    let stats = ok(&clio_in(&d, &["stats", "out/cloud.clio"]));
     assert!(stats.contains("classifier.1"), "{stats}");
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -80,8 +66,8 @@ fn compile_writes_device_cloud_and_manifest() {
 #[test]
 fn compile_legacy_q7() {
     let d = tmp("q7");
-    ok(&clio(&d, &["build-model", "vgg16", "--width", "0.25", "--input", "32", "--classes", "10", "-o", "m.clio"]));
-    let out = ok(&clio(
+    ok(&clio_in(&d, &["build-model", "vgg16", "--width", "0.25", "--input", "32", "--classes", "10", "-o", "m.clio"]));
+    let out = ok(&clio_in(
         &d,
         &[
             "compile",
@@ -114,21 +100,21 @@ fn compile_legacy_q7() {
 #[test]
 fn compile_failures_leave_nothing() {
     let d = tmp("fail");
-    ok(&clio(
+    ok(&clio_in(
         &d,
         &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
     ));
-    let o = clio(&d, &["compile", "m.clio", "--cut", "5", "-o", "out"]);
+    let o = clio_in(&d, &["compile", "m.clio", "--cut", "5", "-o", "out"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--calib"));
     // A device part the backend cannot lower (the float classifier head is kept on the device).
-    let o = clio(&d, &["compile", "m.clio", "--pipeline", "fuse-bn,partition{cut=3}", "-o", "out"]);
+    let o = clio_in(&d, &["compile", "m.clio", "--pipeline", "fuse-bn,partition{cut=3}", "-o", "out"]);
     assert_eq!(o.status.code(), Some(1));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.starts_with("error: stm32:") && e.contains("quantize"), "{e}");
     assert!(!d.join("out").exists());
     // A failed compile into an existing output directory leaves the previous output intact.
-    ok(&clio(&d, &["compile", "m.clio", "--cut", "5", "--calib", "random:1", "-o", "out"]));
+    ok(&clio_in(&d, &["compile", "m.clio", "--cut", "5", "--calib", "random:1", "-o", "out"]));
     let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(d.join("out"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -136,7 +122,7 @@ fn compile_failures_leave_nothing() {
         .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
         .collect();
     assert!(before.len() >= 3);
-    let o = clio(&d, &["compile", "m.clio", "--pipeline", "fuse-bn,partition{cut=3}", "-o", "out"]);
+    let o = clio_in(&d, &["compile", "m.clio", "--pipeline", "fuse-bn,partition{cut=3}", "-o", "out"]);
     assert_eq!(o.status.code(), Some(1));
     for (p, bytes) in &before {
         assert_eq!(&std::fs::read(p).unwrap(), bytes, "{} changed by a failed compile", p.display());
@@ -147,12 +133,12 @@ fn compile_failures_leave_nothing() {
 #[test]
 fn compile_for_gap8() {
     let d = tmp("gap8");
-    ok(&clio(
+    ok(&clio_in(
         &d,
         &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
     ));
     let out =
-        ok(&clio(&d, &["compile", "m.clio", "--target", "gap8", "--cut", "5", "--calib", "random:1", "-o", "out"]));
+        ok(&clio_in(&d, &["compile", "m.clio", "--target", "gap8", "--cut", "5", "--calib", "random:1", "-o", "out"]));
     assert!(out.contains("compiled @device for gap8") && out.contains("on the HWCE"), "{out}");
     let o = d.join("out");
     for f in ["clio_device.c", "clio_device.h", "clio_device.manifest.json", "cloud.clio", "manifest.json"] {

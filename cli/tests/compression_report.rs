@@ -1,28 +1,9 @@
 //! `clio build-model` and the compression report of `clio stats`: build baselines, prune and
 //! sparsify one, and compare them side by side (table and JSON).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn clio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clio"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .output()
-        .expect("run clio")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("clio-compression-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::*;
+use std::path::Path;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

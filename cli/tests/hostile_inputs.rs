@@ -1,23 +1,9 @@
 //! Every file of testdata/bad/ fails with a one-line error naming the file, exit status 1, and
 //! no output; the error text is snapshotted per file (see testdata/bad/README.md).
 
+mod common;
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn clio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clio")).args(args).current_dir(root()).output().expect("run clio")
-}
-
-fn tmp() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("clio-hostile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A valid plan and profile for the simulate cases.
 fn good_plan_and_profile(d: &Path) -> (String, String) {
@@ -31,7 +17,7 @@ fn good_plan_and_profile(d: &Path) -> (String, String) {
 
 #[test]
 fn every_hostile_input_fails_cleanly() {
-    let d = tmp();
+    let d = tmp("hostile");
     let (plan, profile) = good_plan_and_profile(&d);
     let trace = "testdata/traces/norway_bus_1";
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("testdata/bad"))
@@ -67,11 +53,7 @@ fn every_hostile_input_fails_cleanly() {
         assert!(!out.exists() && !out.with_extension("safetensors").exists(), "{name}: partial output written");
         // Temporary paths vary between runs.
         let err = err.replace(&d.display().to_string(), "$TMP");
-        let mut settings = insta::Settings::clone_current();
-        settings.set_snapshot_path("../../snapshots");
-        settings.set_prepend_module_to_snapshot(false);
-        settings.set_snapshot_suffix(name.clone());
-        settings.bind(|| insta::assert_snapshot!("hostile_inputs", err));
+        snapshot("hostile_inputs", Some(&name), err);
     }
     std::fs::remove_dir_all(&d).unwrap();
 }

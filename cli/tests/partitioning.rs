@@ -2,42 +2,8 @@
 //! end on the bundled tiny MobileNetV2: the cut table (golden), the plan file, a trace replay
 //! with SVG output, and one-line errors without partial outputs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn clio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clio"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .output()
-        .expect("run clio")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("clio-partitioning-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn one_line_error(o: &Output, needle: &str) {
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{e}");
-    assert_eq!(e.lines().count(), 1, "{e}");
-    assert!(e.starts_with("error: ") && e.contains(needle), "wanted `{needle}` in: {e}");
-}
-
-fn snapshot(name: &str, text: String) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("../../snapshots");
-    settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_snapshot!(name, text));
-}
+mod common;
+use common::*;
 
 const MODEL: &str = "testdata/models/mobilenet_v2_tiny.onnx";
 
@@ -45,7 +11,7 @@ const MODEL: &str = "testdata/models/mobilenet_v2_tiny.onnx";
 fn cut_tables_are_golden() {
     for (model, name) in [(MODEL, "cuts_mobilenet_v2_tiny"), ("testdata/models/resnet_tiny.onnx", "cuts_resnet_tiny")] {
         let table = ok(&clio(&["cuts", model, "--target", "gap8", "--link", "ble"]));
-        snapshot(name, table);
+        snapshot(name, None, table);
     }
     // JSON: the same cuts, with ids and per-slice bytes.
     let json: serde_json::Value = serde_json::from_str(&ok(&clio(&["cuts", MODEL, "--json"]))).unwrap();
