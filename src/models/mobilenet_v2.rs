@@ -42,35 +42,63 @@ pub fn mobilenet_v2(c: &MobileNetV2Config) -> Result<Module, ModelError> {
     let mut n = Net::new(&mut m, c.seed);
     let x = n.input("input", &[1, 3, c.input, c.input]);
 
-    let mut input_channel = make_divisible(32.0 * c.width, 8);
+    let input_channel = make_divisible(32.0 * c.width, 8);
     let last_channel = make_divisible(1280.0 * c.width.max(1.0), 8);
     let stem_stride = if cifar { 1 } else { 2 };
     let mut y = n.conv("features.0.0", x, input_channel, 3, stem_stride, 1, false)?;
     y = n.bn("features.0.1", y)?;
     y = n.relu6("features.0.2", y)?;
-    let mut idx = 1;
-    for (stage, [t, ch, reps, s]) in SETTING.iter().copied().enumerate() {
-        let out = make_divisible(ch as f64 * c.width, 8);
-        for i in 0..reps {
-            // CIFAR: the first downsampling stage (c = 24) keeps stride 1.
-            let stride = if i > 0 || (cifar && stage == 1) { 1 } else { s };
-            y = inverted_residual(&mut n, &format!("features.{idx}"), y, input_channel, out, stride, t)?;
-            input_channel = out;
-            idx += 1;
-        }
-    }
-    let p = format!("features.{idx}");
-    y = n.conv(&format!("{p}.0"), y, last_channel, 1, 1, 1, false)?;
-    y = n.bn(&format!("{p}.1"), y)?;
-    y = n.relu6(&format!("{p}.2"), y)?;
-    y = n.pool_flatten("avgpool", y)?;
-    y = n.linear("classifier.1", y, c.classes)?;
+    // CIFAR: the first downsampling stage (c = 24) keeps stride 1.
+    let keep_stride_1 = |stage: usize| cifar && stage == 1;
+    (y, _) = inverted_residual_stages(&mut n, y, input_channel, &SETTING, c.width, keep_stride_1)?;
+    y = mobilenet_tail(&mut n, y, SETTING.iter().map(|r| r[2]).sum::<usize>() + 1, last_channel, c.classes)?;
     n.finish(y);
     Ok(m)
 }
 
+/// The inverted-residual stages `features.1 ..` for a `[t, c, n, s]` setting at `width`, from
+/// `y` with `channels` channels; stages for which `keep_stride_1(stage)` holds do not
+/// downsample. Returns the result and its channel count.
+pub(super) fn inverted_residual_stages(
+    n: &mut Net,
+    mut y: crate::Value,
+    mut channels: usize,
+    setting: &[[usize; 4]],
+    width: f64,
+    keep_stride_1: impl Fn(usize) -> bool,
+) -> Result<(crate::Value, usize), ModelError> {
+    let mut idx = 1;
+    for (stage, [t, ch, reps, s]) in setting.iter().copied().enumerate() {
+        let out = make_divisible(ch as f64 * width, 8);
+        for i in 0..reps {
+            let stride = if i > 0 || keep_stride_1(stage) { 1 } else { s };
+            y = inverted_residual(n, &format!("features.{idx}"), y, channels, out, stride, t)?;
+            channels = out;
+            idx += 1;
+        }
+    }
+    Ok((y, channels))
+}
+
+/// `features.<idx>` (conv1x1 to `last_channel`, BN, ReLU6), global average pool, flatten and
+/// the `classifier.1` gemm.
+pub(super) fn mobilenet_tail(
+    n: &mut Net,
+    y: crate::Value,
+    idx: usize,
+    last_channel: usize,
+    classes: usize,
+) -> Result<crate::Value, ModelError> {
+    let p = format!("features.{idx}");
+    let mut y = n.conv(&format!("{p}.0"), y, last_channel, 1, 1, 1, false)?;
+    y = n.bn(&format!("{p}.1"), y)?;
+    y = n.relu6(&format!("{p}.2"), y)?;
+    y = n.pool_flatten("avgpool", y)?;
+    n.linear("classifier.1", y, classes)
+}
+
 /// torchvision's `InvertedResidual(inp, oup, stride, expand_ratio)`.
-fn inverted_residual(
+pub(super) fn inverted_residual(
     n: &mut Net,
     p: &str,
     x: crate::Value,

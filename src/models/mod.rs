@@ -21,6 +21,13 @@
 //!   adaptive pool, and the classifier is one `Linear(512 * h * w, classes)` on the flattened
 //!   features (`512` at 32x32), instead of torchvision's 4096-4096 MLP.
 //!
+//! Small variants for 28x28 grayscale datasets (MNIST, Fashion-MNIST), built from the same
+//! blocks and with the same naming: [`small_mobilenet_v2`] (`mobilenet_v2_small`: a 16-channel
+//! stride-1 stem, seven inverted residuals of 8..32 channels, a 128-channel last conv; 36,218
+//! params) and [`small_resnet`] (`resnet_small`: a 3x3 stem and three stages of two
+//! `BasicBlock`s at 16/32/64 channels; 174,970 params). Both take an `in_channels` count (1 by
+//! default), downsample 28 -> 14 -> 7, and are tagged with it (`in_channels` attribute).
+//!
 //! Width multiplier: every channel count `c` becomes torchvision's `_make_divisible(c * width, 8)`
 //! ([`make_divisible`]); MobileNetV2's last conv keeps `_make_divisible(1280 * max(1, width), 8)`
 //! as torchvision does. ResNet and VGG use the same rule for their stage widths (not a torchvision
@@ -48,12 +55,16 @@ mod init;
 mod mobilenet_v2;
 mod net;
 mod resnet;
+mod small;
 mod vgg;
 
 pub use chain::{chain, ChainConfig, MAX_CHAIN_LAYERS};
 pub use init::WeightRng;
 pub use mobilenet_v2::{mobilenet_v2, MobileNetV2Config};
 pub use resnet::{resnet18, ResNetConfig};
+pub use small::{
+    small_mobilenet_v2, small_resnet, SmallMobileNetV2Config, SmallResNetConfig, MAX_IN_CHANNELS, MIN_SMALL_INPUT,
+};
 pub use vgg::{vgg16_bn, VggConfig};
 
 use crate::Module;

@@ -48,23 +48,30 @@ pub fn resnet18(c: &ResNetConfig) -> Result<Module, ModelError> {
         let window = Window2d { kernel: [3, 3], strides: [2, 2], pads: [1; 4], ceil_mode: false };
         y = n.op("maxpool", Op::MaxPool(MaxPool { window }), &[y])?;
     }
-    let mut inplanes = widths[0];
-    for (l, planes) in widths.iter().copied().enumerate() {
-        let stride = if l == 0 { 1 } else { 2 };
-        for b in 0..2 {
-            let s = if b == 0 { stride } else { 1 };
-            y = basic_block(&mut n, &format!("layer{}.{b}", l + 1), y, inplanes, planes, s)?;
-            inplanes = planes;
-        }
-    }
+    y = basic_stages(&mut n, y, &widths)?;
     y = n.pool_flatten("avgpool", y)?;
     y = n.linear("fc", y, c.classes)?;
     n.finish(y);
     Ok(m)
 }
 
+/// Stages `layer1 ..` of two `BasicBlock`s each, of the given widths; every stage after the first
+/// starts with stride 2. `y` has `widths[0]` channels.
+pub(super) fn basic_stages(n: &mut Net, mut y: Value, widths: &[usize]) -> Result<Value, ModelError> {
+    let mut inplanes = widths.first().copied().unwrap_or(0);
+    for (l, planes) in widths.iter().copied().enumerate() {
+        let stride = if l == 0 { 1 } else { 2 };
+        for b in 0..2 {
+            let s = if b == 0 { stride } else { 1 };
+            y = basic_block(n, &format!("layer{}.{b}", l + 1), y, inplanes, planes, s)?;
+            inplanes = planes;
+        }
+    }
+    Ok(y)
+}
+
 /// torchvision's `BasicBlock(inplanes, planes, stride)` with its downsample branch.
-fn basic_block(
+pub(super) fn basic_block(
     n: &mut Net,
     p: &str,
     x: Value,

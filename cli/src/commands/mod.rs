@@ -10,3 +10,5 @@ pub mod quantize;
 pub mod run;
 pub mod simulate;
 pub mod stats;
+#[cfg(feature = "train")]
+pub mod train;

@@ -32,7 +32,10 @@
 //!   (symmetric formats, where the clamp is not implied) the node stays as an integer clamp in
 //!   the producer's format (GAP8 runs ReLU on the cluster cores after the HWCE);
 //! * the graph input (f32) feeds a `quantize`; graph outputs and float nodes read through
-//!   `dequantize`; the graph's interface stays f32.
+//!   `dequantize`; the graph's interface stays f32, except for a transmitted output
+//!   (`transmit` of a quantized value, a device graph made by `partition` or `slice`): it stays
+//!   integer, and the graphs receiving it (the `to` graph, and every head of a `slice` whose
+//!   device this is) take the integer tensor and dequantize it first (see [`boundary`]).
 //!
 //! Calibration (`calib`): an `.npy` file (split along its leading dimension into samples) or a
 //! directory of them, run through the float interpreter; `range` = `minmax`, `percentile`
@@ -50,6 +53,7 @@
 //!                                                              return %conv.dq
 //! ```
 
+pub mod boundary;
 mod plan;
 mod rewrite;
 mod weights;
@@ -124,6 +128,10 @@ pub static INFO: PassInfo = PassInfo {
         StatInfo { name: "bias-saturated", help: "bias values clamped to the bias type's range" },
         StatInfo { name: "shift-adjusted", help: "Q-format output formats lowered to keep 0 <= out_shift <= 31" },
         StatInfo { name: "calib-samples", help: "calibration samples observed" },
+        StatInfo {
+            name: "receivers-retyped",
+            help: "graphs receiving a transmitted tensor that now take it quantized and dequantize it",
+        },
     ],
 };
 
@@ -310,6 +318,8 @@ impl Pass for Quantize {
         let p = plan::plan(m, g, &self.cfg, &calib).map_err(fail)?;
         cx.stat("shift-adjusted", p.shift_adjusted);
         rewrite::rewrite(m, &gname, &p, &self.cfg, cx).map_err(fail)?;
+        let receivers = boundary::keep_transmit_quantized(m, &gname).map_err(fail)?;
+        cx.stat("receivers-retyped", receivers.len() as i64);
         Ok(())
     }
 }
