@@ -39,11 +39,16 @@ fn compile_writes_device_cloud_and_manifest() {
         "cloud.safetensors",
         "manifest.json",
         "cmsis_nn/arm_nnfunctions.h",
+        "cloud.onnx",
+        "cloud.nnef.tar",
     ] {
         assert!(d.join("out").join(f).exists(), "{f} missing");
     }
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("out/manifest.json")).unwrap()).unwrap();
+    // The cloud part as ONNX and NNEF (their numerics: targets/tests/cloud_export.rs).
+    assert_eq!(manifest["cloud"]["exports"]["cloud"]["onnx"], "cloud.onnx");
+    assert_eq!(manifest["cloud"]["exports"]["cloud"]["nnef"], "cloud.nnef.tar");
     let dev = &manifest["device"];
     assert!(dev["arena_bytes"].as_u64().unwrap() >= dev["arena_lower_bound_bytes"].as_u64().unwrap());
     assert!(dev["flash_const_bytes"].as_u64().unwrap() > 0);

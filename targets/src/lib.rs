@@ -15,11 +15,13 @@
 //! [`gap8::lower`] turns a q8 (power-of-two) device graph into C for the GAP8 cluster: dense
 //! 3x3 / 5x5 / 7x7 convolutions on the HWCE, the rest on the 8 cores, with a JSON manifest
 //! saying which unit and kernel each layer uses and why; [`gap8::shim_files`] are its shims.
+//! [`cloud`] exports the cloud part's graphs as ONNX and (through tract) NNEF.
 
 // No unwrap/expect in library code (tests may; see clippy.toml).
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod classify;
+pub mod cloud;
 mod desc;
 pub mod gap8;
 mod link;

@@ -1,14 +1,17 @@
 //! `clio compile`: model -> device C module + cloud part + manifest.
 //!
 //! `clio compile MODEL --target stm32f7 --cut K --calib PATH [--pipeline P] [--cmsis API] -o DIR`
-//! runs the pipeline (default `fuse-bn,quantize{scheme=int8,calib=PATH},partition{cut=K}`, or
-//! `scheme=q8,weights=per-tensor` with `--cmsis legacy-q7`; a module that already has a
+//! runs the pipeline (default `fuse-bn,partition{cut=K},quantize{scheme=int8,calib=PATH,graph=device}`,
+//! or `scheme=q8,weights=per-tensor` with `--cmsis legacy-q7`; a module that already has a
 //! `@device` graph is used as is), lowers `@device` to C calling CMSIS-NN's s8 kernels (or
 //! CMSIS_5's q7 ones), and writes, atomically, into DIR:
 //! * `<prefix>.c`, `<prefix>.h`: the device module (init / invoke / truncate);
 //! * `cmsis_nn/`: the CMSIS-NN header shims and clio's host kernels (for host builds and
 //!   tests; link the real CMSIS-NN on the device);
 //! * `cloud.clio` + `cloud.safetensors`: the cloud part (its graph and the weights it reads);
+//! * `<graph>.onnx` and `<graph>.nnef.tar` for every cloud graph (each slice head): the cloud
+//!   part as standard ONNX and as NNEF through tract (`clio_targets::cloud`); a graph that does
+//!   not export is listed in the manifest with the reason;
 //! * `manifest.json`: cut, pipeline, input/output quantization, arena / scratch / flash sizes,
 //!   per-layer kernels, and the target cost model's latency and energy estimate.
 
@@ -69,8 +72,8 @@ fn quoted(s: &str, what: &str) -> Result<String, Error> {
 
 /// Runs the pipeline: `--pipeline` verbatim; nothing for a module that already has `@device`;
 /// otherwise `fuse-bn`, then the cut is resolved among the float graph's block cut points (the
-/// numbering `clio cuts MODEL` prints), then `quantize` and `partition` at that node (at the
-/// node an activation was fused into, or at the input's `quantize`). Returns the pipeline run.
+/// numbering `clio cuts MODEL` prints), `partition` there, and `quantize{graph=device}`: the
+/// device part becomes integer, the cloud part stays float. Returns the pipeline run.
 fn prepare(a: &CompileArgs, m: &mut Module) -> Result<Option<String>, Error> {
     let run = |m: &mut Module, p: &str| -> Result<(), Error> {
         let mut pm = PassManager::from_pipeline(&clio_passes::registry(), p)?;
@@ -92,14 +95,6 @@ fn prepare(a: &CompileArgs, m: &mut Module) -> Result<Option<String>, Error> {
     let graph = m.graph_names().into_iter().next().ok_or_else(|| Error::Format("the module has no graph".into()))?;
     let cuts = cut_points(m, &graph, Granularity::Block).map_err(|e| Error::Format(e.to_string()))?;
     let point = find_cut(&cuts, &graph, cut).map_err(|e| Error::Format(e.to_string()))?;
-    let g = m.graph(&graph).ok_or_else(|| Error::Format(format!("no graph @{graph}")))?;
-    // Candidates in the quantized graph: the node itself, then the producer of a fused activation.
-    let mut names = vec![point.node.clone()];
-    if let Some(id) = g.find(&point.node) {
-        if matches!(g.node(id).op, Op::Relu | Op::Clip(_)) {
-            names.extend(g.operand(id, 0).map(|v| g.node(v.node).name().to_string()));
-        }
-    }
     let samples = if a.samples > 0 { format!(",samples={}", a.samples) } else { String::new() };
     let scheme = if a.target == "gap8" {
         "scheme=q8"
@@ -108,27 +103,13 @@ fn prepare(a: &CompileArgs, m: &mut Module) -> Result<Option<String>, Error> {
     } else {
         "scheme=int8"
     };
-    let quantize = format!("quantize{{{scheme},calib={}{samples},graph={graph}}}", quoted(calib, "--calib")?);
-    run(m, &quantize)?;
-    let q = m.graph(&graph).ok_or_else(|| Error::Format(format!("no graph @{graph}")))?;
-    let node = names
-        .iter()
-        .filter_map(|n| q.find(n))
-        .map(|id| match q.node(id).op {
-            // A cut at the graph input sends its quantized value.
-            Op::Input => q
-                .users(id)
-                .into_iter()
-                .find(|u| matches!(q.node(*u).op, Op::Quantize))
-                .map(|u| q.node(u).name().to_string())
-                .unwrap_or_else(|| q.node(id).name().to_string()),
-            _ => q.node(id).name().to_string(),
-        })
-        .next()
-        .ok_or_else(|| Error::Format(format!("cut node %{} disappeared during quantization", point.node)))?;
-    let partition = format!("partition{{cut={},granularity=layer,graph={graph}}}", quoted(&node, "cut node")?);
+    // Partition the float graph, then quantize the device part only: the cloud part stays float
+    // (it reads the integer cut tensor through a dequantize) and exports to ONNX / NNEF.
+    let partition = format!("partition{{cut={},granularity=layer,graph={graph}}}", quoted(&point.node, "cut node")?);
     run(m, &partition)?;
-    Ok(Some(format!("fuse-bn,{quantize},{partition}")))
+    let quantize = format!("quantize{{{scheme},calib={}{samples},graph=device}}", quoted(calib, "--calib")?);
+    run(m, &quantize)?;
+    Ok(Some(format!("fuse-bn,{partition},{quantize}")))
 }
 
 /// The cloud part alone: every graph but `@device`, and the weights they read.
@@ -140,6 +121,26 @@ fn cloud_part(m: &Module) -> Module {
         c.remove_weight_if_unread(&n);
     }
     c
+}
+
+/// Writes every cloud graph as `<graph>.onnx` and `<graph>.nnef.tar` (NNEF through tract) into
+/// `dir`; returns the manifest's `exports` entry: per graph, the files or why it was not exported.
+fn write_cloud_exports(dir: &std::path::Path, cloud: &Module) -> Result<serde_json::Value, Error> {
+    use clio_targets::cloud::{export_nnef, export_onnx};
+    let mut out = serde_json::Map::new();
+    for g in cloud.graph_names() {
+        let entry = match export_onnx(cloud, &g).and_then(|onnx| Ok((onnx, export_nnef(cloud, &g)?))) {
+            Ok((onnx, nnef)) => {
+                let (o, n) = (format!("{g}.onnx"), format!("{g}.nnef.tar"));
+                clio::io::write_atomic(&dir.join(&o), &onnx)?;
+                clio::io::write_atomic(&dir.join(&n), &nnef)?;
+                serde_json::json!({ "onnx": o, "nnef": n })
+            }
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        };
+        out.insert(g, entry);
+    }
+    Ok(serde_json::Value::Object(out))
 }
 
 /// Runs `clio compile`.
@@ -177,6 +178,7 @@ pub fn run(a: CompileArgs) -> Result<(), Error> {
     c.write_to(dir.path())?;
     write_shims(&dir.path().join("cmsis_nn"), c.api)?;
     save_module(&cloud, &dir.path().join("cloud.clio"))?;
+    let exports = write_cloud_exports(dir.path(), &cloud)?;
     let cut_node = g.outputs().first().and_then(|v| match &g.node(v.node).op {
         Op::Transmit(_) => g.operand(v.node, 0).map(|x| g.node(x.node).name().to_string()),
         _ => Some(g.node(v.node).name().to_string()),
@@ -209,7 +211,7 @@ pub fn run(a: CompileArgs) -> Result<(), Error> {
             "graphs": cloud.graph_names(),
             "module": "cloud.clio",
             "weights": if cloud.weights().is_empty() { None } else { Some("cloud.safetensors") },
-            "nnef": "not written: clio has no IR -> tract exporter yet; run cloud.clio with `clio run`",
+            "exports": exports,
         },
     });
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Format(e.to_string()))?;
@@ -250,6 +252,7 @@ fn run_gap8(a: &CompileArgs, m: &Module, pipe: Option<String>) -> Result<(), Err
     c.write_to(dir.path())?;
     gap8::write_shims(&dir.path().join("gap8_shims"))?;
     save_module(&cloud, &dir.path().join("cloud.clio"))?;
+    let exports = write_cloud_exports(dir.path(), &cloud)?;
     let manifest = serde_json::json!({
         "model": a.input.display().to_string(),
         "target": "gap8",
@@ -269,6 +272,7 @@ fn run_gap8(a: &CompileArgs, m: &Module, pipe: Option<String>) -> Result<(), Err
             "graphs": cloud.graph_names(),
             "module": "cloud.clio",
             "weights": if cloud.weights().is_empty() { None } else { Some("cloud.safetensors") },
+            "exports": exports,
         },
     });
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Format(e.to_string()))?;
