@@ -164,3 +164,48 @@ fn compile_for_gap8() {
     assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn compile_for_gap8_with_several_cuts_builds_one_switching_program() {
+    let d = tmp("gap8-variants");
+    ok(&clio_in(
+        &d,
+        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
+    ));
+    let out = ok(&clio_in(
+        &d,
+        &["compile", "m.clio", "--target", "gap8", "--cut", "3,5", "--calib", "random:1", "-o", "out"],
+    ));
+    assert!(out.contains("compiled 2 variants for gap8 (cuts 3, 5)"), "{out}");
+    let o = d.join("out");
+    for f in [
+        "clio_device.c",
+        "clio_device.h",
+        "clio_device_k3.c",
+        "clio_device_k5.c",
+        "cloud_k3/cloud.clio",
+        "cloud_k5/cloud.onnx",
+        "manifest.json",
+    ] {
+        assert!(o.join(f).exists(), "{f} missing");
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(o.join("manifest.json")).unwrap()).unwrap();
+    let v = &m["device"]["variants"];
+    assert_eq!(v["variants"].as_array().unwrap().len(), 2);
+    assert!(v["shared_l2_bytes"].as_u64().unwrap() < v["unshared_l2_bytes"].as_u64().unwrap());
+    // Dispatcher and variants compile together against the shims.
+    for f in ["clio_device.c", "clio_device_k3.c", "clio_device_k5.c"] {
+        let cc = Command::new("cc")
+            .args(["-std=c99", "-Wall", "-Werror", "-c", "-I.", "-Igap8_shims", f, "-o", "x.o"])
+            .current_dir(&o)
+            .output()
+            .expect("run cc");
+        assert!(cc.status.success(), "{f}: {}", String::from_utf8_lossy(&cc.stderr));
+    }
+    // Bad lists are one-line errors, and leave no output.
+    let e = clio_in(&d, &["compile", "m.clio", "--target", "gap8", "--cut", "3,x", "--calib", "random:1", "-o", "bad"]);
+    assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("`x` is not a cut index"));
+    assert!(!d.join("bad").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}

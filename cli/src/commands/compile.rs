@@ -26,7 +26,7 @@ use clio_targets::stm32::{lower, write_shims, CmsisApi, Stm32Options};
 use std::path::PathBuf;
 
 /// Arguments of `clio compile`.
-#[derive(Args, Debug)]
+#[derive(Args, Clone, Debug)]
 pub struct CompileArgs {
     /// The model: .onnx, .tflite or .clio (float, or already quantized and partitioned).
     pub input: PathBuf,
@@ -35,7 +35,9 @@ pub struct CompileArgs {
     #[arg(long, default_value = "stm32f7", value_parser = ["stm32f7", "gap8"])]
     pub target: String,
     /// Cut point: an index k as `clio cuts MODEL` numbers them (block cut points after
-    /// `fuse-bn`) or the name of the node producing the cut tensor.
+    /// `fuse-bn`) or the name of the node producing the cut tensor. For `--target gap8`, a
+    /// comma-separated list of indices (e.g. a plan's `chosen` cuts) builds one program with a
+    /// variant per cut behind `<prefix>_select(cut)` (partition switching).
     #[arg(long)]
     pub cut: Option<String>,
     /// Calibration samples for the default pipeline: an .npy file or a directory of them;
@@ -146,6 +148,9 @@ fn write_cloud_exports(dir: &std::path::Path, cloud: &Module) -> Result<serde_js
 /// Runs `clio compile`.
 pub fn run(a: CompileArgs) -> Result<(), Error> {
     let mut m = load_model(&a.input, &a.input_args)?;
+    if a.target == "gap8" && a.cut.as_deref().is_some_and(|c| c.contains(',')) {
+        return run_gap8_variants(&a, &m);
+    }
     let pipe = prepare(&a, &mut m)?;
     if a.target == "gap8" {
         return run_gap8(&a, &m, pipe);
@@ -289,6 +294,71 @@ fn run_gap8(a: &CompileArgs, m: &Module, pipe: Option<String>) -> Result<(), Err
         c.report.const_bytes,
         est.latency_s * 1e3,
         est.energy_j * 1e3,
+        a.output.display()
+    );
+    Ok(())
+}
+
+/// `--target gap8 --cut K1,K2,...`: each cut through the default pipeline, lowered as one
+/// variant of a single program (`clio_targets::gap8::lower_variants`); the cloud part of cut
+/// `k` goes to `cloud_k<k>/` (its `cloud.clio` and exports).
+fn run_gap8_variants(a: &CompileArgs, m: &Module) -> Result<(), Error> {
+    use clio_targets::gap8;
+    if a.pipeline.is_some() || m.graph("device").is_some() {
+        return Err(Error::Format(
+            "several cuts need a float model and the default pipeline (no --pipeline, no @device graph)".into(),
+        ));
+    }
+    let mut parts = vec![];
+    let mut pipelines = vec![];
+    for k in a.cut.as_deref().unwrap_or_default().split(',') {
+        let cut: u32 = k.trim().parse().map_err(|_| Error::Format(format!("--cut: `{k}` is not a cut index")))?;
+        let mut one = m.clone();
+        let args = CompileArgs { cut: Some(cut.to_string()), ..a.clone() };
+        pipelines.push(prepare(&args, &mut one)?);
+        parts.push((cut, one));
+    }
+    let refs: Vec<(u32, &Module)> = parts.iter().map(|(k, m)| (*k, m)).collect();
+    let opts = gap8::Gap8Options { graph: "device".into(), prefix: a.prefix.clone() };
+    let v = gap8::lower_variants(&refs, &opts).map_err(|e| Error::Format(e.to_string()))?;
+    let dir = AtomicDir::new(&a.output)?;
+    v.write_to(dir.path())?;
+    gap8::write_shims(&dir.path().join("gap8_shims"))?;
+    let mut clouds = serde_json::Map::new();
+    for (k, part) in &parts {
+        let cloud = cloud_part(part);
+        let sub = dir.path().join(format!("cloud_k{k}"));
+        std::fs::create_dir_all(&sub).map_err(|e| clio::error::IoError::new(&sub, "cannot create the directory", e))?;
+        save_module(&cloud, &sub.join("cloud.clio"))?;
+        let exports = write_cloud_exports(&sub, &cloud)?;
+        clouds.insert(k.to_string(), serde_json::json!({ "dir": format!("cloud_k{k}"), "exports": exports }));
+    }
+    let manifest = serde_json::json!({
+        "model": a.input.display().to_string(),
+        "target": "gap8",
+        "cuts": parts.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        "pipelines": pipelines,
+        "quantization": "q8 (power-of-two Q formats)",
+        "device": {
+            "header": v.header_name(),
+            "sources": v.sources(),
+            "shims": "gap8_shims/",
+            "variants": v.report,
+        },
+        "cloud": clouds,
+    });
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Format(e.to_string()))?;
+    clio::io::write_atomic(&dir.path().join("manifest.json"), text.as_bytes())?;
+    dir.commit()?;
+    let r = &v.report;
+    println!(
+        "compiled {} variants for gap8 (cuts {}): shared L2 buffers {} B (separately {} B), L1 {} B, flash {} B -> {}",
+        r.variants.len(),
+        parts.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>().join(", "),
+        r.shared_l2_bytes,
+        r.unshared_l2_bytes,
+        r.shared_l1_bytes,
+        r.flash_bytes,
         a.output.display()
     );
     Ok(())

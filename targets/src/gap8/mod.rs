@@ -11,7 +11,9 @@
 //!   (HWCE stripe buffers; the pool of cluster layers streamed through double-buffered L1 tiles,
 //!   whose chunking `program.rs` proves to fit);
 //! * `emit.rs`: the `.h` / `.c` text;
-//! * `shims.rs`: header shims, host implementations and clio's own cluster kernels.
+//! * `shims.rs`: header shims, host implementations and clio's own cluster kernels;
+//! * `variants.rs`: several cut points in one program behind `<prefix>_select` / `_invoke`,
+//!   their buffers overlaid (partition switching, [`lower_variants`]).
 //!
 //! The generated code is bit-exact with `clio::interp::run_int`: every multi-plane layer
 //! accumulates in int32 and rounds once (the AutoTiler `_fps` kernels' per-plane rounding would
@@ -36,10 +38,12 @@ mod lower;
 mod memory;
 mod program;
 mod shims;
+mod variants;
 
 pub use cost::{Gap8Cost, Gap8Desc};
 pub use error::Gap8Error;
 pub use shims::{runtime_files, shim_files, write_shims};
+pub use variants::{lower_variants, Gap8Variants, VariantFootprint, VariantsReport};
 
 use program::{Engine, StepKind};
 use std::path::Path;
@@ -213,6 +217,12 @@ fn est_cycles(d: &Gap8Desc, s: &program::Step) -> f64 {
 /// Lowers the q8 device graph `opts.graph` of `m` to GAP8 C (see the module documentation).
 /// Errors name the node and op that cannot be lowered.
 pub fn lower(m: &clio::Module, opts: &Gap8Options) -> Result<Gap8Module, Gap8Error> {
+    lower_with(m, opts, false)
+}
+
+/// [`lower`], with the buffers either the module's own statics or (`shared`) members of a
+/// dispatcher's unions ([`lower_variants`]).
+fn lower_with(m: &clio::Module, opts: &Gap8Options, shared: bool) -> Result<Gap8Module, Gap8Error> {
     if !valid_prefix(&opts.prefix) {
         return Err(Gap8Error::Options(format!("prefix `{}` is not a C identifier", opts.prefix)));
     }
@@ -270,8 +280,8 @@ pub fn lower(m: &clio::Module, opts: &Gap8Options) -> Result<Gap8Module, Gap8Err
             est_cycles: cycles,
         });
     }
-    let names = emit::Names::new(&opts.prefix);
-    let header = emit::header(&program, &names);
+    let names = emit::Names::new(&opts.prefix, shared);
+    let header = emit::header(&program, &names, &mem);
     let source = emit::source(&program, &mem, &names, &est);
     let const_bytes = layers.iter().map(|l| l.const_bytes).sum::<usize>() + program.header.len();
     let l2_bytes = mem.plan.arena_bytes + 4 * mem.acc_elems + 2 * mem.pad_elems + program.header.len();

@@ -1,0 +1,116 @@
+//! GAP8 partition switching: three cut points of one q8 MobileNetV2 (width 0.35, CIFAR) in one
+//! program behind `<prefix>_select` / `_invoke`, compiled with `cc` against the shims and run
+//! with the cut changing between frames (3, 8, 3, 5, 8, 5, ...): every message is bit-exact with
+//! that cut's integer interpreter, although all variants share one L2 and one L1 buffer union.
+
+mod gap8_common;
+
+use clio::models::{mobilenet_v2, MobileNetV2Config, Variant};
+use clio_targets::gap8::{lower_variants, shim_files, Gap8Error, Gap8Options};
+use gap8_common::{expected_message, input_q8, inputs, q8_device, scratch_dir};
+use std::process::Command;
+
+/// Reads `cut input` pairs from stdin-like file `plan.bin` (u32 cut, then the input bytes),
+/// selects the cut, invokes and writes `u32 length` + the message for each.
+const HARNESS: &str = r#"#include <stdio.h>
+#include "clio_device.h"
+static int8_t in[CLIO_DEVICE_INPUT_BYTES];
+static uint8_t out[CLIO_DEVICE_MAX_OUTPUT_BYTES];
+int main(int argc, char **argv)
+{
+    if (argc != 3) return 10;
+    FILE *fi = fopen(argv[1], "rb");
+    FILE *fo = fopen(argv[2], "wb");
+    if (!fi || !fo) return 11;
+    if (clio_device_invoke(in, out) != -2) return 12;   /* nothing selected yet */
+    if (clio_device_select(999) != -1) return 13;       /* no such variant */
+    uint32_t cut;
+    while (fread(&cut, sizeof cut, 1, fi) == 1 && fread(in, 1, sizeof in, fi) == sizeof in) {
+        if (clio_device_select(cut) != 0) return 14;
+        if (clio_device_cut() != (int32_t)cut) return 15;
+        if (clio_device_invoke(in, out) != 0) return 16;
+        uint32_t n = clio_device_output_bytes();
+        fwrite(&n, sizeof n, 1, fo);
+        fwrite(out, 1, n, fo);
+    }
+    fclose(fi);
+    fclose(fo);
+    return 0;
+}
+"#;
+
+#[test]
+fn three_cuts_in_one_program_switch_per_frame_bit_exact() {
+    let cfg = MobileNetV2Config { width: 0.35, input: 32, classes: 10, seed: 3, variant: Variant::Cifar };
+    let m = mobilenet_v2(&cfg).unwrap();
+    let cuts = [3u32, 5, 8];
+    let parts: Vec<(u32, clio::Module)> = cuts.iter().map(|k| (*k, q8_device(m.clone(), &k.to_string(), 5))).collect();
+    let refs: Vec<(u32, &clio::Module)> = parts.iter().map(|(k, m)| (*k, m)).collect();
+    let v = lower_variants(&refs, &Gap8Options::default()).unwrap();
+
+    // Sharing: the program needs the largest variant's buffers, not the sum.
+    let r = &v.report;
+    assert_eq!(r.variants.len(), 3);
+    assert_eq!(r.shared_l2_bytes, r.variants.iter().map(|f| f.l2_buffer_bytes).max().unwrap());
+    assert!(r.shared_l2_bytes < r.unshared_l2_bytes, "{r:?}");
+    assert!(r.shared_l1_bytes <= 64 * 1024);
+    assert_eq!(r.flash_bytes, r.variants.iter().map(|f| f.const_bytes).sum::<usize>());
+    eprintln!("{}", v.manifest_json());
+
+    let dir = scratch_dir("variants");
+    v.write_to(&dir).unwrap();
+    let mut sources = v.sources();
+    for (name, text) in shim_files() {
+        std::fs::write(dir.join(name), text).unwrap();
+        if name.ends_with(".c") {
+            sources.push(name.to_string());
+        }
+    }
+    std::fs::write(dir.join("main.c"), HARNESS).unwrap();
+    sources.push("main.c".into());
+    let cc = Command::new("cc")
+        .current_dir(&dir)
+        .args(["-std=gnu99", "-O1", "-Wall", "-Wextra", "-Werror", "-Wvla", "-fno-pie", "-no-pie", "-I."])
+        .args(&sources)
+        .args(["-o", "run"])
+        .output()
+        .unwrap();
+    assert!(cc.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&cc.stderr));
+
+    // Frames alternate between cuts, so a variant runs after another has used the shared buffers.
+    let order = [3u32, 8, 3, 5, 8, 5, 3, 5];
+    let xs = inputs(&parts[0].1, order.len(), 41);
+    let mut plan = vec![];
+    for (cut, x) in order.iter().zip(&xs) {
+        let (_, m) = parts.iter().find(|(k, _)| k == cut).unwrap();
+        plan.extend_from_slice(&cut.to_le_bytes());
+        plan.extend(input_q8(m, x).iter().map(|b| *b as u8));
+    }
+    std::fs::write(dir.join("plan.bin"), plan).unwrap();
+    let run = Command::new(dir.join("run")).current_dir(&dir).args(["plan.bin", "out.bin"]).output().unwrap();
+    assert!(run.status.success(), "exit {:?}: {}", run.status.code(), String::from_utf8_lossy(&run.stderr));
+    let out = std::fs::read(dir.join("out.bin")).unwrap();
+    let mut at = 0;
+    for (i, (cut, x)) in order.iter().zip(&xs).enumerate() {
+        let (_, m) = parts.iter().find(|(k, _)| k == cut).unwrap();
+        let n = u32::from_le_bytes(out[at..at + 4].try_into().unwrap()) as usize;
+        let got = &out[at + 4..at + 4 + n];
+        at += 4 + n;
+        assert_eq!(got, &expected_message(m, x)[..], "frame {i} (cut {cut}) differs from the integer interpreter");
+    }
+    assert_eq!(at, out.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn variants_must_share_the_input_and_have_distinct_cuts() {
+    let cfg = MobileNetV2Config { width: 0.35, input: 32, classes: 10, seed: 3, variant: Variant::Cifar };
+    let a = q8_device(mobilenet_v2(&cfg).unwrap(), "3", 5);
+    let small = MobileNetV2Config { input: 16, ..cfg };
+    let b = q8_device(mobilenet_v2(&small).unwrap(), "3", 5);
+    let err = lower_variants(&[(3, &a), (3, &a)], &Gap8Options::default()).unwrap_err();
+    assert!(matches!(&err, Gap8Error::Options(m) if m.contains("cut 3 is given twice")), "{err}");
+    let err = lower_variants(&[(3, &a), (4, &b)], &Gap8Options::default()).unwrap_err();
+    assert!(matches!(&err, Gap8Error::Options(m) if m.contains("must share the input")), "{err}");
+    assert!(lower_variants(&[], &Gap8Options::default()).is_err());
+}
