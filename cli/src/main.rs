@@ -52,6 +52,12 @@ enum Command {
     /// Compile a model for a device: quantize, partition, lower the device part to C (STM32F7,
     /// CMSIS-NN), save the cloud part and a manifest.
     Compile(commands::compile::CompileArgs),
+    /// Serve the cloud part: answer device connections with the slice head the received
+    /// channels cover (until SIGINT / SIGTERM).
+    Serve(commands::serve::ServeArgs),
+    /// Run the device program: the compiled device part, a trace-shaped link and adaptive
+    /// <cut, slice> choice, against a `clio serve` server.
+    Device(commands::device::DeviceArgs),
     /// Train a module (sliced: Clio's expected loss over its heads) on an IDX dataset.
     #[cfg(feature = "train")]
     Train(commands::train::TrainArgs),
@@ -64,12 +70,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Only training keeps freed memory: a long-running command with many threads (`serve`)
+    // would keep every thread's freed pages resident for good.
     // SAFETY: setting an option is allowed at any time; -1 = never return freed memory to the OS.
     #[cfg(feature = "train")]
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1)
-    };
-    let cli = Cli::parse();
+    if matches!(cli.command, Command::Train(_) | Command::Evaluate(_) | Command::Samples(_)) {
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
     let result = match cli.command {
         Command::Opt(a) => commands::opt::run(a),
         Command::Run(a) => commands::run::run(a),
@@ -78,6 +86,8 @@ fn main() -> ExitCode {
         Command::Quantize(a) => commands::quantize::run(a),
         Command::BuildModel(a) => commands::build_model::run(a),
         Command::Compile(a) => commands::compile::run(a),
+        Command::Serve(a) => commands::serve::run(a),
+        Command::Device(a) => commands::device::run(a),
         Command::Cuts(a) => commands::cuts::run(a),
         Command::Plan(a) => commands::plan::run(a),
         Command::Simulate(a) => commands::simulate::run(a),

@@ -197,15 +197,56 @@ pub fn encode(t: &Tensor, quant: Option<&Quant>, axis: usize, channels: usize) -
 }
 
 /// A parsed header and where the payload starts.
-struct Header {
-    elem: DType,
-    shape: Vec<usize>,
-    axis: usize,
-    channels: usize,
-    quant: Option<Quant>,
-    channels_at: usize,
-    payload_at: usize,
-    per_channel: usize,
+/// A validated message header: everything before the payload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    /// Element type (i8 or i16).
+    pub elem: DType,
+    /// The full tensor's shape (before slicing).
+    pub shape: Vec<usize>,
+    /// The channel axis.
+    pub axis: usize,
+    /// Channels the message says it holds.
+    pub channels: usize,
+    /// Per-tensor quantization, if any.
+    pub quant: Option<Quant>,
+    /// Byte offset of the channels-present field.
+    pub channels_at: usize,
+    /// Byte offset of the payload (the header's length).
+    pub payload_at: usize,
+    /// Elements per channel.
+    pub per_channel: usize,
+}
+
+impl Header {
+    /// Payload bytes of one channel.
+    pub fn channel_bytes(&self) -> usize {
+        self.per_channel * self.elem.size_bytes()
+    }
+}
+
+/// Parses and validates the header at the start of `b` (the payload need not be present).
+pub fn parse_header(b: &[u8], limits: &Limits) -> Result<Header, WireError> {
+    header(b, limits)
+}
+
+/// A complete message from a header (as [`parse_header`] read it, from `header_bytes`) and the
+/// payload of its first `channels` channels: the header's channels-present field is rewritten.
+pub fn assemble(header_bytes: &[u8], h: &Header, channels: usize, payload: &[u8]) -> Result<Vec<u8>, WireError> {
+    let total = h.shape[h.axis];
+    if channels == 0 || channels > total {
+        return Err(WireError::BadChannels { present: channels, total });
+    }
+    let want = channels * h.channel_bytes();
+    if payload.len() < want {
+        return Err(WireError::Truncated { needed: h.payload_at + want, got: h.payload_at + payload.len() });
+    }
+    let head = take(header_bytes, 0, h.payload_at)?;
+    let mut out = Vec::with_capacity(h.payload_at + want);
+    out.extend_from_slice(head);
+    out[h.channels_at..h.channels_at + 4].copy_from_slice(&(channels as u32).to_le_bytes());
+    out.extend_from_slice(&payload[..want]);
+    Ok(out)
 }
 
 fn take(b: &[u8], at: usize, n: usize) -> Result<&[u8], WireError> {

@@ -5,7 +5,8 @@ use crate::target_args::TargetArgs;
 use clap::Args;
 use clio::trace::BandwidthTrace;
 use clio::Error;
-use clio_passes::plan::simulate::{accuracy_curves, simulate, AccuracyProfile, SimSettings};
+use clio_passes::plan::policy::Framing;
+use clio_passes::plan::simulate::{accuracy_curves, simulate_span, AccuracyProfile, SimSettings, Span};
 use clio_passes::plan::{svg, Plan};
 use std::path::PathBuf;
 
@@ -45,6 +46,20 @@ pub struct SimulateArgs {
     /// The link the plan was made for (for delivered bytes).
     #[arg(long, default_value = "ble")]
     pub link: String,
+    /// Replay only this many frames (default: until the trace ends).
+    #[arg(long)]
+    pub frames: Option<usize>,
+    /// Start the first frame this many seconds after the trace's first sample.
+    #[arg(long, default_value_t = 0.0)]
+    pub start_s: f64,
+    /// Count transport framing against the radio budget: BEGIN:GROUP bytes per request and per
+    /// channel group (what `clio device` sends: `Begin` with the wire header, a frame head per
+    /// group; it prints them). Default: payload only, as the plan.
+    #[arg(long, value_name = "BEGIN:GROUP")]
+    pub framing: Option<String>,
+    /// With --json: include every frame (time, estimate, cut, channels, accuracy, latency ...).
+    #[arg(long)]
+    pub per_frame: bool,
 }
 
 /// Runs `clio simulate`.
@@ -59,12 +74,24 @@ pub fn run(a: SimulateArgs) -> Result<(), Error> {
     let link = TargetArgs { target: "gap8".into(), cloud: "cloud-gpu".into(), link: a.link.clone() }.load()?.link;
     let settings =
         SimSettings { period_s: a.period_s, window_s: a.window_s, switch_s: a.switch_ms / 1e3, fixed_cut: a.fixed_cut };
+    let framing = match &a.framing {
+        None => Framing::default(),
+        Some(f) => {
+            let bad = || Error::Format(format!("--framing `{f}`: expected BEGIN:GROUP byte counts"));
+            let (b, g) = f.split_once(':').ok_or_else(bad)?;
+            Framing {
+                begin_bytes: b.trim().parse().map_err(|_| bad())?,
+                group_bytes: g.trim().parse().map_err(|_| bad())?,
+            }
+        }
+    };
     // Every trace is read and replayed before anything is written: a bad trace leaves no output.
     let mut all = vec![];
     let mut traces = vec![];
     for path in &a.trace {
         let trace = BandwidthTrace::load(path, a.scale)?;
-        let results = simulate(&plan, &profile, &trace, link.as_ref(), &settings).map_err(Error::Format)?;
+        let span = Span { offset_s: a.start_s, frames: a.frames, framing };
+        let results = simulate_span(&plan, &profile, &trace, link.as_ref(), &settings, span).map_err(Error::Format)?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         traces.push(trace);
         all.push((name, results));
@@ -103,10 +130,14 @@ pub fn run(a: SimulateArgs) -> Result<(), Error> {
                 let rows: Vec<serde_json::Value> = r
                     .iter()
                     .map(|s| {
-                        serde_json::json!({
+                        let mut v = serde_json::json!({
                             "strategy": s.strategy, "mean_accuracy": s.mean_accuracy, "deadline_misses": s.deadline_misses,
                             "switches": s.switches, "frames": s.frames.len(), "cuts_used": cuts_used(s)
-                        })
+                        });
+                        if a.per_frame {
+                            v["frame_log"] = serde_json::to_value(&s.frames).unwrap_or_default();
+                        }
+                        v
                     })
                     .collect();
                 serde_json::json!({ "trace": n, "results": rows })

@@ -20,6 +20,7 @@
 //! ```
 
 mod cover;
+pub mod policy;
 pub mod simulate;
 pub mod svg;
 

@@ -12,6 +12,7 @@
 //!   uses the largest profiled slice that arrived completely;
 //! * if not even the smallest slice arrives, the frame misses its deadline: accuracy 0.
 
+use super::policy::{Framing, Policy};
 use super::Plan;
 use clio::cost::LinkModel;
 use clio::trace::BandwidthTrace;
@@ -125,6 +126,14 @@ pub struct Frame {
     pub accuracy: f64,
     /// Whether the device switched cut for this frame.
     pub switched: bool,
+    /// Channels the policy expected to deliver at the bandwidth it chose by.
+    pub planned_channels: usize,
+    /// Profiled accuracy of that expected slice.
+    pub expected_accuracy: f64,
+    /// Modelled end-to-end latency: switch cost, device compute, the radio time of the channel
+    /// groups sent (the whole tensor, or as many as arrive within the radio budget) and cloud
+    /// compute.
+    pub latency_s: f64,
 }
 
 /// The outcome of one strategy.
@@ -142,18 +151,17 @@ pub struct StrategyResult {
     pub frames: Vec<Frame>,
 }
 
-/// Best `(channels, accuracy)` of cut `k` when `bytes` can be delivered.
-fn best_slice(profile: &AccuracyProfile, plan: &Plan, k: usize, bytes: u64) -> (usize, f64) {
-    let Some(cut) = plan.cut(k) else { return (0, 0.0) };
-    profile
-        .curve(k)
-        .into_iter()
-        .filter(|(ch, _)| *ch as u64 * cut.bytes_per_channel <= bytes)
-        .fold((0, 0.0), |best, (ch, acc)| if acc > best.1 || (acc == best.1 && ch < best.0) { (ch, acc) } else { best })
-}
-
-fn radio_budget(plan: &Plan, k: usize, switching: bool, s: &SimSettings) -> f64 {
-    plan.cut(k).map(|c| c.radio_budget_s - if switching { s.switch_s } else { 0.0 }).unwrap_or(0.0)
+/// Which frames a replay covers: from `trace.start() + offset_s`, every period, up to `frames`
+/// frames (default: until the trace ends); and the transport framing counted against the radio
+/// budget (default: none, the plan's model).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Span {
+    /// Seconds after the trace's first sample of the first frame.
+    pub offset_s: f64,
+    /// At most this many frames.
+    pub frames: Option<usize>,
+    /// Protocol bytes per request and per channel group.
+    pub framing: Framing,
 }
 
 /// What a replay needs besides the strategy.
@@ -163,41 +171,45 @@ struct Replay<'a> {
     trace: &'a BandwidthTrace,
     link: &'a dyn LinkModel,
     s: &'a SimSettings,
+    span: Span,
 }
 
 /// Replays the trace choosing among `cuts`, by the device's estimate or (oracle) by the
 /// bandwidth the transfer will actually see.
 fn replay(name: &str, r: &Replay, cuts: &[usize], oracle: bool) -> StrategyResult {
-    let Replay { plan, profile, trace, link, s } = *r;
+    let Replay { plan, profile, trace, link, s, span } = *r;
+    let policy = Policy::new(plan, profile, link, cuts.to_vec(), s.switch_s).with_framing(span.framing);
     let mut frames = vec![];
     let mut current: Option<usize> = None;
-    let mut t = trace.start();
-    while t <= trace.end() {
+    let mut t = trace.start() + span.offset_s;
+    while t <= trace.end() && span.frames.is_none_or(|n| frames.len() < n) {
         let estimate = trace.mean(t - s.window_s, t);
-        // Expected accuracy of a cut at a bandwidth, charging the switch when it changes.
-        let score = |k: usize, bw: f64| {
-            let switching = current.is_some_and(|c| c != k);
-            let budget = radio_budget(plan, k, switching, s);
-            best_slice(profile, plan, k, link.bytes_within(budget, bw)).1
-        };
-        let actual_for = |k: usize| {
-            let switching = current.is_some_and(|c| c != k);
-            trace.mean(t, t + radio_budget(plan, k, switching, s).max(0.0))
-        };
-        let pick = cuts.iter().copied().map(|k| (k, score(k, if oracle { actual_for(k) } else { estimate }))).fold(
-            None::<(usize, f64)>,
-            |best, (k, sc)| match best {
-                Some((bk, bs)) if bs > sc || (bs == sc && Some(bk) == current) => Some((bk, bs)),
-                _ => Some((k, sc)),
-            },
-        );
-        let Some((k, _)) = pick else { break };
-        let switched = current.is_some_and(|c| c != k);
-        let actual = actual_for(k);
-        let budget = radio_budget(plan, k, switched, s);
-        let (channels, accuracy) = best_slice(profile, plan, k, link.bytes_within(budget, actual));
-        frames.push(Frame { t, estimate_bps: estimate, actual_bps: actual, cut: k, channels, accuracy, switched });
-        current = Some(k);
+        let actual_for = |k: usize, switching: bool| trace.mean(t, t + policy.radio_budget_s(k, switching).max(0.0));
+        let pick = if oracle { policy.choose_by(current, actual_for) } else { policy.choose(estimate, current) };
+        let Some(d) = pick else { break };
+        let actual = actual_for(d.cut, d.switching);
+        let (channels, accuracy) = policy.delivered(d.cut, d.switching, actual);
+        let latency_s = plan.cut(d.cut).map_or(0.0, |c| {
+            // The device streams whole channel groups while the next one still arrives by the
+            // deadline (the whole tensor at most), then stops.
+            let room = link.bytes_within(d.radio_budget_s.max(0.0), actual);
+            let sent = policy.wire_bytes(d.cut, policy.sendable(d.cut, room)).max(policy.framing().begin_bytes);
+            let radio = link.transfer_time_s(sent, actual).min(d.radio_budget_s.max(0.0));
+            (if d.switching { s.switch_s } else { 0.0 }) + c.device_latency_s + radio + c.cloud_latency_s
+        });
+        frames.push(Frame {
+            t,
+            estimate_bps: estimate,
+            actual_bps: actual,
+            cut: d.cut,
+            channels,
+            accuracy,
+            switched: d.switching,
+            planned_channels: d.channels,
+            expected_accuracy: d.expected_accuracy,
+            latency_s,
+        });
+        current = Some(d.cut);
         t += s.period_s;
     }
     let n = frames.len().max(1) as f64;
@@ -210,18 +222,9 @@ fn replay(name: &str, r: &Replay, cuts: &[usize], oracle: bool) -> StrategyResul
     }
 }
 
-/// Runs the three strategies. Deployed cuts are the plan's chosen cuts that have a profile
-/// (all profiled feasible cuts if none of the chosen ones has).
-pub fn simulate(
-    plan: &Plan,
-    profile: &AccuracyProfile,
-    trace: &BandwidthTrace,
-    link: &dyn LinkModel,
-    s: &SimSettings,
-) -> Result<Vec<StrategyResult>, String> {
-    if !(s.period_s > 0.0 && s.window_s >= 0.0 && s.switch_s >= 0.0) {
-        return Err("period must be positive, window and switch cost non-negative".into());
-    }
+/// The cuts adaptive partitioning deploys: the plan's chosen cuts that have a profile (all
+/// profiled feasible cuts if none of the chosen ones has), and the profiled feasible cuts.
+pub fn deployed_cuts(plan: &Plan, profile: &AccuracyProfile) -> Result<(Vec<usize>, Vec<usize>), String> {
     let profiled: Vec<usize> = {
         let mut v: Vec<usize> = profile.entries.iter().map(|e| e.cut).collect();
         v.sort();
@@ -242,9 +245,40 @@ pub fn simulate(
     if deployed.is_empty() {
         return Err("no profiled cut point is feasible under the plan's deadline".into());
     }
-    let r = Replay { plan, profile, trace, link, s };
+    Ok((deployed, feasible))
+}
+
+/// Runs the three strategies over the whole trace. Deployed cuts: see [`deployed_cuts`].
+pub fn simulate(
+    plan: &Plan,
+    profile: &AccuracyProfile,
+    trace: &BandwidthTrace,
+    link: &dyn LinkModel,
+    s: &SimSettings,
+) -> Result<Vec<StrategyResult>, String> {
+    simulate_span(plan, profile, trace, link, s, Span::default())
+}
+
+/// [`simulate`] over the frames of `span` only.
+pub fn simulate_span(
+    plan: &Plan,
+    profile: &AccuracyProfile,
+    trace: &BandwidthTrace,
+    link: &dyn LinkModel,
+    s: &SimSettings,
+    span: Span,
+) -> Result<Vec<StrategyResult>, String> {
+    if !(s.period_s > 0.0 && s.window_s >= 0.0 && s.switch_s >= 0.0) {
+        return Err("period must be positive, window and switch cost non-negative".into());
+    }
+    if !(span.offset_s.is_finite() && span.offset_s >= 0.0) {
+        return Err(format!("start offset {} must be non-negative", span.offset_s));
+    }
+    let (deployed, feasible) = deployed_cuts(plan, profile)?;
+    let profiled = |k: &usize| profile.entries.iter().any(|e| e.cut == *k);
+    let r = Replay { plan, profile, trace, link, s, span };
     let fixed = match s.fixed_cut {
-        Some(k) if profiled.contains(&k) => replay("fixed", &r, &[k], false),
+        Some(k) if profiled(&k) => replay("fixed", &r, &[k], false),
         Some(k) => return Err(format!("--fixed-cut {k} has no accuracy profile")),
         None => feasible
             .iter()
@@ -270,8 +304,8 @@ pub fn accuracy_curves(
         out.entry(e.cut).or_insert_with(Vec::new);
     }
     for (k, curve) in out.iter_mut() {
-        let budget = radio_budget(plan, *k, false, &SimSettings::default());
-        *curve = grid.iter().map(|bw| (*bw, best_slice(profile, plan, *k, link.bytes_within(budget, *bw)).1)).collect();
+        let policy = Policy::new(plan, profile, link, vec![*k], 0.0);
+        *curve = grid.iter().map(|bw| (*bw, policy.delivered(*k, false, *bw).1)).collect();
     }
     out
 }
