@@ -71,6 +71,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A report piped into `head` ends quietly, as other Unix tools do, instead of panicking on
+    // a closed stdout. Not for the networked commands, whose sockets must not raise SIGPIPE.
+    #[cfg(target_os = "linux")]
+    if !matches!(cli.command, Command::Serve(_) | Command::Device(_)) {
+        // SAFETY: restoring the default disposition of one signal before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     // Only training keeps freed memory: a long-running command with many threads (`serve`)
     // would keep every thread's freed pages resident for good.
     // SAFETY: setting an option is allowed at any time; -1 = never return freed memory to the OS.
