@@ -8,7 +8,7 @@
 # Environment: CLIO (the binary; default target/release/clio), JOBS (parallel runs, default 2;
 # each run is single-threaded), ARCH (mobilenet_v2_small), WIDTH (0.5), EPOCHS (1),
 # TRAIN_LIMIT (all), SEED (1), CUTS ("1 4 8"), STEP (slice step in channels, default: a quarter
-# of the cut's channels).
+# of the cut's channels), OPTIMIZER (sgd) and LR (0.05): `clio train --optimizer/--lr`.
 #
 # Needs Debian's dataset-fashion-mnist. Each run is a plain `clio train` command, printed before
 # it starts, so any single number can be reproduced on its own.
@@ -22,7 +22,9 @@ EPOCHS=${EPOCHS:-1}
 SEED=${SEED:-1}
 CUTS=${CUTS:-"1 4 8"}
 LIMIT=${TRAIN_LIMIT:+--train-limit $TRAIN_LIMIT}
-TRAIN_ARGS="--data fashion-mnist --epochs $EPOCHS --batch 64 --lr 0.05 --schedule cosine --seed $SEED --quiet $LIMIT"
+OPTIMIZER=${OPTIMIZER:-sgd}
+LR=${LR:-0.05}
+TRAIN_ARGS="--data fashion-mnist --epochs $EPOCHS --batch 64 --optimizer $OPTIMIZER --lr $LR --schedule cosine --seed $SEED --quiet $LIMIT"
 mkdir -p "$OUT"
 export RAYON_NUM_THREADS=1
 
