@@ -51,3 +51,18 @@ pub fn load_model(path: &Path, args: &InputArgs) -> Result<Module, Error> {
         ))),
     }
 }
+
+/// Reads a plan (`clio plan -o` JSON) and an accuracy profile (`{"entries": [...]}` or CSV),
+/// the inputs `clio simulate` and `clio device` share; errors name the file.
+pub fn load_plan_and_profile(
+    plan: &Path,
+    profile: &Path,
+) -> Result<(clio_passes::plan::Plan, clio_passes::plan::simulate::AccuracyProfile), Error> {
+    let read =
+        |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::from(clio::error::IoError::new(p, "cannot read", e)));
+    let parsed = serde_json::from_str(&read(plan)?)
+        .map_err(|e| Error::Format(format!("{}: not a plan: {e}", plan.display())))?;
+    let prof = clio_passes::plan::simulate::AccuracyProfile::parse(&read(profile)?, &profile.display().to_string())
+        .map_err(Error::Format)?;
+    Ok((parsed, prof))
+}

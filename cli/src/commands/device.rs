@@ -12,8 +12,6 @@ use clap::Args;
 use clio::trace::BandwidthTrace;
 use clio::Error;
 use clio_passes::plan::policy::Policy;
-use clio_passes::plan::simulate::AccuracyProfile;
-use clio_passes::plan::Plan;
 use clio_runtime::device::clock::TraceClock;
 use clio_runtime::device::estimator::BandwidthEstimator;
 use clio_runtime::device::module::DeviceModule;
@@ -152,12 +150,7 @@ fn images(_: &DeviceArgs, _: (f32, f32), _: &[usize]) -> Result<Vec<Image>, Erro
 
 /// Runs `clio device`.
 pub fn run(a: DeviceArgs) -> Result<(), Error> {
-    let read = |p: &PathBuf| {
-        std::fs::read_to_string(p).map_err(|e| Error::from(clio::error::IoError::new(p, "cannot read", e)))
-    };
-    let plan: Plan =
-        serde_json::from_str(&read(&a.plan)?).map_err(|e| fail(format!("{}: not a plan: {e}", a.plan.display())))?;
-    let profile = AccuracyProfile::parse(&read(&a.profile)?, &a.profile.display().to_string()).map_err(fail)?;
+    let (plan, profile) = crate::load::load_plan_and_profile(&a.plan, &a.profile)?;
     let link = clio_targets::load_link(&a.link).map_err(fail)?;
     let trace = BandwidthTrace::load(&a.trace, a.scale)?;
     if !(a.period_s > 0.0 && a.window_s >= 0.0 && a.switch_ms >= 0.0 && a.trace_offset_s >= 0.0) {

@@ -6,8 +6,8 @@ use clap::Args;
 use clio::trace::BandwidthTrace;
 use clio::Error;
 use clio_passes::plan::policy::Framing;
-use clio_passes::plan::simulate::{accuracy_curves, simulate_span, AccuracyProfile, SimSettings, Span};
-use clio_passes::plan::{svg, Plan};
+use clio_passes::plan::simulate::{accuracy_curves, simulate_span, SimSettings, Span};
+use clio_passes::plan::svg;
 use std::path::PathBuf;
 
 /// Arguments of `clio simulate`.
@@ -64,13 +64,7 @@ pub struct SimulateArgs {
 
 /// Runs `clio simulate`.
 pub fn run(a: SimulateArgs) -> Result<(), Error> {
-    let read = |p: &PathBuf| {
-        std::fs::read_to_string(p).map_err(|e| Error::from(clio::error::IoError::new(p, "cannot read", e)))
-    };
-    let plan: Plan = serde_json::from_str(&read(&a.plan)?)
-        .map_err(|e| Error::Format(format!("{}: not a plan: {e}", a.plan.display())))?;
-    let profile =
-        AccuracyProfile::parse(&read(&a.profile)?, &a.profile.display().to_string()).map_err(Error::Format)?;
+    let (plan, profile) = crate::load::load_plan_and_profile(&a.plan, &a.profile)?;
     let link = TargetArgs { target: "gap8".into(), cloud: "cloud-gpu".into(), link: a.link.clone() }.load()?.link;
     let settings =
         SimSettings { period_s: a.period_s, window_s: a.window_s, switch_s: a.switch_ms / 1e3, fixed_cut: a.fixed_cut };
