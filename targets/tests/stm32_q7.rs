@@ -139,3 +139,32 @@ fn relu_of_a_live_value_copies_first() {
     assert!(c.source.contains("clio_copy_s8("), "{}", c.source);
     assert_eq!(functions(&c), ["arm_convolve_HWC_q7_basic", "arm_relu_q7", "clio_add_q7"]);
 }
+
+/// Global average pooling in Q formats rounds once (`clio_mean_q7`), bit-exact with the
+/// interpreter, whatever formats calibration gives the pool's operand and result.
+#[test]
+fn global_avg_pool_q7_rounds_once() {
+    let w: Vec<String> = (0..72).map(|i| format!("{:.3}", ((i * 29 % 23) as f32 - 11.0) / 15.0)).collect();
+    let src = format!(
+        "module @g {{
+  weight @c.w : tensor<8x1x3x3xf32> = dense<[{}]>
+  graph @main(%x: tensor<1x1x7x7xf32>) -> (tensor<1x8x1x1xf32>) {{
+    %c = conv2d(%x, @c.w) {{strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 1}} : tensor<1x8x7x7xf32>
+    %g = global_avg_pool(%c) : tensor<1x8x1x1xf32>
+    return %g
+  }}
+}}",
+        w.join(", ")
+    );
+    for seed in 1..=4 {
+        let mut m = parse_module(&src, &ParseOptions::default()).unwrap();
+        run_pipeline(
+            &mut m,
+            &format!(
+                "quantize{{scheme=q8,weights=per-tensor,calib=random:{seed},samples=4}},partition{{cut=g,granularity=layer}}"
+            ),
+        );
+        let c = check_bit_exact_with(&m, &format!("q7_gap_{seed}"), 6, &q7());
+        assert_eq!(functions(&c), ["arm_convolve_HWC_q7_basic", "clio_mean_q7"]);
+    }
+}

@@ -6,8 +6,8 @@
 //!   inside the input divided by their count, rounding half away from zero
 //!   (`acc > 0 ? (acc + n/2) / n : (acc - n/2) / n`, C division). `count_include_pad = true`
 //!   is supported only without padding (where it changes nothing).
-//! * `global_avg_pool`: TFLite's int8 `MEAN` over H and W, which rescales to the result's
-//!   format (see [`global_avg_pool`]).
+//! * `global_avg_pool`: for affine types TFLite's int8 `MEAN` over H and W, which rescales to
+//!   the result's format; for power-of-two formats one rounded division (see [`global_avg_pool`]).
 
 use super::params::{act, act_range, int_tensor, ints, require_same, QAct};
 use crate::ir::{Tensor, TensorType};
@@ -111,11 +111,18 @@ pub(crate) fn avg_pool(
     })
 }
 
-/// Integer global average pooling (`[N, C, H, W] -> [N, C, 1, 1]`): TFLite's int8 `MEAN` over
-/// H and W (`reference_ops::QuantizedMeanOrSum`), which may change the format: with
-/// `(m, s) = QuantizeMultiplier(s_x / s_y)` and `k = min(floor(log2 n), 32, 31 + s)` for `n`
-/// cells, `m' = (m << k) / n`, `s' = s - k`, and
-/// `y = saturate(MBQM(sum x - zp_x * n, m', s') + zp_y)`. For Q formats `s = 2^-Q`, `zp = 0`.
+/// Integer global average pooling (`[N, C, H, W] -> [N, C, 1, 1]`).
+///
+/// * Affine types: TFLite's int8 `MEAN` over H and W (`reference_ops::QuantizedMeanOrSum`),
+///   which may change the scale: with `(m, s) = QuantizeMultiplier(s_x / s_y)` and
+///   `k = min(floor(log2 n), 32, 31 + s)` for `n` cells, `m' = (m << k) / n`, `s' = s - k`, and
+///   `y = saturate(MBQM(sum x - zp_x * n, m', s') + zp_y)`.
+/// * Power-of-two formats (`q8`, `q16`): the sum is divided by `n` and moved from `Q_x` to `Q_y`
+///   with one rounding, half away from zero:
+///   `y = saturate(round(sum x * 2^(Q_y - Q_x) / n))`, computed as
+///   `rounded_div(sum << max(Q_y - Q_x, 0), n << max(Q_x - Q_y, 0))` in 64 bits. (TFLite's formula
+///   on a power-of-two scale rounds twice, once in the multiplier and once in the shift, which
+///   biases every channel by up to half an LSB in the same direction.)
 pub(crate) fn global_avg_pool(x: &Tensor, x_ty: &TensorType, y_ty: &TensorType) -> Result<Tensor, String> {
     let s = x.shape();
     if s.len() < 3 {
@@ -128,27 +135,84 @@ pub(crate) fn global_avg_pool(x: &Tensor, x_ty: &TensorType, y_ty: &TensorType) 
     if x_ty.dtype != y_ty.dtype {
         return Err(format!("global_avg_pool: operand is {} but the result is {}", x_ty.dtype, y_ty.dtype));
     }
-    let (real, zx, zy) = match (act(x_ty, "input")?, act(y_ty, "result")?) {
-        (QAct::Affine { scale: sx, zp: zx }, QAct::Affine { scale: sy, zp: zy }) => (sx as f64 / sy as f64, zx, zy),
-        (QAct::Pow2 { frac: fx }, QAct::Pow2 { frac: fy }) => (2f64.powi(fy - fx), 0, 0),
-        _ => return Err("global_avg_pool operand and result must both be affine or both pow2".into()),
-    };
-    let (mult, shift) = quantize_multiplier(real);
-    // TFLite's `QuantizedMeanOrSum`: fold 1 / count into the multiplier.
-    let count = inner as i64;
-    let mut sh = 63 - (count as u64).leading_zeros() as i32;
-    sh = sh.min(32).min(31 + shift);
-    let mult = (((mult as i64) << sh) / count) as i32;
-    let shift = shift - sh;
     let range = act_range(y_ty.dtype)?;
     let xd = ints(x)?;
-    let out = xd
-        .chunks_exact(inner)
-        .map(|p| {
-            let sum = p.iter().fold(0i32, |a, v| a.wrapping_add(*v));
-            let shifted = sum.wrapping_sub(zx.wrapping_mul(inner as i32));
-            multiply_by_quantized_multiplier(shifted, mult, shift).wrapping_add(zy).clamp(range.0, range.1)
-        })
-        .collect();
+    let out: Vec<i32> = match (act(x_ty, "input")?, act(y_ty, "result")?) {
+        (QAct::Affine { scale: sx, zp: zx }, QAct::Affine { scale: sy, zp: zy }) => {
+            let (mult, shift) = mean_multiplier(sx as f64 / sy as f64, inner);
+            xd.chunks_exact(inner)
+                .map(|p| {
+                    let sum = p.iter().fold(0i32, |a, v| a.wrapping_add(*v));
+                    let shifted = sum.wrapping_sub(zx.wrapping_mul(inner as i32));
+                    multiply_by_quantized_multiplier(shifted, mult, shift).wrapping_add(zy).clamp(range.0, range.1)
+                })
+                .collect()
+        }
+        (QAct::Pow2 { frac: fx }, QAct::Pow2 { frac: fy }) => {
+            let (left, divisor) = pow2_mean_params(fx, fy, inner)?;
+            xd.chunks_exact(inner)
+                .map(|p| {
+                    let sum: i64 = p.iter().map(|v| *v as i64).sum();
+                    pow2_mean(sum, left, divisor).clamp(range.0 as i64, range.1 as i64) as i32
+                })
+                .collect()
+        }
+        _ => return Err("global_avg_pool operand and result must both be affine or both pow2".into()),
+    };
     int_tensor(&y_ty.shape, y_ty.dtype, out)
+}
+
+/// TFLite's `QuantizedMeanOrSum`: fold `1 / count` into the Q31 multiplier of `real`.
+fn mean_multiplier(real: f64, count: usize) -> (i32, i32) {
+    let (mult, shift) = quantize_multiplier(real);
+    let count = count as i64;
+    let sh = (63 - (count as u64).leading_zeros() as i32).min(32).min(31 + shift);
+    ((((mult as i64) << sh) / count) as i32, shift - sh)
+}
+
+/// The power-of-two mean's left shift of the sum and its divisor `n << max(Q_x - Q_y, 0)`, for
+/// formats `Q_x` (operand) and `Q_y` (result). Errors when the formats are more than 31 bits
+/// apart (no 8- or 16-bit calibration produces that).
+pub fn pow2_mean_params(frac_in: i32, frac_out: i32, count: usize) -> Result<(u32, i64), String> {
+    let d = frac_out - frac_in;
+    if d.abs() > 31 {
+        return Err(format!("global_avg_pool from Q{frac_in} to Q{frac_out}: formats more than 31 bits apart"));
+    }
+    let (left, right) = (d.max(0) as u32, (-d).max(0) as u32);
+    Ok((left, (count as i64) << right))
+}
+
+/// `round(sum << left / divisor)`, half away from zero (C division on 64 bits).
+pub fn pow2_mean(sum: i64, left: u32, divisor: i64) -> i64 {
+    let num = sum << left;
+    if num >= 0 {
+        (num + divisor / 2) / divisor
+    } else {
+        (num - divisor / 2) / divisor
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Q7 in, Q7 out: the mean of [1, 1, 1, 2] is 1.25, which rounds to 1 (TFLite's formula on a
+    /// pow2 scale rounded twice and gave 2).
+    #[test]
+    fn pow2_mean_rounds_once() {
+        let (left, div) = pow2_mean_params(7, 7, 4).unwrap();
+        assert_eq!(pow2_mean(5, left, div), 1);
+        assert_eq!(pow2_mean(6, left, div), 2); // 1.5 rounds away from zero
+        assert_eq!(pow2_mean(-6, left, div), -2);
+        assert_eq!(pow2_mean(-5, left, div), -1);
+        // Q7 -> Q5: 1.25 * 2^-2 = 0.3125 -> 0; 10 / 4 * 2^-2 = 0.625 -> 1.
+        let (left, div) = pow2_mean_params(7, 5, 4).unwrap();
+        assert_eq!((left, div), (0, 16));
+        assert_eq!(pow2_mean(5, left, div), 0);
+        assert_eq!(pow2_mean(10, left, div), 1);
+        // Q5 -> Q7: 5 / 4 * 4 = 5.
+        let (left, div) = pow2_mean_params(5, 7, 4).unwrap();
+        assert_eq!(pow2_mean(5, left, div), 5);
+        assert!(pow2_mean_params(0, 40, 4).is_err());
+    }
 }

@@ -86,7 +86,8 @@ pub(crate) fn function(k: &Kernel) -> &'static str {
         Kernel::Add(_) => "arm_elementwise_add_s8",
         Kernel::Softmax(_) => "arm_softmax_s8",
         Kernel::Concat(_) => "arm_concatenation_s8_z",
-        Kernel::Mean(_) => "clio_mean_s8",
+        Kernel::Mean(MeanK { arith: MeanArith::Affine { .. }, .. }) => "clio_mean_s8",
+        Kernel::Mean(MeanK { arith: MeanArith::Pow2 { .. }, .. }) => "clio_mean_q7",
         Kernel::Clamp(_) => "clio_clamp_s8",
         Kernel::ConvQ7(k) => match k.f {
             ConvQ7Fn::Basic => "arm_convolve_HWC_q7_basic",
@@ -228,6 +229,25 @@ static void clio_mean_s8(const int8_t *in, int32_t n, int32_t hw, int32_t c, int
             int32_t v = clio_requantize(sum - in_zp * hw, multiplier, shift) + out_zp;
             v = v < -128 ? -128 : (v > 127 ? 127 : v);
             out[b * c + ch] = (int8_t)v;
+        }
+    }
+}
+"#;
+
+const MEAN_Q7_HELPER: &str = r#"/* Global average pooling of an NHWC q7 tensor: round(sum << left / divisor), half away from
+   zero, with divisor = cells << (Q_in - Q_out) (one rounding, as clio's integer interpreter). */
+static void clio_mean_q7(const q7_t *in, int32_t n, int32_t hw, int32_t c, int32_t left, int64_t divisor, q7_t *out)
+{
+    for (int32_t b = 0; b < n; b++) {
+        for (int32_t ch = 0; ch < c; ch++) {
+            int64_t sum = 0;
+            for (int32_t p = 0; p < hw; p++) {
+                sum += in[(b * hw + p) * c + ch];
+            }
+            sum = sum * ((int64_t)1 << left);
+            int64_t v = sum >= 0 ? (sum + divisor / 2) / divisor : (sum - divisor / 2) / divisor;
+            v = v < -128 ? -128 : (v > 127 ? 127 : v);
+            out[b * c + ch] = (q7_t)v;
         }
     }
 }
@@ -491,13 +511,22 @@ impl Src<'_> {
                     off += c;
                 }
             }
-            Kernel::Mean(m) => {
-                let _ = writeln!(
-                    self.body,
-                    "    clio_mean_s8({}, {}, {}, {}, {}, {}, {}, {}, {out});",
-                    ins[0], m.n, m.hw, m.c, m.in_zp, m.out_zp, m.mult, m.shift
-                );
-            }
+            Kernel::Mean(m) => match m.arith {
+                MeanArith::Affine { in_zp, out_zp, mult, shift } => {
+                    let _ = writeln!(
+                        self.body,
+                        "    clio_mean_s8({}, {}, {}, {}, {in_zp}, {out_zp}, {mult}, {shift}, {out});",
+                        ins[0], m.n, m.hw, m.c
+                    );
+                }
+                MeanArith::Pow2 { left, divisor } => {
+                    let _ = writeln!(
+                        self.body,
+                        "    clio_mean_q7({}, {}, {}, {}, {left}, {divisor}, {out});",
+                        ins[0], m.n, m.hw, m.c
+                    );
+                }
+            },
             Kernel::Clamp(c) => {
                 let _ = writeln!(self.body, "    clio_clamp_s8({}, {}, {}, {}, {out});", ins[0], c.size, c.lo, c.hi);
             }
@@ -592,9 +621,13 @@ pub(crate) fn source(p: &Program, mem: &Memory, n: &Names) -> String {
     }
     s.push('\n');
     array(&mut s, "uint8_t", &format!("{pp}_wire_header"), &o.header);
-    if p.steps.iter().any(|s| matches!(s.kernel, Kernel::Mean(_))) {
+    if p.steps.iter().any(|s| matches!(s.kernel, Kernel::Mean(MeanK { arith: MeanArith::Affine { .. }, .. }))) {
         s.push('\n');
         s.push_str(MEAN_HELPERS);
+    }
+    if p.steps.iter().any(|s| matches!(s.kernel, Kernel::Mean(MeanK { arith: MeanArith::Pow2 { .. }, .. }))) {
+        s.push('\n');
+        s.push_str(MEAN_Q7_HELPER);
     }
     if p.steps.iter().any(|s| matches!(s.kernel, Kernel::Clamp(_))) {
         s.push('\n');

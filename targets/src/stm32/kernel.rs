@@ -114,16 +114,22 @@ pub(crate) struct ConcatK {
     pub c_out: usize,
 }
 
-/// TFLite int8 `MEAN` over H, W (global average pooling), an integer helper in the module.
+/// Global average pooling over H, W, an integer helper in the module.
 #[derive(Clone, Debug)]
 pub(crate) struct MeanK {
     pub n: usize,
     pub hw: usize,
     pub c: usize,
-    pub in_zp: i32,
-    pub out_zp: i32,
-    pub mult: i32,
-    pub shift: i32,
+    pub arith: MeanArith,
+}
+
+/// The arithmetic of [`MeanK`], the same as the integer interpreter's `global_avg_pool`.
+#[derive(Clone, Debug)]
+pub(crate) enum MeanArith {
+    /// TFLite int8 `MEAN` (affine types): `1 / n` folded into the Q31 multiplier.
+    Affine { in_zp: i32, out_zp: i32, mult: i32, shift: i32 },
+    /// Power-of-two formats (legacy q7): `round(sum << left / divisor)`, rounded once.
+    Pow2 { left: u32, divisor: i64 },
 }
 
 /// An integer clamp (a `relu` / `clip` that could not be fused), in place when possible.

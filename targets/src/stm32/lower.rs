@@ -14,7 +14,7 @@ mod q7;
 
 use super::kernel::*;
 use super::LowerError;
-use clio::interp::int::softmax_params;
+use clio::interp::int::{pow2_mean_params, softmax_params};
 use clio::ir::{DType, Graph, NodeId, Op, QScheme, TensorData, TensorType, Value};
 use clio::quant::math::{quantize_affine, quantize_multiplier, requant_params};
 use clio::Module;
@@ -453,18 +453,32 @@ impl<'a> Cx<'a> {
 
     fn mean(&mut self, id: NodeId) -> Result<(), LowerError> {
         let (loc, din) = self.nhwc(id, 0)?;
-        let (sx, zx) = self.operand_q(id, 0)?;
-        let (sy, zy) = self.result_q(id)?;
         let hw = din.h * din.w;
         if hw == 0 || hw > i32::MAX as usize {
             return Err(self.node_err(id, "a non-empty spatial window"));
         }
-        // TFLite's QuantizedMeanOrSum: fold 1 / count into the multiplier (as the interpreter).
-        let (mult, shift) = quantize_multiplier(sx as f64 / sy as f64);
-        let count = hw as i64;
-        let sh = (63 - (count as u64).leading_zeros() as i32).min(32).min(31 + shift);
-        let mult = (((mult as i64) << sh) / count) as i32;
-        let k = MeanK { n: din.n, hw, c: din.c, in_zp: zx, out_zp: zy, mult, shift: shift - sh };
+        let arith = match self.api {
+            CmsisApi::S8 => {
+                let (sx, zx) = self.operand_q(id, 0)?;
+                let (sy, zy) = self.result_q(id)?;
+                // TFLite's QuantizedMeanOrSum: fold 1 / count into the multiplier (as the interpreter).
+                let (mult, shift) = quantize_multiplier(sx as f64 / sy as f64);
+                let count = hw as i64;
+                let sh = (63 - (count as u64).leading_zeros() as i32).min(32).min(31 + shift);
+                let mult = (((mult as i64) << sh) / count) as i32;
+                MeanArith::Affine { in_zp: zx, out_zp: zy, mult, shift: shift - sh }
+            }
+            CmsisApi::LegacyQ7 => {
+                let fx = self.operand_ty(id, 0).ok().and_then(pow2);
+                let fy = self.result_ty(id).ok().and_then(pow2);
+                let (Some(fx), Some(fy)) = (fx, fy) else {
+                    return Err(self.node_err(id, format!("an operand and a result of {}", self.scheme_hint())));
+                };
+                let (left, divisor) = pow2_mean_params(fx, fy, hw).map_err(|e| self.unsupported(id, e))?;
+                MeanArith::Pow2 { left, divisor }
+            }
+        };
+        let k = MeanK { n: din.n, hw, c: din.c, arith };
         let dout = Dims::new(din.n, 1, 1, din.c);
         let st = self.step(id, Kernel::Mean(k), vec![loc]);
         self.new_buf(id, Lay::Nhwc(dout), dout.len(), st)
