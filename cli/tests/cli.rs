@@ -145,3 +145,33 @@ fn symbolic_dims_are_fixed_on_the_command_line() {
     assert_eq!(reshapes.len(), 1, "the shape subgraph folds into one reshape");
     assert!(reshapes[0]["output"].as_str().unwrap().starts_with("tensor<2x"));
 }
+
+/// `clio run` picks the integer interpreter for a quantized module (the arithmetic generated C
+/// matches) and the float one otherwise; `--interp float` on a quantized module is a one-line
+/// error naming the node.
+#[test]
+fn run_uses_the_integer_interpreter_for_quantized_modules() {
+    let d = tmp("run_int");
+    let q = d.join("q.clio");
+    let o = clio(&[
+        "opt",
+        "testdata/models/resnet_tiny.onnx",
+        "-p",
+        "fuse-bn,quantize{scheme=q8,calib=random:2,samples=3}",
+        "-o",
+        q.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let x = "testdata/models/resnet_tiny.input.npy";
+    let y = d.join("y.npy");
+    let o = clio(&["run", q.to_str().unwrap(), "--input", x, "-o", y.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = clio::io::load_module(&q, &Default::default()).unwrap();
+    let input = clio::io::read_npy(&root().join(x)).unwrap();
+    let want = clio::interp::run_int(&m, "main", &[input]).unwrap().remove(0);
+    assert_eq!(clio::io::read_npy(&y).unwrap(), want);
+    std::fs::remove_file(&y).unwrap();
+    let o = clio(&["run", q.to_str().unwrap(), "--interp", "float", "--input", x, "-o", y.to_str().unwrap()]);
+    one_line_error(&o, "integer interpreter");
+    assert!(!y.exists());
+}

@@ -1,4 +1,5 @@
-//! `clio run`: execute a graph with the float reference interpreter.
+//! `clio run`: execute a graph with the reference interpreters: the float one, or for quantized
+//! graphs the bit-exact integer one (`--interp`, chosen from the graph's types by default).
 
 use crate::load::{load_model, InputArgs};
 use clap::Args;
@@ -20,8 +21,32 @@ pub struct RunArgs {
     /// The graph to run (default: the module's first graph).
     #[arg(long)]
     pub graph: Option<String>,
+    /// Which interpreter: `float`, `int` (the bit-exact integer arithmetic of quantized graphs,
+    /// the one generated C matches), or `auto`: `int` when any node of the graph has a non-f32
+    /// result, else `float`.
+    #[arg(long, value_enum, default_value_t = InterpChoice::Auto)]
+    pub interp: InterpChoice,
     #[command(flatten)]
     pub input_args: InputArgs,
+}
+
+/// The interpreter `clio run` uses.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterpChoice {
+    /// `int` for quantized graphs, else `float`.
+    Auto,
+    /// The float reference interpreter.
+    Float,
+    /// The bit-exact integer interpreter.
+    Int,
+}
+
+/// Whether any node of graph `g` (weight reads aside) has a non-f32 result.
+fn is_quantized(g: &clio::ir::Graph) -> bool {
+    g.node_ids().any(|id| {
+        let n = g.node(id);
+        !matches!(n.op, clio::ir::Op::Weight { .. }) && n.results.iter().any(|t| t.dtype != clio::ir::DType::F32)
+    })
 }
 
 /// Runs `clio run`.
@@ -40,7 +65,13 @@ pub fn run(a: RunArgs) -> Result<(), Error> {
         )));
     }
     let inputs: Vec<Tensor> = a.inputs.iter().map(|p| read_npy(p)).collect::<Result<_, _>>()?;
-    let results = clio::interp::run(&m, &graph, &inputs)?;
+    let int = match a.interp {
+        InterpChoice::Auto => is_quantized(g),
+        InterpChoice::Float => false,
+        InterpChoice::Int => true,
+    };
+    let results =
+        if int { clio::interp::run_int(&m, &graph, &inputs)? } else { clio::interp::run(&m, &graph, &inputs)? };
     for (path, t) in a.outputs.iter().zip(&results) {
         write_npy(path, t)?;
     }
