@@ -396,3 +396,34 @@ fn mobilenet_v2_224_graph_only() {
     run_pipeline(&mut m, "canonicalize");
     assert_eq!(once, printed(&m));
 }
+
+/// A long single-reader chain is split into regions of at most `max-region-nodes` nodes; the
+/// rounds of region discovery still fold the whole chain (relu-relu across the boundaries),
+/// with the outputs unchanged. A cap of 0 is an option error.
+#[test]
+fn long_chains_are_split_into_bounded_regions() {
+    let n = 300;
+    let mut body = String::from("    %r0 = relu(%x) : tensor<1x4xf32>\n");
+    for i in 1..n {
+        body.push_str(&format!("    %r{i} = relu(%r{}) : tensor<1x4xf32>\n", i - 1));
+    }
+    let src = format!(
+        "module @chain {{\n  graph @main(%x: tensor<1x4xf32>) -> (tensor<1x4xf32>) {{\n{body}    return %r{}\n  }}\n}}\n",
+        n - 1
+    );
+    let m0 = clio::text::parse_module(&src, &Default::default()).unwrap();
+    let inputs = random_inputs(&m0, 5, 4.0);
+    let want = eval(&m0, &inputs);
+    let relus = |m: &clio::Module| printed(m).matches("= relu(").count();
+    let mut capped = m0.clone();
+    let r = run_pipeline(&mut capped, "canonicalize{max-region-nodes=16}");
+    let s = &r.passes[0].stats;
+    assert!(s["regions"] >= (n / 16) as i64, "{s:?}");
+    assert_eq!(relus(&capped), 1, "{}", printed(&capped));
+    assert_close("max-region-nodes=16", &want, &eval(&capped, &inputs), 0.0);
+    let mut whole = m0.clone();
+    run_pipeline(&mut whole, "canonicalize");
+    assert_eq!(printed(&whole), printed(&capped));
+    let e = PassManager::from_pipeline(&clio_passes::registry(), "canonicalize{max-region-nodes=0}").err().unwrap();
+    assert!(e.to_string().contains("max-region-nodes"), "{e}");
+}

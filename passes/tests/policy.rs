@@ -7,51 +7,19 @@ use clio::quant::math::SplitMix64;
 use clio::trace::BandwidthTrace;
 use clio_passes::plan::policy::{Framing, Policy};
 use clio_passes::plan::simulate::{simulate_span, AccuracyProfile, ProfileEntry, SimSettings, Span};
-use clio_passes::plan::{CutPlan, Plan, PlanSettings, SliceOption};
+use clio_passes::plan::{CutPlan, Plan};
+
+#[path = "support/synthetic_plan.rs"]
+mod synthetic_plan;
+use synthetic_plan::{cut_plan, plan};
 
 fn cut(k: usize, channels: usize, bytes_per_channel: u64, budget: f64) -> CutPlan {
-    CutPlan {
-        k,
-        node: format!("c{k}"),
-        shape: vec![1, channels, 4, 4],
-        bytes_per_channel,
-        device_latency_s: 0.1 - budget,
-        device_energy_j: 0.0,
-        cloud_latency_s: 0.0,
-        radio_budget_s: budget,
-        slices: (1..=channels / 2)
-            .map(|i| SliceOption {
-                channels: 2 * i,
-                bytes: 2 * i as u64 * bytes_per_channel,
-                bandwidth_bps: Some(1.0),
-                energy_j: 0.0,
-            })
-            .collect(),
-        range_bps: Some((1.0, 2.0)),
-        device_macs: 0,
-        device_weight_bytes: 0,
-    }
+    cut_plan(k, vec![1, channels, 4, 4], bytes_per_channel, budget, 0.1 - budget, 2)
 }
 
 /// Three cuts with overlapping curves (equal accuracies included, to exercise the tie rule).
 fn setup() -> (Plan, AccuracyProfile) {
-    let plan = Plan {
-        module: "m".into(),
-        graph: "main".into(),
-        device: "d".into(),
-        cloud: "c".into(),
-        link: "ble".into(),
-        settings: PlanSettings {
-            latency_s: 0.1,
-            energy_j: None,
-            band: (20e3, 500e3),
-            step: Some(2),
-            granularity: Default::default(),
-        },
-        cuts: vec![cut(3, 8, 196, 0.095), cut(8, 16, 49, 0.093), cut(9, 32, 49, 0.092)],
-        chosen: vec![3, 8, 9],
-        uncovered: vec![],
-    };
+    let plan = plan(0.1, (20e3, 500e3), 2, vec![cut(3, 8, 196, 0.095), cut(8, 16, 49, 0.093), cut(9, 32, 49, 0.092)]);
     let mut entries = vec![];
     let mut r = SplitMix64::new(5);
     for (k, n, top) in [(3usize, 4usize, 0.8), (8, 8, 0.75), (9, 16, 0.85)] {

@@ -3,51 +3,19 @@
 
 use clio::trace::BandwidthTrace;
 use clio_passes::plan::simulate::{accuracy_curves, simulate, AccuracyProfile, ProfileEntry, SimSettings};
-use clio_passes::plan::{CutPlan, Plan, PlanSettings, SliceOption};
+use clio_passes::plan::{CutPlan, Plan};
+
+#[path = "support/synthetic_plan.rs"]
+mod synthetic_plan;
+use synthetic_plan::{cut_plan, plan};
 
 fn cut(k: usize, bytes_per_channel: u64, budget: f64) -> CutPlan {
-    CutPlan {
-        k,
-        node: format!("c{k}"),
-        shape: vec![1, 8, 4, 4],
-        bytes_per_channel,
-        device_latency_s: 0.3 - budget,
-        device_energy_j: 0.0,
-        cloud_latency_s: 0.0,
-        radio_budget_s: budget,
-        slices: (1..=4)
-            .map(|i| SliceOption {
-                channels: 2 * i,
-                bytes: 2 * i as u64 * bytes_per_channel,
-                bandwidth_bps: Some(1.0),
-                energy_j: 0.0,
-            })
-            .collect(),
-        range_bps: Some((1.0, 2.0)),
-        device_macs: 0,
-        device_weight_bytes: 0,
-    }
+    cut_plan(k, vec![1, 8, 4, 4], bytes_per_channel, budget, 0.3 - budget, 2)
 }
 
 /// Cut 1: big tensor, high accuracy; cut 2: small tensor, lower accuracy.
 fn setup() -> (Plan, AccuracyProfile) {
-    let plan = Plan {
-        module: "m".into(),
-        graph: "main".into(),
-        device: "d".into(),
-        cloud: "c".into(),
-        link: "ble".into(),
-        settings: PlanSettings {
-            latency_s: 0.3,
-            energy_j: None,
-            band: (50e3, 2e6),
-            step: Some(2),
-            granularity: Default::default(),
-        },
-        cuts: vec![cut(1, 4000, 0.2), cut(2, 200, 0.1)],
-        chosen: vec![1, 2],
-        uncovered: vec![],
-    };
+    let plan = plan(0.3, (50e3, 2e6), 2, vec![cut(1, 4000, 0.2), cut(2, 200, 0.1)]);
     let mut entries = vec![];
     for (k, top) in [(1usize, 0.9), (2, 0.7)] {
         for i in 1..=4 {

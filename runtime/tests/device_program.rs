@@ -9,7 +9,7 @@ use clio::text::{parse_module, ParseOptions};
 use clio::trace::BandwidthTrace;
 use clio_passes::plan::policy::Policy;
 use clio_passes::plan::simulate::{AccuracyProfile, ProfileEntry};
-use clio_passes::plan::{CutPlan, Plan, PlanSettings, SliceOption};
+use clio_passes::plan::Plan;
 use clio_runtime::device::clock::TraceClock;
 use clio_runtime::device::estimator::BandwidthEstimator;
 use clio_runtime::device::module::DeviceModule;
@@ -21,6 +21,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+
+#[path = "../../passes/tests/support/synthetic_plan.rs"]
+mod synthetic_plan;
+use synthetic_plan::{cut_plan, plan};
 
 fn compile_dir(cut: &str, dir: &Path) {
     let src =
@@ -40,50 +44,12 @@ fn compile_dir(cut: &str, dir: &Path) {
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
 }
 
-fn cut_plan(k: usize, shape: Vec<usize>, bytes_per_channel: u64) -> CutPlan {
-    CutPlan {
-        k,
-        node: format!("c{k}"),
-        shape,
-        bytes_per_channel,
-        device_latency_s: 0.002,
-        device_energy_j: 0.0,
-        cloud_latency_s: 0.0,
-        radio_budget_s: 0.06,
-        slices: (1..=4)
-            .map(|c| SliceOption {
-                channels: c,
-                bytes: c as u64 * bytes_per_channel,
-                bandwidth_bps: Some(1.0),
-                energy_j: 0.0,
-            })
-            .collect(),
-        range_bps: Some((1.0, 2.0)),
-        device_macs: 0,
-        device_weight_bytes: 0,
-    }
-}
-
 /// Cut 1 (4x8x8, 64 B per channel) is best when all of it arrives; cut 2 (4x4x4, 16 B per
 /// channel) is better on a slow link.
 fn setup() -> (Plan, AccuracyProfile) {
-    let plan = Plan {
-        module: "m".into(),
-        graph: "main".into(),
-        device: "d".into(),
-        cloud: "c".into(),
-        link: "ble".into(),
-        settings: PlanSettings {
-            latency_s: 0.1,
-            energy_j: None,
-            band: (20e3, 500e3),
-            step: Some(1),
-            granularity: Default::default(),
-        },
-        cuts: vec![cut_plan(1, vec![1, 4, 8, 8], 64), cut_plan(2, vec![1, 4, 4, 4], 16)],
-        chosen: vec![1, 2],
-        uncovered: vec![],
-    };
+    let cuts =
+        vec![cut_plan(1, vec![1, 4, 8, 8], 64, 0.06, 0.002, 1), cut_plan(2, vec![1, 4, 4, 4], 16, 0.06, 0.002, 1)];
+    let plan = plan(0.1, (20e3, 500e3), 1, cuts);
     let mut entries = vec![];
     for (k, accs) in [(1usize, [0.2, 0.3, 0.85, 0.9]), (2, [0.4, 0.5, 0.55, 0.6])] {
         for (i, a) in accs.iter().enumerate() {

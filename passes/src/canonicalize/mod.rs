@@ -5,8 +5,9 @@
 //! op is one the e-graph language knows (every builtin op except `input`, `weight`,
 //! `quantize`, `dequantize`, `transmit`; no custom ops) and it reads and produces unquantized
 //! f32 tensors. A region is a modelled root (a value read several times, read by an unmodelled
-//! op, or a graph output) plus every modelled node that feeds it and has no other reader.
-//! Everything else the region reads is an anchor: a leaf of the e-graph (weights are leaves
+//! op, or a graph output) plus every modelled node that feeds it and has no other reader, up to
+//! `max-region-nodes` (a longer single-reader chain is split into several regions, because
+//! egg's extraction is quadratic in a region's depth). Everything else the region reads is an anchor: a leaf of the e-graph (weights are leaves
 //! whose data the analysis knows).
 //!
 //! Produces: each region is lowered to a small e-graph (ops with their operands and attributes
@@ -133,6 +134,12 @@ pub static INFO: PassInfo = PassInfo {
             default: Some("2000"),
             help: "wall time per region's saturation, in milliseconds",
         },
+        OptionInfo {
+            name: "max-region-nodes",
+            kind: OptionKind::Int,
+            default: Some("64"),
+            help: "graph nodes per region (per root operand) before a region is split; bounds extraction time on long chains",
+        },
     ],
     statistics: &[
         StatInfo { name: "regions", help: "regions lowered to an e-graph (all rounds)" },
@@ -170,6 +177,7 @@ pub struct Canonicalize {
     max_iters: usize,
     max_nodes: usize,
     timeout: Duration,
+    max_region_nodes: usize,
     cost: CostFn,
 }
 
@@ -195,6 +203,7 @@ impl Canonicalize {
             max_iters: 16,
             max_nodes: 10_000,
             timeout: Duration::from_millis(2000),
+            max_region_nodes: 64,
             cost: default_cost_fn(),
         }
     }
@@ -217,6 +226,10 @@ impl Canonicalize {
         pass.max_iters = o.usize("max-iters")?;
         pass.max_nodes = o.usize("max-nodes")?;
         pass.timeout = Duration::from_millis(o.usize("timeout-ms")? as u64);
+        pass.max_region_nodes = o.usize("max-region-nodes")?;
+        if pass.max_region_nodes == 0 {
+            return Err(opt_err("max-region-nodes must be at least 1".into()));
+        }
         Ok(pass)
     }
 
@@ -231,6 +244,12 @@ impl Canonicalize {
         self.max_iters = max_iters;
         self.max_nodes = max_nodes;
         self.timeout = timeout;
+        self
+    }
+
+    /// Splits regions at `nodes` graph nodes per root operand (default 64).
+    pub fn with_max_region_nodes(mut self, nodes: usize) -> Self {
+        self.max_region_nodes = nodes.max(1);
         self
     }
 
@@ -263,7 +282,7 @@ impl Canonicalize {
         for _ in 0..MAX_ROUNDS {
             cx.stat("rounds", 1);
             let g = m.graph(graph).ok_or_else(|| fail(format!("graph @{graph} vanished")))?;
-            let regions = region::find_regions(g).map_err(fail)?;
+            let regions = region::find_regions(g, self.max_region_nodes).map_err(fail)?;
             let mut changed = false;
             for r in &regions {
                 let g = m.graph(graph).ok_or_else(|| fail(format!("graph @{graph} vanished")))?;

@@ -38,17 +38,39 @@ pub(crate) fn modelled(g: &Graph, n: NodeId) -> Option<u8> {
 }
 
 /// Every region of `g`, roots in topological order.
-pub(crate) fn find_regions(g: &Graph) -> Result<Vec<Region>, String> {
+///
+/// A region holds at most about `max_nodes` nodes per operand of its root: walking in
+/// topological order, a node whose tree of internal producers reaches `max_nodes` becomes a
+/// root itself (egg's extraction is quadratic in a region's depth, so one region spanning a
+/// 100k-layer chain would not finish; rewrites across such a boundary are not found).
+pub(crate) fn find_regions(g: &Graph, max_nodes: usize) -> Result<Vec<Region>, String> {
     let order = g.topo_order().map_err(|c| format!("@{}: cycle at {}", g.name(), c.0))?;
     let modelled: HashSet<NodeId> = order.iter().copied().filter(|n| modelled(g, *n).is_some()).collect();
     let outputs: HashSet<Value> = g.outputs().iter().copied().collect();
-    let internal = |n: NodeId| {
+    let absorbable = |n: NodeId| {
         if !modelled.contains(&n) || outputs.contains(&Value::of(n)) {
             return false;
         }
         let uses = g.uses(Value::of(n));
         uses.len() == 1 && modelled.contains(&uses[0].0)
     };
+    // Size of the tree of internal producers rooted at each modelled node; a node whose tree
+    // reached the cap is not absorbed into its reader.
+    let mut tree: HashMap<NodeId, usize> = HashMap::new();
+    let mut capped: HashSet<NodeId> = HashSet::new();
+    for &n in order.iter().filter(|n| modelled.contains(n)) {
+        let size = 1 + g
+            .operands(n)
+            .iter()
+            .filter(|v| v.result == 0 && absorbable(v.node) && !capped.contains(&v.node))
+            .map(|v| tree.get(&v.node).copied().unwrap_or(1))
+            .sum::<usize>();
+        if size >= max_nodes.max(1) {
+            capped.insert(n);
+        }
+        tree.insert(n, size);
+    }
+    let internal = |n: NodeId| absorbable(n) && !capped.contains(&n);
     let mut regions = vec![];
     for &root in order.iter().filter(|n| modelled.contains(n) && !internal(**n)) {
         let mut nodes = vec![];
