@@ -33,9 +33,11 @@ cargo build --release
   echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(rustc --version)."
   echo
   echo "## Scaling"
-  cargo bench -q -p clio --bench scaling -- --sizes "$sizes" --reps 3 --quadratic-max 1000
+  cargo bench -q -p clio --bench scaling -- --sizes "$sizes" --reps 3 --quadratic-max 100000
   echo "## Compile speed (in process)"
   cargo bench -q -p clio --bench compile
+  echo "## Compile speed: quantize, plan-partitions and the backends (in process)"
+  cargo bench -q -p clio-targets --bench backends
   echo "## Compile speed (whole processes)"
   python3 scripts/bench/compile_speed.py --runs 3
   echo "## fuse-bn against onnxoptimizer"
