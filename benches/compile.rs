@@ -15,12 +15,15 @@
 //! with onnxoptimizer, onnxsim and onnxruntime are in `scripts/bench/compile_speed.py`.
 
 use clio::import::{import_path, ImportOptions, InputShape, MissingExternalData};
-use clio::models::{mobilenet_v2, resnet18, MobileNetV2Config, ResNetConfig, Variant};
 use clio::pass::PassManager;
 use clio::Module;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::path::Path;
 use std::time::Duration;
+
+#[path = "support/models.rs"]
+mod bench_models;
+use bench_models::models;
 
 /// The standard passes measured one by one (the module is unfused unless the name says so).
 const PASSES: &[&str] = &[
@@ -38,19 +41,6 @@ const PASSES: &[&str] = &[
 /// The whole float pipeline (as in the scaling bench).
 const PIPELINE: &str =
     "fuse-bn,skip-to-conv,canonicalize,fold-constants,dce,prune{ratio=0.5},slice{cut=3,bandwidth=none},sparsify{sparsity=0.5},dce";
-
-fn models() -> Vec<(&'static str, Module)> {
-    let mnv2 = |input, variant| {
-        mobilenet_v2(&MobileNetV2Config { width: 1.0, input, classes: 1000, seed: 1, variant }).unwrap()
-    };
-    let r18 = |input, variant| resnet18(&ResNetConfig { input, classes: 1000, seed: 1, variant, ..Default::default() });
-    vec![
-        ("mobilenet_v2_224", mnv2(224, Variant::ImageNet)),
-        ("mobilenet_v2_cifar32", mnv2(32, Variant::Cifar)),
-        ("resnet18_224", r18(224, Variant::ImageNet).unwrap()),
-        ("resnet18_cifar32", r18(32, Variant::Cifar).unwrap()),
-    ]
-}
 
 fn manager(pipeline: &str, verify_each: bool) -> PassManager {
     let mut pm = PassManager::from_pipeline(&clio_passes::registry(), pipeline).unwrap();

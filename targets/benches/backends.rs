@@ -16,26 +16,17 @@
 //! a model is reported on stderr and skipped, never silently timed.
 
 use clio::cost::TargetContext;
-use clio::models::{mobilenet_v2, resnet18, MobileNetV2Config, ResNetConfig, Variant};
 use clio::pass::PassManager;
 use clio::Module;
 use clio_targets::{gap8, stm32};
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn models() -> Vec<(&'static str, Module)> {
-    let mnv2 = |input, variant| {
-        mobilenet_v2(&MobileNetV2Config { width: 1.0, input, classes: 1000, seed: 1, variant }).unwrap()
-    };
-    let r18 = |input, variant| resnet18(&ResNetConfig { input, classes: 1000, seed: 1, variant, ..Default::default() });
-    vec![
-        ("mobilenet_v2_224", mnv2(224, Variant::ImageNet)),
-        ("mobilenet_v2_cifar32", mnv2(32, Variant::Cifar)),
-        ("resnet18_224", r18(224, Variant::ImageNet).unwrap()),
-        ("resnet18_cifar32", r18(32, Variant::Cifar).unwrap()),
-    ]
-}
+#[path = "../../benches/support/models.rs"]
+mod bench_models;
+use bench_models::models;
 
 fn target() -> TargetContext {
     TargetContext {
@@ -59,6 +50,20 @@ fn run(m: &mut Module, pipeline: &str) {
 const QUANTIZE_INT8: &str = "quantize{scheme=int8,calib=random:1,samples=1}";
 const QUANTIZE_Q8: &str = "quantize{scheme=q8,weights=per-tensor,calib=random:1,samples=1}";
 
+/// Times `lower` under `label`, or says on stderr why the backend rejected the model.
+fn bench_lowering<T, E: std::fmt::Display>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    label: &str,
+    lower: impl Fn() -> Result<T, E>,
+) {
+    match lower() {
+        Ok(_) => {
+            group.bench_function(label, |b| b.iter(|| lower().ok()));
+        }
+        Err(e) => eprintln!("{label} skipped: {e}"),
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("backends");
     group.sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
@@ -78,21 +83,11 @@ fn benches(c: &mut Criterion) {
         let mut s8 = m.clone();
         run(&mut s8, &format!("{QUANTIZE_INT8},partition{{cut=3}}"));
         let opts = stm32::Stm32Options::default();
-        match stm32::lower(&s8, &opts) {
-            Ok(_) => {
-                group.bench_function(format!("{name}/stm32_lower"), |b| b.iter(|| stm32::lower(&s8, &opts).unwrap()));
-            }
-            Err(e) => eprintln!("{name}/stm32_lower skipped: {e}"),
-        }
+        bench_lowering(&mut group, &format!("{name}/stm32_lower"), || stm32::lower(&s8, &opts));
         let mut q8 = m.clone();
         run(&mut q8, &format!("{QUANTIZE_Q8},partition{{cut=3}}"));
         let opts = gap8::Gap8Options::default();
-        match gap8::lower(&q8, &opts) {
-            Ok(_) => {
-                group.bench_function(format!("{name}/gap8_lower"), |b| b.iter(|| gap8::lower(&q8, &opts).unwrap()));
-            }
-            Err(e) => eprintln!("{name}/gap8_lower skipped: {e}"),
-        }
+        bench_lowering(&mut group, &format!("{name}/gap8_lower"), || gap8::lower(&q8, &opts));
     }
     group.finish();
 }
