@@ -16,7 +16,6 @@
 
 use clio::import::{import_path, ImportOptions, InputShape, MissingExternalData};
 use clio::pass::PassManager;
-use clio::Module;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::path::Path;
 use std::time::Duration;
