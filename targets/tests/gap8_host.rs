@@ -72,3 +72,39 @@ fn mobilenet_v2_w050_per_tensor_bit_exact() {
     }
     assert!(used.iter().any(|u| u == "ClioKerParAdd_fps"), "{used:?}");
 }
+
+/// The whole CIFAR MobileNetV2 0.35 on the device: the last cut point (after the classifier),
+/// whose device part ends in `global_avg_pool` -> `flatten` -> `gemm`; the cut after the
+/// average pool too. Cut ids come from `clio::analysis::cut_points` on the quantized graph.
+#[test]
+fn mobilenet_v2_w035_with_global_avg_pool_and_classifier_bit_exact() {
+    let cfg = MobileNetV2Config { width: 0.35, input: 32, classes: 10, seed: 3, variant: Variant::Cifar };
+    let m = mobilenet_v2(&cfg).unwrap();
+    // Cut ids are counted on the graph `partition` sees (fused and quantized: the input's
+    // `quantize` is a cut of its own).
+    let mut fused = m.clone();
+    gap8_common::run_pipeline(&mut fused, "fuse-bn,quantize{scheme=q8,calib=random:5,samples=3}");
+    let cuts = clio::analysis::cut_points(&fused, "main", clio::analysis::Granularity::Block).unwrap();
+    eprintln!("cuts: {:?}", cuts.iter().map(|c| (c.k, c.node.as_str())).collect::<Vec<_>>());
+    let k_of =
+        |node: &str| cuts.iter().find(|c| c.node == node).map(|c| c.k).unwrap_or_else(|| panic!("{node}: {cuts:?}"));
+    for k in [k_of("avgpool"), k_of("classifier.1")] {
+        let c = check_bit_exact(&q8_device(m.clone(), &k.to_string(), 5), &format!("mnv2_w035_head_k{k}"), 2);
+        let f = functions(&c);
+        assert!(f.iter().any(|u| u == "ClioKerParGlobalAvgPool_fps"), "cut {k}: {f:?}");
+        assert!(c.report.l1_bytes <= 64 * 1024);
+        eprintln!(
+            "cut {k}: {} layers, {} MACs ({} HWCE), arena {} B, acc {} B, L2 {} B, L1 {} B, consts {} B (weights in {}), est {:.0} cycles",
+            c.report.layers.len(),
+            c.report.macs,
+            c.report.hwce_macs,
+            c.report.arena_bytes,
+            c.report.acc_bytes,
+            c.report.l2_bytes,
+            c.report.l1_bytes,
+            c.report.const_bytes,
+            c.report.weights_in,
+            c.report.est_cycles
+        );
+    }
+}

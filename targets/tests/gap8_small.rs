@@ -131,18 +131,18 @@ fn errors_name_node_and_op() {
     assert!(matches!(e, Gap8Error::Invalid { .. }), "{e}");
     let s = e.to_string();
     assert!(s.contains("scheme=q8") && s.contains('%'), "{s}");
-    // Global average pooling has no GAP8 kernel in this backend yet.
+    // Explicit padding has no GAP8 kernel in this backend.
     let mut m = parse_module(
-        "module @e { graph @main(%x: tensor<1x2x4x4xf32>) -> (tensor<1x2x1x1xf32>) {
-    %gap = global_avg_pool(%x) : tensor<1x2x1x1xf32>
-    return %gap } }",
+        "module @e { graph @main(%x: tensor<1x2x4x4xf32>) -> (tensor<1x2x6x6xf32>) {
+    %pd = pad(%x) {pads = [0, 0, 1, 1, 0, 0, 1, 1], mode = \"constant\", value = 0.0} : tensor<1x2x6x6xf32>
+    return %pd } }",
         &ParseOptions::default(),
     )
     .unwrap();
-    run_pipeline(&mut m, "quantize{scheme=q8,calib=random:1,samples=2},partition{cut=gap,granularity=layer}");
+    run_pipeline(&mut m, "quantize{scheme=q8,calib=random:1,samples=2},partition{cut=pd,granularity=layer}");
     let e = lower(&m, &Gap8Options::default()).unwrap_err();
     assert!(matches!(e, Gap8Error::Unsupported { .. }), "{e}");
-    assert!(e.to_string().contains("%gap (global_avg_pool)"), "{e}");
+    assert!(e.to_string().contains("%pd (pad)"), "{e}");
     let e = lower(&small(), &Gap8Options { prefix: "1bad".into(), ..Default::default() }).unwrap_err();
     assert!(matches!(e, Gap8Error::Options(_)));
     let e = lower(&small(), &Gap8Options { graph: "nope".into(), ..Default::default() }).unwrap_err();

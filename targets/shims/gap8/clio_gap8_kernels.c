@@ -1,5 +1,6 @@
 /* clio's own GAP8 cluster kernels: see clio_gap8_kernels.h. Integer sums wrap (unsigned
  * arithmetic), as clio's integer interpreter's do. */
+#include <string.h>
 #include "pmsis.h"
 #include "clio_gap8_kernels.h"
 
@@ -130,4 +131,48 @@ void ClioKerParAdd_fps(ClioAdd_T *a)
     }
     a->Out[i] = sat8(v);
   }
+}
+
+void ClioKerParAvgPool_fps(ClioPool_T *a)
+{
+  uint32_t f, l;
+  chunk(a->C, &f, &l);
+  for (uint32_t c = f; c < l; c++)
+    for (int y = 0; y < a->Ho; y++)
+      for (int x = 0; x < a->Wo; x++) {
+        uint32_t s = 0;
+        int32_t n = 0;
+        for (int i = 0; i < a->Fy; i++)
+          for (int j = 0; j < a->Fx; j++) {
+            int iy = y * a->Sy + i - a->PadT, ix = x * a->Sx + j - a->PadL;
+            if (iy >= 0 && iy < a->H && ix >= 0 && ix < a->W) {
+              s += (uint32_t)(int32_t)a->In[(c * a->H + iy) * a->W + ix];
+              n++;
+            }
+          }
+        int32_t acc = (int32_t)s;
+        int32_t v = n == 0 ? 0 : acc > 0 ? (acc + n / 2) / n : (acc - n / 2) / n;
+        a->Out[(c * a->Ho + y) * a->Wo + x] = sat8(v);
+      }
+}
+
+void ClioKerParGlobalAvgPool_fps(ClioMean_T *a)
+{
+  uint32_t f, l;
+  chunk(a->C, &f, &l);
+  for (uint32_t c = f; c < l; c++) {
+    int64_t sum = 0;
+    for (uint32_t i = 0; i < a->Size; i++) sum += a->In[c * a->Size + i];
+    int64_t num = (int64_t)((uint64_t)sum << a->Left);
+    int64_t half = a->Divisor / 2;
+    int64_t v = num >= 0 ? (num + half) / a->Divisor : (num - half) / a->Divisor;
+    a->Out[c] = (int8_t)(v > 127 ? 127 : v < -128 ? -128 : v);
+  }
+}
+
+void ClioKerParConcat_fps(ClioConcat_T *a)
+{
+  uint32_t f, l;
+  chunk(a->C, &f, &l);
+  if (f < l) memcpy(a->Out + f * a->Size, a->In + f * a->Size, (l - f) * a->Size);
 }

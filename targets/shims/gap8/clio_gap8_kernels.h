@@ -45,6 +45,23 @@ typedef struct {
 } ClioPool_T;
 void ClioKerParMaxPool_fps(ClioPool_T *Arg);
 
+/* Average pooling of C planes (same Q format in and out), TFLite's rounded average: the sum
+ * of the window's cells inside the input, divided by their count with C division after adding
+ * (or subtracting, for a negative sum) half the count; 0 for a window with no cell inside. */
+void ClioKerParAvgPool_fps(ClioPool_T *Arg);
+
+/* Global average pooling in Q formats, per channel c:
+ * Out[c] = saturate8(round((sum of the Size values of plane c) << Left / Divisor)), the sum in
+ * 64 bits and one rounding half away from zero (clio's pow2 mean: Left = max(Qy - Qx, 0),
+ * Divisor = Size << max(Qx - Qy, 0)). */
+typedef struct { const int8_t *In; int8_t *Out; uint16_t C; uint32_t Size; uint8_t Left; int64_t Divisor; } ClioMean_T;
+void ClioKerParGlobalAvgPool_fps(ClioMean_T *Arg);
+
+/* Out[c][i] = In[c][i] for C planes of Size values: one operand of a channel concatenation
+ * (planar CHW), Out pointing at its channel offset in the result. */
+typedef struct { const int8_t *In; int8_t *Out; uint16_t C; uint32_t Size; } ClioConcat_T;
+void ClioKerParConcat_fps(ClioConcat_T *Arg);
+
 /* Q-format add: acc = In1 << ShiftA + In2 << ShiftB (int32), then round_norm by Norm, or a
  * saturating left shift by LeftShift, saturated to 8 bits. */
 typedef struct {

@@ -408,16 +408,107 @@ impl<'a> Cx<'a> {
         Ok(())
     }
 
-    fn maxpool(&mut self, id: NodeId, win: &clio::ops::Window2d) -> Result<(), Gap8Error> {
+    /// The window of a max / average pooling node, checked against the kernels' fields
+    /// (`uint16_t` dimensions, `uint8_t` kernel, stride and padding) and the same-format rule.
+    fn pool_step(&self, id: NodeId, win: &clio::ops::Window2d) -> Result<(Act, PoolStep), Gap8Error> {
         let x = self.act(id, 0)?;
         if self.operand_ty(id, 0)?.quant != self.result_ty(id)?.quant {
             return Err(self.err(id, false, "the same format for operand and result"));
         }
+        self.frac_of(id, self.result_ty(id)?, "result")?;
         let [c, h, w] = x.chw;
         let [_, ho, wo] = chw(&self.result_ty(id)?.shape).ok_or_else(|| self.err(id, true, "a batch of 1"))?;
+        let small = [win.kernel[0], win.kernel[1], win.strides[0], win.strides[1], win.pads[0], win.pads[1]];
+        if small.iter().any(|v| *v > 255) || [c, h, w, ho, wo].iter().any(|v| *v > 65535) {
+            return Err(self.err(id, true, "a window, stride or padding above 255, or a dimension above 65535"));
+        }
         let p = PoolStep { c, h, w, ho, wo, k: win.kernel, stride: win.strides, pad: [win.pads[0], win.pads[1]] };
+        Ok((x, p))
+    }
+
+    fn maxpool(&mut self, id: NodeId, win: &clio::ops::Window2d) -> Result<(), Gap8Error> {
+        let (x, p) = self.pool_step(id, win)?;
+        let (c, ho, wo) = (p.c, p.ho, p.wo);
         let reason = "cluster (ClioKerParMaxPool_fps): max pooling, cells outside the input ignored".into();
         self.push(id, StepKind::MaxPool(p), vec![x.loc], c * ho * wo, [c, ho, wo], reason);
+        Ok(())
+    }
+
+    fn avgpool(&mut self, id: NodeId, p: &clio::ops::AvgPool) -> Result<(), Gap8Error> {
+        if p.count_include_pad && p.window.pads.iter().any(|v| *v > 0) {
+            return Err(self.err(
+                id,
+                true,
+                "count_include_pad = true with padding (the integer average divides by the cells inside the input)",
+            ));
+        }
+        let (x, p) = self.pool_step(id, &p.window)?;
+        let (c, ho, wo) = (p.c, p.ho, p.wo);
+        let reason = "cluster (ClioKerParAvgPool_fps): TFLite rounded average (half away from zero) over the window's cells inside the input, same Q format in and out".into();
+        self.push(id, StepKind::AvgPool(p), vec![x.loc], c * ho * wo, [c, ho, wo], reason);
+        Ok(())
+    }
+
+    fn global_avg_pool(&mut self, id: NodeId) -> Result<(), Gap8Error> {
+        let x = self.act(id, 0)?;
+        if self.operand_ty(id, 0)?.shape.len() != 4 {
+            return Err(self.err(id, false, "a rank-4 [1, C, H, W] operand"));
+        }
+        let fx = self.frac_of(id, self.operand_ty(id, 0)?, "operand")?;
+        let fy = self.frac_of(id, self.result_ty(id)?, "result")?;
+        let [c, h, w] = x.chw;
+        if chw(&self.result_ty(id)?.shape) != Some([c, 1, 1]) || self.result_ty(id)?.shape.len() != 4 {
+            return Err(self.err(id, false, format!("a [1, {c}, 1, 1] result")));
+        }
+        if c > 65535 || h * w == 0 || h * w > i32::MAX as usize {
+            return Err(self.err(id, true, "more than 65535 channels, or an empty or huge plane"));
+        }
+        let (left, divisor) = clio::interp::int::pow2_mean_params(fx, fy, h * w).map_err(|e| self.err(id, false, e))?;
+        let reason = format!(
+            "cluster (ClioKerParGlobalAvgPool_fps): Q{fx} -> Q{fy} mean of {} cells as the interpreter computes it: (sum << {left}) / {divisor} in 64 bits, one rounding half away from zero",
+            h * w
+        );
+        let step = MeanStep { c, size: h * w, left, divisor };
+        self.push(id, StepKind::GlobalAvgPool(step), vec![x.loc], c, [c, 1, 1], reason);
+        Ok(())
+    }
+
+    fn concat(&mut self, id: NodeId, axis: usize) -> Result<(), Gap8Error> {
+        let y_ty = self.result_ty(id)?;
+        let rank = y_ty.shape.len();
+        if axis != 1 || !matches!(rank, 2 | 4) {
+            return Err(self.err(
+                id,
+                true,
+                format!("concat along axis {axis} of a rank-{rank} tensor (only channels, axis 1)"),
+            ));
+        }
+        self.frac_of(id, y_ty, "result")?;
+        let [c, h, w] = chw(&y_ty.shape).ok_or_else(|| self.err(id, true, "a batch of 1"))?;
+        let n = self.g.operands(id).len();
+        let (mut locs, mut parts) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for i in 0..n {
+            let a = self.act(id, i)?;
+            if self.operand_ty(id, i)?.quant != y_ty.quant {
+                return Err(self.err(
+                    id,
+                    false,
+                    "operands with the result's quantization (the quantize pass ties them)",
+                ));
+            }
+            if a.chw[1..] != [h, w] {
+                return Err(self.err(id, false, format!("operand {i} with the result's {h}x{w} planes")));
+            }
+            locs.push(a.loc);
+            parts.push(a.chw);
+        }
+        if parts.iter().map(|p| p[0]).sum::<usize>() != c || c > 65535 {
+            return Err(self.err(id, false, format!("operands whose channels add up to {c} (at most 65535)")));
+        }
+        let reason = format!(
+            "cluster (ClioKerParConcat_fps): concatenation of {n} operands along channels, planar CHW: one copy per operand, no rescaling (same Q format)"
+        );
+        self.push(id, StepKind::Concat { parts }, locs, c * h * w, [c, h, w], reason);
         Ok(())
     }
 
@@ -477,6 +568,14 @@ impl<'a> Cx<'a> {
             Op::Gemm(p) => self.gemm(id, p),
             Op::Add => self.add(id),
             Op::MaxPool(p) => self.maxpool(id, &p.window),
+            Op::AvgPool(p) => self.avgpool(id, p),
+            Op::GlobalAvgPool => self.global_avg_pool(id),
+            Op::Concat(p) => self.concat(id, p.axis),
+            Op::Softmax(_) => Err(self.err(
+                id,
+                true,
+                "clio's integer interpreter defines softmax for affine int8 only, q8 keeps it in float (keep it in the cloud part)",
+            )),
             Op::Relu => self.clamp(id, 0.0, f32::INFINITY),
             Op::Clip(c) => self.clamp(id, c.min, c.max),
             Op::Flatten(_) | Op::Reshape(_) | Op::Squeeze(_) | Op::Unsqueeze(_) | Op::Transmit(_) => self.alias(id),

@@ -11,6 +11,9 @@ use crate::stm32::{plan_arena, ArenaPlan, Interval};
 pub(crate) struct Memory {
     /// The activation arena plan (offsets per buffer).
     pub plan: ArenaPlan,
+    /// Each buffer's size and the steps that write it first and read it last (the arena plan's
+    /// input; the graph output stays live past the last step).
+    pub intervals: Vec<Interval>,
     /// int32 elements of the accumulator scratch (largest output-channel chunk of a conv).
     pub acc_elems: usize,
     /// int16 elements of the padded-plane scratch (largest HWCE padded plane).
@@ -27,6 +30,12 @@ pub(crate) struct Memory {
 }
 
 impl Memory {
+    /// Bytes of the activation buffers live while step `i` runs: every buffer written at or
+    /// before `i` and read at or after it (its operands, its result and what later steps need).
+    pub fn live_bytes(&self, i: usize) -> usize {
+        self.intervals.iter().filter(|v| v.first <= i && i <= v.last).map(|v| v.size).sum()
+    }
+
     /// Total L1 bytes of the static L1 buffers.
     pub fn l1_bytes(&self) -> usize {
         2 * self.l1_in_elems + 2 * 3 * self.l1_out_elems + 2 * self.l1_f_elems + self.l1_pool_bytes
@@ -52,6 +61,7 @@ pub(crate) fn plan(p: &Program) -> Memory {
         iv[b].last = n;
     }
     let plan = plan_arena(&iv, 4);
+    let intervals = iv;
     let (mut acc_elems, mut pad_elems, mut hp, mut ho, mut fl) = (0, 0, 0, 0, 0);
     let mut pool = 0;
     for s in &p.steps {
@@ -71,6 +81,7 @@ pub(crate) fn plan(p: &Program) -> Memory {
     }
     Memory {
         plan,
+        intervals,
         acc_elems,
         pad_elems,
         l1_in_elems: STRIPE * hp,

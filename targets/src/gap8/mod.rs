@@ -10,6 +10,8 @@
 //! * `memory.rs`: L2 arena (the shared planner [`crate::stm32::plan_arena`]), scratch and L1
 //!   (HWCE stripe buffers; the pool of cluster layers streamed through double-buffered L1 tiles,
 //!   whose chunking `program.rs` proves to fit);
+//! * `budget.rs`: the per-layer L1 / L2 / L3 budget (weights placed first fit in L2, else L3)
+//!   and its table ([`Gap8Report::memory_table`], also the head comment of the `.c`);
 //! * `emit.rs`: the `.h` / `.c` text;
 //! * `shims.rs`: header shims, host implementations and clio's own cluster kernels;
 //! * `variants.rs`: several cut points in one program behind `<prefix>_select` / `_invoke`,
@@ -30,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod cost;
 mod emit;
 mod error;
@@ -100,6 +103,19 @@ pub struct Gap8Layer {
     pub l1_bytes: usize,
     /// Bytes of the result in the L2 arena.
     pub out_bytes: usize,
+    /// Bytes of the arena's activation buffers live while the layer runs (written at or before
+    /// it, read at or after it; the cut tensor stays live to the end): the arena plan's liveness.
+    pub l2_act_bytes: usize,
+    /// L2 scratch the layer uses: its int32 accumulator chunk (HWCE and L2 cluster layers) and
+    /// padded HWCE input plane.
+    pub l2_scratch_bytes: usize,
+    /// Where the layer's constants live: `L2`, `L3` (HyperFlash, when they do not fit L2 next
+    /// to the buffers and the constants of the layers before it) or `none`.
+    pub weights_in: String,
+    /// L2 bytes of the layer: `l2_act_bytes + l2_scratch_bytes` + its constants when in L2.
+    pub l2_bytes: usize,
+    /// L3 bytes of the layer: its constants when they are in L3, else 0.
+    pub l3_bytes: usize,
     /// The cost model's cycle estimate at the cluster clock.
     pub est_cycles: f64,
 }
@@ -126,9 +142,14 @@ pub struct Gap8Report {
     /// L2 bytes of the generated code's buffers (arena, accumulator, padded plane, the cut
     /// tensor's wire header), without the caller's input.
     pub l2_bytes: usize,
-    /// Where the weights live: `L2` when they fit next to the buffers in the 512 KB,
-    /// otherwise `L3` (HyperFlash / HyperRAM, copied to L2 per layer by the fabric controller).
+    /// Where the weights live: `L2` when they all fit next to the buffers in the 512 KB,
+    /// otherwise `L3` (HyperFlash / HyperRAM): then each layer's `weights_in` says which
+    /// layers' constants stay in L3.
     pub weights_in: String,
+    /// The L1 budget every layer's `l1_bytes` is checked against ([`L1_BYTES`]).
+    pub l1_budget_bytes: usize,
+    /// The L2 budget ([`L2_BYTES`]).
+    pub l2_budget_bytes: usize,
     /// Constant bytes (weights: L3 HyperFlash or L2).
     pub const_bytes: usize,
     /// Total multiply-accumulates.
@@ -139,6 +160,16 @@ pub struct Gap8Report {
     pub est_cycles: f64,
     /// Every layer.
     pub layers: Vec<Gap8Layer>,
+}
+
+impl Gap8Report {
+    /// The per-layer memory budget as a text table: each layer's L1 bytes (tiles), L2 bytes
+    /// (live arena activations, L2 scratch, its constants when in L2) and L3 bytes (its
+    /// constants when they stay in HyperFlash), where its constants live, the L1 / L2 budgets
+    /// and the static totals. The generated `.c` starts with the same table.
+    pub fn memory_table(&self) -> String {
+        budget::table(self)
+    }
 }
 
 /// A generated C module: `<prefix>.h`, `<prefix>.c` and `<prefix>.manifest.json`.
@@ -209,7 +240,11 @@ fn est_cycles(d: &Gap8Desc, s: &program::Step) -> f64 {
             }
         }
         StepKind::Clamp { size, .. } | StepKind::Add { size, .. } => *size as f64 / d.cluster_elementwise_per_cycle,
-        StepKind::MaxPool(p) => (p.c * p.ho * p.wo) as f64 / d.cluster_elementwise_per_cycle,
+        StepKind::MaxPool(p) | StepKind::AvgPool(p) => (p.c * p.ho * p.wo) as f64 / d.cluster_elementwise_per_cycle,
+        StepKind::GlobalAvgPool(m) => (m.c * m.size) as f64 / d.cluster_elementwise_per_cycle,
+        StepKind::Concat { parts } => {
+            parts.iter().map(|p| p.iter().product::<usize>()).sum::<usize>() as f64 / d.cluster_elementwise_per_cycle
+        }
     };
     work + d.layer_overhead_cycles
 }
@@ -237,25 +272,41 @@ fn lower_with(m: &clio::Module, opts: &Gap8Options, shared: bool) -> Result<Gap8
             ),
         });
     }
+    let (layers, est) = layer_entries(&program, &mem);
+    let report = report(&program, &mem, layers);
+    let names = emit::Names::new(&opts.prefix, shared);
+    let header = emit::header(&program, &names, &mem);
+    let source = emit::source(&program, &mem, &names, &est, &budget::c_comment(&report.memory_table()));
+    Ok(Gap8Module { prefix: opts.prefix.clone(), header, source, report })
+}
+
+/// `(macs, HWCE passes, constant bytes, L1 bytes, L2 scratch bytes)` of a step.
+fn step_sizes(s: &program::Step) -> (u64, usize, usize, usize, usize) {
+    let StepKind::Conv(c) = &s.kind else { return (0, 0, 0, 0, 0) };
+    let acc = 4 * c.chunk * c.ho * c.wo;
+    match &c.engine {
+        Engine::Hwce(h) => {
+            (c.macs(), h.digits, 2 * h.filters.len() + 5 * c.cout, h.l1_bytes(c.ho, c.chunk), acc + 2 * h.wp * h.hp)
+        }
+        Engine::Dw { bias, .. } => (c.macs(), 0, c.weights.len() + bias.len(), 0, 0),
+        Engine::Cluster => (c.macs(), 0, c.weights.len() + 5 * c.cout, 0, acc),
+        Engine::Stream { dw } => (c.macs(), 0, c.weights.len() + 5 * c.cout, c.stream_l1_bytes(*dw, c.chunk), 0),
+    }
+}
+
+/// The manifest entry of every step (constants not placed yet) and its cost-model comment.
+fn layer_entries(program: &program::Program, mem: &memory::Memory) -> (Vec<Gap8Layer>, Vec<String>) {
     let desc = builtin_desc();
+    let hz = desc.as_ref().map(|d| d.cluster_hz).unwrap_or(1.0);
     let mut layers = vec![];
     let mut est = vec![];
-    for s in &program.steps {
+    for (i, s) in program.steps.iter().enumerate() {
         let cycles = desc.as_ref().map(|d| est_cycles(d, s).round()).unwrap_or(0.0);
-        let (macs, passes, const_bytes, l1) = match &s.kind {
-            StepKind::Conv(c) => match &c.engine {
-                Engine::Hwce(h) => (c.macs(), h.digits, 2 * h.filters.len() + 5 * c.cout, h.l1_bytes(c.ho, c.chunk)),
-                Engine::Dw { bias, .. } => (c.macs(), 0, c.weights.len() + bias.len(), 0),
-                Engine::Cluster => (c.macs(), 0, c.weights.len() + 5 * c.cout, 0),
-                Engine::Stream { dw } => (c.macs(), 0, c.weights.len() + 5 * c.cout, c.stream_l1_bytes(*dw, c.chunk)),
-            },
-            _ => (0, 0, 0, 0),
-        };
+        let (macs, passes, const_bytes, l1, scratch) = step_sizes(s);
         let out_bytes = match s.output {
             program::Loc::Buf(b) => program.buffers[b],
             program::Loc::Input => 0,
         };
-        let hz = desc.as_ref().map(|d| d.cluster_hz).unwrap_or(1.0);
         est.push(format!(
             "Cost model: {:.0} cycles = {:.1} us at {:.0} MHz for {} MACs{}; weights {} B (L3 -> L2 by the FC), output {} B.",
             cycles,
@@ -277,16 +328,23 @@ fn lower_with(m: &clio::Module, opts: &Gap8Options, shared: bool) -> Result<Gap8
             const_bytes,
             l1_bytes: l1,
             out_bytes,
+            l2_act_bytes: mem.live_bytes(i),
+            l2_scratch_bytes: scratch,
+            weights_in: budget::NO_WEIGHTS.into(),
+            l2_bytes: 0,
+            l3_bytes: 0,
             est_cycles: cycles,
         });
     }
-    let names = emit::Names::new(&opts.prefix, shared);
-    let header = emit::header(&program, &names, &mem);
-    let source = emit::source(&program, &mem, &names, &est);
+    (layers, est)
+}
+
+/// The module's report, with every layer's constants placed in L2 or L3.
+fn report(program: &program::Program, mem: &memory::Memory, mut layers: Vec<Gap8Layer>) -> Gap8Report {
     let const_bytes = layers.iter().map(|l| l.const_bytes).sum::<usize>() + program.header.len();
     let l2_bytes = mem.plan.arena_bytes + 4 * mem.acc_elems + 2 * mem.pad_elems + program.header.len();
-    let weights_in = if l2_bytes + const_bytes <= L2_BYTES { "L2" } else { "L3" };
-    let report = Gap8Report {
+    let all_l2 = budget::place_weights(&mut layers, l2_bytes + program.header.len());
+    Gap8Report {
         graph: program.graph.clone(),
         input_bytes: program.input.bytes,
         output_bytes: program.header.len() + program.output.bytes,
@@ -296,12 +354,13 @@ fn lower_with(m: &clio::Module, opts: &Gap8Options, shared: bool) -> Result<Gap8
         pad_bytes: 2 * mem.pad_elems,
         l1_bytes: mem.l1_bytes(),
         l2_bytes,
-        weights_in: weights_in.into(),
+        weights_in: if all_l2 { "L2" } else { "L3" }.into(),
+        l1_budget_bytes: L1_BYTES,
+        l2_budget_bytes: L2_BYTES,
         const_bytes,
         macs: layers.iter().map(|l| l.macs).sum(),
         hwce_macs: layers.iter().filter(|l| l.unit == "hwce").map(|l| l.macs).sum(),
         est_cycles: layers.iter().map(|l| l.est_cycles).sum(),
         layers,
-    };
-    Ok(Gap8Module { prefix: opts.prefix.clone(), header, source, report })
+    }
 }

@@ -143,13 +143,43 @@ pub(crate) struct PoolStep {
     pub pad: [usize; 2],
 }
 
+/// Global average pooling in Q formats: per channel
+/// `y = saturate8(round_half_away((sum << left) / divisor))` in 64 bits, with `(left, divisor)`
+/// from `clio::interp::int::pow2_mean_params` (the interpreter's parameters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MeanStep {
+    pub c: usize,
+    /// Cells per channel (`H * W`).
+    pub size: usize,
+    pub left: u32,
+    pub divisor: i64,
+}
+
 /// What a step computes.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum StepKind {
     Conv(Box<ConvStep>),
-    Clamp { size: usize, lo: i8, hi: i8 },
+    Clamp {
+        size: usize,
+        lo: i8,
+        hi: i8,
+    },
     MaxPool(PoolStep),
-    Add { size: usize, shift_a: u8, shift_b: u8, norm: u8, left: u8 },
+    /// TFLite's rounded average over the window's cells inside the input (same format in and out).
+    AvgPool(PoolStep),
+    GlobalAvgPool(MeanStep),
+    Add {
+        size: usize,
+        shift_a: u8,
+        shift_b: u8,
+        norm: u8,
+        left: u8,
+    },
+    /// Concatenation along channels: `[C_i, H, W]` of each input, in order (planar CHW: one copy
+    /// per operand).
+    Concat {
+        parts: Vec<[usize; 3]>,
+    },
 }
 
 /// One layer of the generated code.
