@@ -3,6 +3,9 @@
 //! scale factor (e.g. 1/8 to map 3G traces into the BLE band). Blank lines and `#` comments
 //! are skipped; anything else malformed is an error naming the file and line.
 
+// Decodes user text: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use crate::error::IoError;
 use crate::{Error, Limits};
 use std::path::Path;
@@ -58,20 +61,28 @@ impl BandwidthTrace {
         Ok(BandwidthTrace { samples })
     }
 
-    /// Time of the first sample.
+    // `samples` is a public field, so the methods below do not assume the two samples `parse`
+    // guarantees: a trace built without samples starts and ends at 0 s with no bandwidth.
+
+    /// Time of the first sample (0 for a trace without samples).
     pub fn start(&self) -> f64 {
-        self.samples[0].0
+        self.samples.first().map_or(0.0, |s| s.0)
     }
 
-    /// Time of the last sample (the trace ends there).
+    /// Time of the last sample (the trace ends there; 0 for a trace without samples).
     pub fn end(&self) -> f64 {
-        self.samples[self.samples.len() - 1].0
+        self.samples.last().map_or(0.0, |s| s.0)
     }
 
-    /// Bandwidth at time `t` (clamped to the trace).
-    pub fn at(&self, t: f64) -> f64 {
+    /// The sample in force at time `t` (the first one before the trace starts).
+    fn sample_at(&self, t: f64) -> Option<&(f64, f64)> {
         let i = self.samples.partition_point(|(s, _)| *s <= t);
-        self.samples[i.saturating_sub(1)].1
+        self.samples.get(i.saturating_sub(1))
+    }
+
+    /// Bandwidth at time `t` (clamped to the trace; 0 for a trace without samples).
+    pub fn at(&self, t: f64) -> f64 {
+        self.sample_at(t).map_or(0.0, |s| s.1)
     }
 
     /// Time-weighted mean bandwidth over `[from, to]` (clamped to the trace; a zero-length
@@ -86,7 +97,7 @@ impl BandwidthTrace {
         while t < to {
             let i = self.samples.partition_point(|(s, _)| *s <= t).saturating_sub(1);
             let next = self.samples.get(i + 1).map(|(s, _)| *s).unwrap_or(f64::INFINITY).min(to);
-            acc += self.samples[i].1 * (next - t);
+            acc += self.samples.get(i).map_or(0.0, |s| s.1) * (next - t);
             t = next;
         }
         acc / (to - from)

@@ -224,3 +224,106 @@ fn tflite_files_from_the_tf_converter() {
         k => panic!("{k:?}"),
     }
 }
+
+/// A tiny protobuf writer for hand-built ONNX models (field numbers from onnx.proto).
+mod pb {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    /// A varint field (int32/int64; negative values as two's complement, as protobuf does).
+    pub fn int(out: &mut Vec<u8>, field: u64, v: i64) {
+        varint(out, field << 3);
+        varint(out, v as u64);
+    }
+    /// A length-delimited field (string, bytes or message).
+    pub fn bytes(out: &mut Vec<u8>, field: u64, b: &[u8]) {
+        varint(out, (field << 3) | 2);
+        varint(out, b.len() as u64);
+        out.extend_from_slice(b);
+    }
+    /// TensorProto: dims (1), data_type (2), int64_data (7), name (8).
+    pub fn tensor(name: &str, dims: &[i64], data_type: i64, int64_data: &[i64]) -> Vec<u8> {
+        let mut t = Vec::new();
+        for d in dims {
+            int(&mut t, 1, *d);
+        }
+        int(&mut t, 2, data_type);
+        for v in int64_data {
+            int(&mut t, 7, *v);
+        }
+        bytes(&mut t, 8, name.as_bytes());
+        t
+    }
+    /// NodeProto: input (1), output (2), name (3), op_type (4).
+    pub fn node(name: &str, op_type: &str, inputs: &[&str], outputs: &[&str]) -> Vec<u8> {
+        let mut n = Vec::new();
+        for i in inputs {
+            bytes(&mut n, 1, i.as_bytes());
+        }
+        for o in outputs {
+            bytes(&mut n, 2, o.as_bytes());
+        }
+        bytes(&mut n, 3, name.as_bytes());
+        bytes(&mut n, 4, op_type.as_bytes());
+        n
+    }
+    /// ModelProto (ir_version 7, default-domain opset `opset`) of one graph: nodes (1),
+    /// initializers (5) and float outputs (12) without shapes.
+    pub fn model(opset: i64, nodes: &[Vec<u8>], inits: &[Vec<u8>], outputs: &[&str]) -> Vec<u8> {
+        let mut g = Vec::new();
+        for n in nodes {
+            bytes(&mut g, 1, n);
+        }
+        bytes(&mut g, 2, b"g");
+        for t in inits {
+            bytes(&mut g, 5, t);
+        }
+        for o in outputs {
+            let mut elem = Vec::new();
+            int(&mut elem, 1, 1); // TypeProto.Tensor.elem_type = FLOAT
+            let mut ty = Vec::new();
+            bytes(&mut ty, 1, &elem); // TypeProto.tensor_type
+            let mut vi = Vec::new();
+            bytes(&mut vi, 1, o.as_bytes());
+            bytes(&mut vi, 2, &ty);
+            bytes(&mut g, 12, &vi);
+        }
+        let mut opset_id = Vec::new();
+        int(&mut opset_id, 2, opset);
+        let mut m = Vec::new();
+        int(&mut m, 1, 7);
+        bytes(&mut m, 7, &g);
+        bytes(&mut m, 8, &opset_id);
+        m
+    }
+}
+
+/// Regression: folding a negative-step `Slice` of a constant with an empty (size-0) axis picked
+/// element 0 of the empty constant (`SliceRange::indices` returned `[0]` for a dimension of
+/// size 0) and the importer panicked with an index out of bounds.
+#[test]
+fn negative_step_slice_of_an_empty_constant_does_not_panic() {
+    use tract_onnx::prelude::Framework;
+    let inits = [
+        pb::tensor("e", &[0], 1, &[]),
+        pb::tensor("starts", &[1], 7, &[-1]),
+        pb::tensor("ends", &[1], 7, &[i64::MIN]),
+        pb::tensor("axes", &[1], 7, &[0]),
+        pb::tensor("steps", &[1], 7, &[-1]),
+    ];
+    let nodes = [pb::node("rev", "Slice", &["e", "starts", "ends", "axes", "steps"], &["y"])];
+    let bytes = pb::model(13, &nodes, &inits, &["y"]);
+    // The model decodes (so the importer, not the protobuf layer, is under test).
+    let m = tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]).unwrap();
+    assert_eq!(m.graph.as_ref().map(|g| g.node.len()), Some(1));
+    import_no_panic(&bytes, "a reversed empty constant");
+    // The slice folds to an empty constant, which cannot become a weight: a typed error naming it.
+    let e = import_onnx_bytes(&bytes, "empty.onnx", None, &ImportOptions::default()).unwrap_err();
+    assert!(matches!(e.kind, ImportErrorKind::Unsupported { .. }), "{e:?}");
+    assert!(e.to_string().starts_with("empty.onnx: "), "{e}");
+    assert!(e.to_string().contains("constant `y` of shape [0] is empty"), "{e}");
+}

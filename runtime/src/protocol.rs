@@ -28,6 +28,9 @@
 //! [`FrameDecoder`] parses frames incrementally from any byte stream, so a reader with a
 //! timeout never loses a partial frame; [`Frame::encode`] writes them.
 
+// Decodes bytes from the network: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use std::fmt;
 
 /// Protocol version (carried by nothing yet: the frame types are the version-1 set).
@@ -222,7 +225,7 @@ struct Body<'a> {
 
 impl<'a> Body<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
-        let end = self.at + n;
+        let end = self.at.saturating_add(n);
         let s = self.b.get(self.at..end).ok_or(ProtocolError::ShortBody {
             frame: self.frame,
             needed: end,
@@ -231,19 +234,22 @@ impl<'a> Body<'a> {
         self.at = end;
         Ok(s)
     }
+    /// The next `N` bytes as an array.
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
+        let (frame, needed, got) = (self.frame, self.at.saturating_add(N), self.b.len());
+        self.take(N)?.first_chunk::<N>().copied().ok_or(ProtocolError::ShortBody { frame, needed, got })
+    }
     fn u32(&mut self) -> Result<u32, ProtocolError> {
-        let s = self.take(4)?;
-        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        self.array::<4>().map(u32::from_le_bytes)
     }
     fn u16(&mut self) -> Result<u16, ProtocolError> {
-        let s = self.take(2)?;
-        Ok(u16::from_le_bytes([s[0], s[1]]))
+        self.array::<2>().map(u16::from_le_bytes)
     }
     fn u8(&mut self) -> Result<u8, ProtocolError> {
-        Ok(self.take(1)?[0])
+        self.array::<1>().map(|[b]| b)
     }
     fn rest(&mut self) -> &'a [u8] {
-        let s = &self.b[self.at.min(self.b.len())..];
+        let s = self.b.get(self.at..).unwrap_or_default();
         self.at = self.b.len();
         s
     }
@@ -314,7 +320,9 @@ impl Frame {
             }
         }
         let len = (b.len() - LENGTH_BYTES) as u32;
-        b[..LENGTH_BYTES].copy_from_slice(&len.to_le_bytes());
+        if let Some(prefix) = b.first_chunk_mut::<LENGTH_BYTES>() {
+            *prefix = len.to_le_bytes();
+        }
         b
     }
 
@@ -365,7 +373,8 @@ impl Frame {
                 let raw = r.take(
                     n.checked_mul(4).ok_or(ProtocolError::BadField { frame: name, message: format!("{n} scores") })?,
                 )?;
-                let scores = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let scores =
+                    raw.chunks_exact(4).filter_map(|c| c.first_chunk::<4>()).map(|c| f32::from_le_bytes(*c)).collect();
                 Frame::Result(Answer { request, cut, received, used, class, reason, wait_us, compute_us, scores })
             }
             _ => {
@@ -411,17 +420,17 @@ impl FrameDecoder {
     /// The next whole frame, `Ok(None)` if more bytes are needed. A bad length is reported as
     /// soon as the prefix is in, before the body is buffered.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
-        if self.buf.len() < LENGTH_BYTES {
+        let Some((prefix, rest)) = self.buf.split_first_chunk::<LENGTH_BYTES>() else {
             return Ok(None);
-        }
-        let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        };
+        let len = u32::from_le_bytes(*prefix) as usize;
         if len == 0 || len > self.max_frame {
             return Err(ProtocolError::BadLength { length: len, max: self.max_frame });
         }
-        if self.buf.len() < LENGTH_BYTES + len {
+        let Some(body) = rest.get(..len) else {
             return Ok(None);
-        }
-        let frame = Frame::decode(&self.buf[LENGTH_BYTES..LENGTH_BYTES + len]);
+        };
+        let frame = Frame::decode(body);
         self.buf.drain(..LENGTH_BYTES + len);
         frame.map(Some)
     }

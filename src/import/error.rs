@@ -1,6 +1,9 @@
 //! [`ImportError`]: every import failure, typed, naming the file, the node (name and op type)
 //! where it happened, and what was expected.
 
+// Part of the importer: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use crate::error::VerifyError;
 use std::fmt;
 use std::path::PathBuf;
@@ -218,8 +221,8 @@ impl fmt::Display for ImportError {
             (Some(n), ImportErrorKind::UnsupportedOp { .. }) => {
                 // "unsupported op `LSTM` at node `lstm_1` (opset 13)"
                 let text = self.kind.to_string();
-                match text.find(" (opset") {
-                    Some(i) => write!(f, "{} at node `{}`{}", &text[..i], n.name, &text[i..]),
+                match text.find(" (opset").and_then(|i| text.split_at_checked(i)) {
+                    Some((op, opset)) => write!(f, "{op} at node `{}`{opset}", n.name),
                     None => write!(f, "{text} at node `{}`", n.name),
                 }
             }

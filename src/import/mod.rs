@@ -23,6 +23,9 @@
 //! The module is verified before it is returned. Every failure is an [`ImportError`] naming
 //! the file, the node and op type, and what was expected.
 
+// Decodes user models: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 mod error;
 mod onnx;
 mod options;

@@ -1,6 +1,9 @@
 //! [`ImportOptions`]: fixed input shapes, resource limits, and what to do about missing
 //! external weight files.
 
+// Parses user options: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::{ImportError, ImportErrorKind};
 use crate::Limits;
 use std::fmt;

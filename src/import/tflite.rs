@@ -14,6 +14,9 @@
 //! yet: that is an [`ImportErrorKind::Unsupported`] naming tract's ops. Convert such models to
 //! ONNX (tf2onnx) instead.
 
+// Decodes user models: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::{ImportError, ImportErrorKind, ImportOptions};
 use crate::ir::Module;
 use std::panic::{catch_unwind, AssertUnwindSafe};

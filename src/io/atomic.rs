@@ -1,6 +1,9 @@
 //! Atomic outputs: data go to a temporary sibling first and are renamed into place, so readers
 //! see either the old file or the complete new one, never a partial write.
 
+// Part of the file layer: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use crate::error::IoError;
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,9 @@
 //! tensors, and atomic (temp-file-then-rename) writing so a failed run never leaves a partial
 //! output file behind.
 
+// Reads user files: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 mod atomic;
 mod module_file;
 pub mod npy;

@@ -2,6 +2,9 @@
 //! `model.safetensors` (the weight data). Loading checks every digest, so a stale or
 //! mismatched sidecar is an error, and verifies the module.
 
+// Reads user files: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::atomic::write_atomic;
 use super::sidecar::{read_sidecar, write_sidecar_bytes};
 use crate::error::IoError;

@@ -2,12 +2,15 @@
 //! f32), `|i1`, `<i2`, `<i4`, `<i8` (converted to i32 when every value fits). Anything else is
 //! an error naming the dtype.
 
+// Decodes user bytes: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use crate::error::IoError;
 use crate::ir::{checked_product, DType, Tensor, TensorData};
 use crate::{Error, Limits};
 use std::path::Path;
 
-const MAGIC: &[u8] = b"\x93NUMPY";
+const MAGIC: [u8; 6] = *b"\x93NUMPY";
 
 fn fmt_err(file: &str, msg: impl std::fmt::Display) -> Error {
     Error::Format(format!("{file}: {msg}"))
@@ -21,21 +24,24 @@ pub fn read_npy(path: &Path) -> Result<Tensor, Error> {
 
 /// Parses `.npy` bytes; `file` names the source in errors.
 pub fn read_npy_bytes(bytes: &[u8], file: &str, limits: &Limits) -> Result<Tensor, Error> {
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+    // magic (6), major, minor, then the header length: u16 (version 1) or u32 (versions 2, 3).
+    let Some(([m0, m1, m2, m3, m4, m5, major, _minor, l0, l1], after)) = bytes.split_first_chunk::<10>() else {
+        return Err(fmt_err(file, "not a .npy file (bad magic)"));
+    };
+    if [*m0, *m1, *m2, *m3, *m4, *m5] != MAGIC {
         return Err(fmt_err(file, "not a .npy file (bad magic)"));
     }
-    let major = bytes[6];
-    let (hlen, start) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+    let (hlen, rest) = match major {
+        1 => (u16::from_le_bytes([*l0, *l1]) as usize, after),
         2 | 3 => {
-            if bytes.len() < 12 {
+            let Some(([l2, l3], rest)) = after.split_first_chunk::<2>() else {
                 return Err(fmt_err(file, "truncated header"));
-            }
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+            };
+            (u32::from_le_bytes([*l0, *l1, *l2, *l3]) as usize, rest)
         }
         v => return Err(fmt_err(file, format!("unsupported .npy version {v}"))),
     };
-    let header = bytes.get(start..start.saturating_add(hlen)).ok_or_else(|| fmt_err(file, "truncated header"))?;
+    let (header, body) = rest.split_at_checked(hlen).ok_or_else(|| fmt_err(file, "truncated header"))?;
     let header = std::str::from_utf8(header).map_err(|_| fmt_err(file, "header is not text"))?;
     let descr = dict_value(header, "descr").ok_or_else(|| fmt_err(file, "header has no 'descr'"))?;
     let fortran = dict_value(header, "fortran_order").ok_or_else(|| fmt_err(file, "header has no 'fortran_order'"))?;
@@ -62,7 +68,6 @@ pub fn read_npy_bytes(bytes: &[u8], file: &str, limits: &Limits) -> Result<Tenso
             ))
         }
     };
-    let body = &bytes[start + hlen..];
     if body.len() != n * size {
         return Err(fmt_err(
             file,
@@ -93,14 +98,14 @@ pub fn read_npy_bytes(bytes: &[u8], file: &str, limits: &Limits) -> Result<Tenso
 /// The text of `'key': value` in a Python dict literal, up to the next top-level comma.
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let k1 = format!("'{key}'");
-    let at = header.find(&k1)? + k1.len();
-    let rest = header[at..].trim_start().strip_prefix(':')?;
+    let (_, after) = header.split_once(&k1)?;
+    let rest = after.trim_start().strip_prefix(':')?;
     let mut depth = 0i32;
     for (i, c) in rest.char_indices() {
         match c {
             '(' | '[' => depth += 1,
             ')' | ']' => depth -= 1,
-            ',' | '}' if depth == 0 => return Some(&rest[..i]),
+            ',' | '}' if depth == 0 => return rest.get(..i),
             _ => {}
         }
     }
@@ -130,7 +135,7 @@ pub fn write_npy_bytes(t: &Tensor) -> Vec<u8> {
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
     let mut out = Vec::with_capacity(10 + header.len() + t.len() * t.dtype().size_bytes());
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
@@ -167,13 +172,13 @@ mod tests {
         let t = Tensor::from_f32([2, 2], vec![1.0; 4]).unwrap();
         let b = write_npy_bytes(&t);
         for cut in [0, 5, 9, 20, b.len() - 1] {
-            let e = read_npy_bytes(&b[..cut], "t.npy", &Limits::default()).unwrap_err().to_string();
+            let e = read_npy_bytes(b.get(..cut).unwrap(), "t.npy", &Limits::default()).unwrap_err().to_string();
             assert!(e.starts_with("t.npy: "), "{e}");
         }
         let at = b.windows(6).position(|w| w == b"(2, 2)").unwrap();
-        let mut huge = b[..at].to_vec();
+        let mut huge = b.get(..at).unwrap().to_vec();
         huge.extend_from_slice(b"(1000000, 1000000)");
-        huge.extend_from_slice(&b[at + 6..]);
+        huge.extend_from_slice(b.get(at + 6..).unwrap());
         let e = read_npy_bytes(&huge, "h.npy", &Limits::default()).unwrap_err().to_string();
         assert!(e.contains("exceeds the limit"), "{e}");
     }

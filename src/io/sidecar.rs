@@ -1,5 +1,8 @@
 //! The weights sidecar: a safetensors file holding every module weight by name.
 
+// Decodes user bytes: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use crate::ir::{DType, Module, Tensor, TensorData};
 use crate::{Error, Limits};
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};

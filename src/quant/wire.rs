@@ -22,6 +22,9 @@
 //! problems as a typed [`WireError`], never a panic. [`truncate_channels`] cuts a message to
 //! its first `k` channels without decoding it.
 
+// Decodes bytes from the radio: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use crate::ir::{DType, QScheme, Quant, Tensor, TensorData};
 use crate::Limits;
 
@@ -123,11 +126,27 @@ fn dtype_code(d: DType) -> Result<u8, WireError> {
     }
 }
 
-/// Splits a shape at `axis` into (outer, dim, inner) element counts.
-fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    let outer: usize = shape[..axis].iter().product();
-    let inner: usize = shape[axis + 1..].iter().product();
-    (outer, shape[axis], inner)
+/// Splits a shape at `axis` into (outer, dim, inner) element counts; `None` when `axis` is not
+/// below the rank.
+fn split(shape: &[usize], axis: usize) -> Option<(usize, usize, usize)> {
+    let (outer, rest) = shape.split_at_checked(axis)?;
+    let (dim, inner) = rest.split_first()?;
+    Some((outer.iter().product(), *dim, inner.iter().product()))
+}
+
+/// The elements of the first `channels` channels of row-major `data` (shape split as
+/// `outer x dim x inner`), channel-major: channel 0 of every outer index, then channel 1 ...
+/// `None` when `data` does not hold `outer * dim * inner` elements or a count is zero.
+fn channel_major<T>(
+    data: &[T],
+    (outer, dim, inner): (usize, usize, usize),
+    channels: usize,
+) -> Option<impl Iterator<Item = &T>> {
+    if dim == 0 || inner == 0 || outer.checked_mul(dim)?.checked_mul(inner)? != data.len() {
+        return None;
+    }
+    // Rows of `inner` elements; row `o * dim + c` is channel `c` of outer index `o`.
+    Some((0..channels.min(dim)).flat_map(move |c| data.chunks_exact(inner).skip(c).step_by(dim).flatten()))
 }
 
 /// Encodes the first `channels` channels (along `axis`) of an i8/i16 tensor with its
@@ -144,8 +163,11 @@ pub fn encode(t: &Tensor, quant: Option<&Quant>, axis: usize, channels: usize) -
     if shape.contains(&0) || shape.iter().any(|d| *d > u32::MAX as usize) {
         return Err(WireError::Encode(format!("shape {shape:?} has a zero or too large dimension")));
     }
-    if channels == 0 || channels > shape[axis] {
-        return Err(WireError::BadChannels { present: channels, total: shape[axis] });
+    let split = split(shape, axis)
+        .ok_or_else(|| WireError::Encode(format!("channel axis {axis} is out of range for rank {}", shape.len())))?;
+    let dim = split.1;
+    if channels == 0 || channels > dim {
+        return Err(WireError::BadChannels { present: channels, total: dim });
     }
     let mut out = Vec::with_capacity(24 + 4 * shape.len() + t.len() * t.dtype().size_bytes());
     out.extend_from_slice(&MAGIC);
@@ -156,11 +178,19 @@ pub fn encode(t: &Tensor, quant: Option<&Quant>, axis: usize, channels: usize) -
         Some(q) if q.axis.is_some() || q.len() != 1 => {
             return Err(WireError::Encode("only per-tensor quantization is sent on the wire".into()))
         }
-        Some(Quant { scheme: QScheme::Pow2 { frac_bits }, .. }) => (1, frac_bits[0].to_le_bytes().to_vec()),
+        Some(Quant { scheme: QScheme::Pow2 { frac_bits }, .. }) => match frac_bits.as_slice() {
+            [f] => (1, f.to_le_bytes().to_vec()),
+            _ => return Err(WireError::Encode("only per-tensor quantization is sent on the wire".into())),
+        },
         Some(Quant { scheme: QScheme::Affine { scales, zero_points }, .. }) => {
-            let mut b = scales[0].to_le_bytes().to_vec();
-            b.extend_from_slice(&zero_points[0].to_le_bytes());
-            (2, b)
+            match (scales.as_slice(), zero_points.as_slice()) {
+                ([s], [z]) => {
+                    let mut b = s.to_le_bytes().to_vec();
+                    b.extend_from_slice(&z.to_le_bytes());
+                    (2, b)
+                }
+                _ => return Err(WireError::Encode("only per-tensor quantization is sent on the wire".into())),
+            }
         }
     };
     out.push(scheme);
@@ -172,23 +202,12 @@ pub fn encode(t: &Tensor, quant: Option<&Quant>, axis: usize, channels: usize) -
     }
     out.extend_from_slice(&(channels as u32).to_le_bytes());
     out.extend_from_slice(&qbytes);
-    let (outer, _, inner) = split(shape, axis);
-    let dim = shape[axis];
+    let bad_len = || WireError::Encode(format!("tensor data do not match its shape {shape:?}"));
     match t.data() {
-        TensorData::I8(v) => {
-            for c in 0..channels {
-                for o in 0..outer {
-                    out.extend(v[(o * dim + c) * inner..(o * dim + c + 1) * inner].iter().map(|x| *x as u8));
-                }
-            }
-        }
+        TensorData::I8(v) => out.extend(channel_major(v, split, channels).ok_or_else(bad_len)?.map(|x| *x as u8)),
         TensorData::I16(v) => {
-            for c in 0..channels {
-                for o in 0..outer {
-                    for x in &v[(o * dim + c) * inner..(o * dim + c + 1) * inner] {
-                        out.extend_from_slice(&x.to_le_bytes());
-                    }
-                }
+            for x in channel_major(v, split, channels).ok_or_else(bad_len)? {
+                out.extend_from_slice(&x.to_le_bytes());
             }
         }
         _ => unreachable!("dtype checked above"),
@@ -233,20 +252,34 @@ pub fn parse_header(b: &[u8], limits: &Limits) -> Result<Header, WireError> {
 /// A complete message from a header (as [`parse_header`] read it, from `header_bytes`) and the
 /// payload of its first `channels` channels: the header's channels-present field is rewritten.
 pub fn assemble(header_bytes: &[u8], h: &Header, channels: usize, payload: &[u8]) -> Result<Vec<u8>, WireError> {
-    let total = h.shape[h.axis];
+    let total = *h.shape.get(h.axis).ok_or(WireError::BadAxis {
+        axis: u8::try_from(h.axis).unwrap_or(u8::MAX),
+        rank: u8::try_from(h.shape.len()).unwrap_or(u8::MAX),
+    })?;
     if channels == 0 || channels > total {
         return Err(WireError::BadChannels { present: channels, total });
     }
     let want = channels * h.channel_bytes();
-    if payload.len() < want {
+    let Some(payload) = payload.get(..want) else {
         return Err(WireError::Truncated { needed: h.payload_at + want, got: h.payload_at + payload.len() });
-    }
+    };
     let head = take(header_bytes, 0, h.payload_at)?;
     let mut out = Vec::with_capacity(h.payload_at + want);
     out.extend_from_slice(head);
-    out[h.channels_at..h.channels_at + 4].copy_from_slice(&(channels as u32).to_le_bytes());
-    out.extend_from_slice(&payload[..want]);
+    set_channels(&mut out, h.channels_at, channels)?;
+    out.extend_from_slice(payload);
     Ok(out)
+}
+
+/// Rewrites the channels-present field at `at` of a message being built.
+fn set_channels(out: &mut [u8], at: usize, channels: usize) -> Result<(), WireError> {
+    let got = out.len();
+    let field = at
+        .checked_add(4)
+        .and_then(|end| out.get_mut(at..end))
+        .ok_or(WireError::Truncated { needed: at.saturating_add(4), got })?;
+    field.copy_from_slice(&(channels as u32).to_le_bytes());
+    Ok(())
 }
 
 fn take(b: &[u8], at: usize, n: usize) -> Result<&[u8], WireError> {
@@ -254,37 +287,41 @@ fn take(b: &[u8], at: usize, n: usize) -> Result<&[u8], WireError> {
     b.get(at..end).ok_or(WireError::Truncated { needed: end, got: b.len() })
 }
 
+/// The `N` bytes at `at`.
+fn array_at<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], WireError> {
+    take(b, at, N)?
+        .first_chunk::<N>()
+        .copied()
+        .ok_or(WireError::Truncated { needed: at.saturating_add(N), got: b.len() })
+}
+
 fn u32_at(b: &[u8], at: usize) -> Result<u32, WireError> {
-    let s = take(b, at, 4)?;
-    Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    array_at::<4>(b, at).map(u32::from_le_bytes)
 }
 
 fn header(b: &[u8], limits: &Limits) -> Result<Header, WireError> {
-    let fixed = take(b, 0, 12)?;
-    if fixed[..4] != MAGIC {
+    let [m0, m1, m2, m3, version, elem, scheme, rank, axis, r0, r1, r2] = array_at::<12>(b, 0)?;
+    if [m0, m1, m2, m3] != MAGIC {
         return Err(WireError::BadMagic);
     }
-    if fixed[4] != VERSION {
-        return Err(WireError::UnsupportedVersion(fixed[4]));
+    if version != VERSION {
+        return Err(WireError::UnsupportedVersion(version));
     }
-    let elem = match fixed[5] {
+    let elem = match elem {
         1 => DType::I8,
         2 => DType::I16,
         c => return Err(WireError::BadDtype(c)),
     };
-    let scheme = fixed[6];
     if scheme > 2 {
         return Err(WireError::BadScheme(scheme));
     }
-    let rank = fixed[7];
     if rank == 0 || rank as usize > MAX_RANK {
         return Err(WireError::BadRank(rank));
     }
-    let axis = fixed[8];
     if axis >= rank {
         return Err(WireError::BadAxis { axis, rank });
     }
-    if fixed[9..12] != [0, 0, 0] {
+    if [r0, r1, r2] != [0, 0, 0] {
         return Err(WireError::Reserved);
     }
     let mut shape = Vec::with_capacity(rank as usize);
@@ -301,9 +338,10 @@ fn header(b: &[u8], limits: &Limits) -> Result<Header, WireError> {
         .ok_or(WireError::TooLarge { shape: shape.clone(), limit: limits.max_tensor_elements })?;
     let channels_at = 12 + 4 * rank as usize;
     let channels = u32_at(b, channels_at)? as usize;
+    let dim = *shape.get(axis as usize).ok_or(WireError::BadAxis { axis, rank })?;
     let axis = axis as usize;
-    if channels == 0 || channels > shape[axis] {
-        return Err(WireError::BadChannels { present: channels, total: shape[axis] });
+    if channels == 0 || channels > dim {
+        return Err(WireError::BadChannels { present: channels, total: dim });
     }
     let mut at = channels_at + 4;
     let range = elem.int_range().unwrap_or((0, 0));
@@ -325,16 +363,7 @@ fn header(b: &[u8], limits: &Limits) -> Result<Header, WireError> {
             Some(q)
         }
     };
-    Ok(Header {
-        elem,
-        shape: shape.clone(),
-        axis,
-        channels,
-        quant,
-        channels_at,
-        payload_at: at,
-        per_channel: total / shape[axis],
-    })
+    Ok(Header { elem, shape, axis, channels, quant, channels_at, payload_at: at, per_channel: total / dim })
 }
 
 /// Decodes a message (see the module docs for what is checked).
@@ -347,32 +376,36 @@ pub fn decode(b: &[u8], limits: &Limits) -> Result<WireTensor, WireError> {
     if extra != 0 {
         return Err(WireError::TrailingBytes(extra));
     }
-    let (outer, _, inner) = split(&h.shape, h.axis);
+    let bad_axis = || WireError::BadAxis {
+        axis: u8::try_from(h.axis).unwrap_or(u8::MAX),
+        rank: u8::try_from(h.shape.len()).unwrap_or(u8::MAX),
+    };
+    let (outer, _, inner) = split(&h.shape, h.axis).ok_or_else(bad_axis)?;
     let k = h.channels;
     let mut out_shape = h.shape.clone();
-    out_shape[h.axis] = k;
-    // Channel-major payload -> row-major with k channels: element (o, c, i) is at
-    // c * outer * inner + o * inner + i in the payload.
-    let idx = |o: usize, c: usize, i: usize| (c * outer + o) * inner + i;
+    *out_shape.get_mut(h.axis).ok_or_else(bad_axis)? = k;
+    // Channel-major payload -> row-major with k channels: the payload is `k * outer` rows of
+    // `inner` elements, row `c * outer + o` holding channel `c` of outer index `o`; the output
+    // takes, for each `o`, rows `o, outer + o, 2 * outer + o ...` (every `outer`-th row).
     let n = k * h.per_channel;
+    let row = inner * size;
+    if row == 0 || outer == 0 {
+        return Err(WireError::ZeroDim(h.shape));
+    }
+    let rows_of = |o: usize| body.chunks_exact(row).skip(o).step_by(outer);
     let data = match h.elem {
         DType::I8 => {
             let mut v = Vec::with_capacity(n);
             for o in 0..outer {
-                for c in 0..k {
-                    v.extend((0..inner).map(|i| body[idx(o, c, i)] as i8));
-                }
+                v.extend(rows_of(o).flatten().map(|x| *x as i8));
             }
             TensorData::I8(v)
         }
         _ => {
             let mut v = Vec::with_capacity(n);
             for o in 0..outer {
-                for c in 0..k {
-                    v.extend((0..inner).map(|i| {
-                        let p = 2 * idx(o, c, i);
-                        i16::from_le_bytes([body[p], body[p + 1]])
-                    }));
+                for r in rows_of(o) {
+                    v.extend(r.chunks_exact(2).filter_map(|p| p.first_chunk::<2>()).map(|p| i16::from_le_bytes(*p)));
                 }
             }
             TensorData::I16(v)
@@ -392,7 +425,7 @@ pub fn truncate_channels(b: &[u8], channels: usize, limits: &Limits) -> Result<V
     }
     let end = h.payload_at + channels * h.per_channel * h.elem.size_bytes();
     let mut out = take(b, 0, end)?.to_vec();
-    out[h.channels_at..h.channels_at + 4].copy_from_slice(&(channels as u32).to_le_bytes());
+    set_channels(&mut out, h.channels_at, channels)?;
     Ok(out)
 }
 
@@ -413,7 +446,7 @@ mod tests {
         assert_eq!(d1.data.shape(), &[2, 1, 2]);
         assert_eq!(d1.data.data(), &TensorData::I8(vec![-6, -5, 0, 1]));
         assert_eq!(p.len(), b.len() - 8);
-        let e = decode(&b[..b.len() - 1], &Limits::default()).unwrap_err();
+        let e = decode(b.get(..b.len() - 1).unwrap(), &Limits::default()).unwrap_err();
         assert!(matches!(e, WireError::Truncated { .. }), "{e}");
     }
 }

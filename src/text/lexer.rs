@@ -1,6 +1,9 @@
 //! A character cursor with line:column tracking, shared by the IR parser and the pipeline
 //! parser. Whitespace and `//` comments are skipped between tokens.
 
+// Decodes user text: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::is_name_char;
 use crate::error::{ParseError, Pos};
 
@@ -42,7 +45,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn describe_here(&self) -> String {
-        let rest = &self.src[self.at..];
+        let rest = self.rest();
         match rest.chars().next() {
             None => "end of input".to_string(),
             Some(c) if is_name_char(c) => {
@@ -53,8 +56,10 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The unread text. `at` only ever advances by whole characters, so it is a char boundary
+    /// within `src`; the empty fallback is never taken.
     fn rest(&self) -> &'a str {
-        &self.src[self.at..]
+        self.src.get(self.at..).unwrap_or_default()
     }
 
     pub fn peek_char(&self) -> Option<char> {
@@ -150,7 +155,7 @@ impl<'a> Cursor<'a> {
         let rest = self.rest();
         let len: usize =
             rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').map(|c| c.len_utf8()).sum();
-        &rest[..len]
+        prefix(rest, len)
     }
 
     /// Consumes keyword `kw` if it is the next word.
@@ -198,10 +203,11 @@ impl<'a> Cursor<'a> {
         if len == 0 || !rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
             return Err(self.expected(what));
         }
-        for _ in rest[..len].chars() {
+        let word = prefix(rest, len);
+        for _ in word.chars() {
             self.bump();
         }
-        Ok(&rest[..len])
+        Ok(word)
     }
 
     /// A name after a sigil: bare (`conv1.weight`) or quoted (`"onnx::Conv_3"`).
@@ -219,7 +225,7 @@ impl<'a> Cursor<'a> {
         if len == 0 {
             return Err(self.expected(&format!("a name after `{sigil}`")));
         }
-        let name = rest[..len].to_string();
+        let name = prefix(rest, len).to_string();
         for _ in name.chars() {
             self.bump();
         }
@@ -275,7 +281,8 @@ impl<'a> Cursor<'a> {
         let start = self.pos;
         let rest = self.rest();
         for (word, v) in [("-inf", f32::NEG_INFINITY), ("inf", f32::INFINITY), ("NaN", f32::NAN), ("nan", f32::NAN)] {
-            if rest.starts_with(word) && !rest[word.len()..].starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            let after = rest.strip_prefix(word);
+            if after.is_some_and(|a| !a.starts_with(|c: char| c.is_ascii_alphanumeric())) {
                 for _ in word.chars() {
                     self.bump();
                 }
@@ -283,39 +290,42 @@ impl<'a> Cursor<'a> {
             }
         }
         let bytes = rest.as_bytes();
+        let at = |i: usize| bytes.get(i).copied();
+        let digit = |i: usize| at(i).is_some_and(|b| b.is_ascii_digit());
         let mut len = 0;
-        if matches!(bytes.first(), Some(b'-') | Some(b'+')) {
+        if matches!(at(0), Some(b'-') | Some(b'+')) {
             len += 1;
         }
         let digits_start = len;
-        while len < bytes.len() && bytes[len].is_ascii_digit() {
+        while digit(len) {
             len += 1;
         }
         if len == digits_start {
             return Err(self.expected(what));
         }
         let mut is_float = false;
-        if len < bytes.len() && bytes[len] == b'.' && bytes.get(len + 1).is_some_and(|b| b.is_ascii_digit()) {
+        if at(len) == Some(b'.') && digit(len + 1) {
             is_float = true;
             len += 1;
-            while len < bytes.len() && bytes[len].is_ascii_digit() {
+            while digit(len) {
                 len += 1;
             }
         }
-        if len < bytes.len() && (bytes[len] == b'e' || bytes[len] == b'E') {
+        if matches!(at(len), Some(b'e') | Some(b'E')) {
             let mut k = len + 1;
-            if matches!(bytes.get(k), Some(b'-') | Some(b'+')) {
+            if matches!(at(k), Some(b'-') | Some(b'+')) {
                 k += 1;
             }
-            if bytes.get(k).is_some_and(|b| b.is_ascii_digit()) {
+            if digit(k) {
                 is_float = true;
                 len = k;
-                while len < bytes.len() && bytes[len].is_ascii_digit() {
+                while digit(len) {
                     len += 1;
                 }
             }
         }
-        let text = &rest[..len];
+        // Only ASCII bytes were counted, so `len` is a char boundary.
+        let text = prefix(rest, len);
         for _ in 0..len {
             self.bump();
         }
@@ -344,9 +354,17 @@ impl<'a> Cursor<'a> {
     pub fn take_while(&mut self, pred: impl Fn(char) -> bool) -> &'a str {
         let rest = self.rest();
         let len: usize = rest.chars().take_while(|c| pred(*c)).map(|c| c.len_utf8()).sum();
-        for _ in rest[..len].chars() {
+        let taken = prefix(rest, len);
+        for _ in taken.chars() {
             self.bump();
         }
-        &rest[..len]
+        taken
     }
+}
+
+/// The first `len` bytes of `s`. Callers pass a length summed from whole characters of `s`, so
+/// the slice exists; if it did not, the empty string is returned (the caller then reports an
+/// "expected ..." error) rather than panicking.
+fn prefix(s: &str, len: usize) -> &str {
+    s.get(..len).unwrap_or_default()
 }

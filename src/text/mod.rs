@@ -17,6 +17,9 @@
 //! are printed inline (`dense<[...]>`) or as a content digest (`blob<"...">`) whose bytes live
 //! in a safetensors sidecar (see [`crate::io`]). `parse(print(m))` prints identically.
 
+// Decodes user text: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 pub(crate) mod lexer;
 mod parser;
 pub(crate) mod printer;

@@ -1,5 +1,8 @@
 //! Parsing the text format back into a [`Module`].
 
+// Decodes user text: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::lexer::{Cursor, Number};
 use super::printer::type_string;
 use crate::error::{ParseError, Pos};

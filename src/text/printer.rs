@@ -1,5 +1,8 @@
 //! Printing modules, graphs and types as text.
 
+// Part of the text format: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::is_bare_name;
 use crate::ir::{Attr, Graph, Module, Op, QScheme, Quant, Tensor, TensorData, TensorType, Value};
 use std::fmt::{self, Write};

@@ -7,6 +7,9 @@
 //! Every function that can grow a tensor takes the element limit and checks it before
 //! allocating.
 
+// Folds constants from user models: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::super::ImportErrorKind;
 use crate::ir::checked_product;
 
@@ -61,10 +64,34 @@ fn count(shape: &[usize], limit: usize) -> KResult<usize> {
 /// Row-major strides.
 fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * shape[i + 1];
+    let mut acc = 1usize;
+    for (st, d) in s.iter_mut().zip(shape).rev() {
+        *st = acc;
+        acc = acc.saturating_mul(*d);
     }
     s
+}
+
+/// The error for an element index outside a constant: the folding code computes indices from
+/// shapes it has checked, so this means a constant whose data do not match its shape.
+fn out_of_range() -> ImportErrorKind {
+    unsupported("internal error: constant folding indexed outside a constant (its data do not match its shape)")
+}
+
+/// Element `i` of `v`.
+fn at<T: Copy>(v: &[T], i: usize) -> KResult<T> {
+    v.get(i).copied().ok_or_else(out_of_range)
+}
+
+/// `shape` split at `axis`: the dimensions before it, its size, the dimensions after it.
+fn split_axis(shape: &[usize], axis: usize) -> KResult<(&[usize], usize, &[usize])> {
+    let (before, rest) = shape
+        .split_at_checked(axis)
+        .ok_or_else(|| unsupported(format!("axis {axis} is out of range for rank {}", shape.len())))?;
+    let (dim, after) = rest
+        .split_first()
+        .ok_or_else(|| unsupported(format!("axis {axis} is out of range for rank {}", shape.len())))?;
+    Ok((before, *dim, after))
 }
 
 /// Normalises an axis in `[-rank, rank)`.
@@ -157,12 +184,12 @@ impl Konst {
     }
 
     /// Picks elements by flat source index.
-    fn pick(&self, shape: Vec<usize>, idx: &[usize]) -> Konst {
+    fn pick(&self, shape: Vec<usize>, idx: &[usize]) -> KResult<Konst> {
         let data = match &self.data {
-            KData::F32(v) => KData::F32(idx.iter().map(|i| v[*i]).collect()),
-            KData::I64(v) => KData::I64(idx.iter().map(|i| v[*i]).collect()),
+            KData::F32(v) => KData::F32(idx.iter().map(|i| at(v, *i)).collect::<KResult<_>>()?),
+            KData::I64(v) => KData::I64(idx.iter().map(|i| at(v, *i)).collect::<KResult<_>>()?),
         };
-        Konst { shape, data }
+        Ok(Konst { shape, data })
     }
 
     /// Same elements, new shape (element counts must match).
@@ -187,13 +214,22 @@ impl Konst {
     pub(crate) fn transpose(&self, perm: &[usize]) -> KResult<Konst> {
         let r = self.shape.len();
         let mut seen = vec![false; r];
-        if perm.len() != r || perm.iter().any(|p| *p >= r || std::mem::replace(&mut seen[*p], true)) {
-            return Err(unsupported(format!("perm {perm:?} is not a permutation of rank {r}")));
+        let not_perm = || unsupported(format!("perm {perm:?} is not a permutation of rank {r}"));
+        if perm.len() != r || perm.iter().any(|p| seen.get_mut(*p).is_none_or(|s| std::mem::replace(s, true))) {
+            return Err(not_perm());
         }
-        let out_shape: Vec<usize> = perm.iter().map(|p| self.shape[*p]).collect();
         let st = strides(&self.shape);
-        let idx = index_map(&out_shape, |pos| pos.iter().zip(perm).map(|(i, p)| i * st[*p]).sum());
-        Ok(self.pick(out_shape, &idx))
+        // Shape and stride of each output axis.
+        let (out_shape, out_st): (Vec<usize>, Vec<usize>) = perm
+            .iter()
+            .map(|p| self.shape.get(*p).copied().zip(st.get(*p).copied()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(not_perm)?
+            .into_iter()
+            .unzip();
+        let idx = index_map(&out_shape, |pos| Some(pos.iter().zip(&out_st).map(|(i, s)| i * s).sum()))
+            .ok_or_else(out_of_range)?;
+        self.pick(out_shape, &idx)
     }
 
     /// ONNX Gather along `axis` (negative indices count from the end).
@@ -203,7 +239,7 @@ impl Konst {
             return Err(unsupported("Gather on a scalar"));
         }
         let axis = norm_axis(axis, r, "axis")?;
-        let dim = self.shape[axis];
+        let (before, dim, after) = split_axis(&self.shape, axis)?;
         let ind: Vec<usize> = indices
             .to_i64s()?
             .iter()
@@ -216,12 +252,12 @@ impl Konst {
                 }
             })
             .collect::<KResult<_>>()?;
-        let mut out_shape = self.shape[..axis].to_vec();
+        let mut out_shape = before.to_vec();
         out_shape.extend_from_slice(&indices.shape);
-        out_shape.extend_from_slice(&self.shape[axis + 1..]);
+        out_shape.extend_from_slice(after);
         count(&out_shape, limit)?;
-        let outer: usize = self.shape[..axis].iter().product();
-        let inner: usize = self.shape[axis + 1..].iter().product();
+        let outer: usize = before.iter().product();
+        let inner: usize = after.iter().product();
         let mut idx = Vec::new();
         for o in 0..outer {
             for j in &ind {
@@ -229,19 +265,29 @@ impl Konst {
                 idx.extend(base..base + inner);
             }
         }
-        Ok(self.pick(out_shape, &idx))
+        self.pick(out_shape, &idx)
     }
 
     /// ONNX Slice (opset 10 semantics; clamping as the spec says).
     pub(crate) fn slice(&self, ranges: &[SliceRange]) -> KResult<Konst> {
         let mut per_axis: Vec<Vec<usize>> = self.shape.iter().map(|d| (0..*d).collect()).collect();
         for r in ranges {
-            per_axis[r.axis] = r.indices(self.shape[r.axis]);
+            let (Some(picked), Some(dim)) = (per_axis.get_mut(r.axis), self.shape.get(r.axis)) else {
+                return Err(unsupported(format!(
+                    "Slice axis {} is out of range for rank {}",
+                    r.axis,
+                    self.shape.len()
+                )));
+            };
+            *picked = r.indices(*dim);
         }
         let out_shape: Vec<usize> = per_axis.iter().map(|v| v.len()).collect();
         let st = strides(&self.shape);
-        let idx = index_map(&out_shape, |pos| pos.iter().enumerate().map(|(a, i)| per_axis[a][*i] * st[a]).sum());
-        Ok(self.pick(out_shape, &idx))
+        let idx = index_map(&out_shape, |pos| {
+            pos.iter().zip(&per_axis).zip(&st).map(|((i, picked), s)| picked.get(*i).map(|p| p * s)).sum()
+        })
+        .ok_or_else(out_of_range)?;
+        self.pick(out_shape, &idx)
     }
 
     /// Concatenation along `axis` (all the same element kind and rank).
@@ -249,8 +295,8 @@ impl Konst {
         let first = parts.first().ok_or_else(|| unsupported("Concat of nothing"))?;
         let r = first.shape.len();
         let axis = norm_axis(axis, r, "axis")?;
-        let mut out_shape = first.shape.clone();
-        out_shape[axis] = 0;
+        let (before, _, after) = split_axis(&first.shape, axis)?;
+        let mut along = 0usize;
         for p in parts {
             if p.ktype() != first.ktype() {
                 return Err(unsupported("Concat of constants of different element types"));
@@ -262,21 +308,22 @@ impl Konst {
                     first.shape, p.shape
                 )));
             }
-            out_shape[axis] = out_shape[axis].saturating_add(p.shape[axis]);
+            along = along.saturating_add(split_axis(&p.shape, axis)?.1);
         }
+        let out_shape: Vec<usize> = before.iter().copied().chain([along]).chain(after.iter().copied()).collect();
         count(&out_shape, limit)?;
-        let outer: usize = first.shape[..axis].iter().product();
-        let inner: usize = first.shape[axis + 1..].iter().product();
+        let outer: usize = before.iter().product();
+        let inner: usize = after.iter().product();
         let mut data = match first.ktype() {
             KType::F32 => KData::F32(Vec::new()),
             KType::I64 => KData::I64(Vec::new()),
         };
         for o in 0..outer {
             for p in parts {
-                let chunk = p.shape[axis] * inner;
+                let chunk = split_axis(&p.shape, axis)?.1 * inner;
                 match (&mut data, &p.data) {
-                    (KData::F32(d), KData::F32(s)) => d.extend_from_slice(&s[o * chunk..(o + 1) * chunk]),
-                    (KData::I64(d), KData::I64(s)) => d.extend_from_slice(&s[o * chunk..(o + 1) * chunk]),
+                    (KData::F32(d), KData::F32(s)) => d.extend_from_slice(block_of(s, o, chunk)?),
+                    (KData::I64(d), KData::I64(s)) => d.extend_from_slice(block_of(s, o, chunk)?),
                     _ => return Err(unsupported("Concat of constants of different element types")),
                 }
             }
@@ -289,8 +336,8 @@ impl Konst {
         let out = crate::ops::broadcast_shapes(&self.shape, shape)
             .ok_or_else(|| unsupported(format!("cannot expand {:?} to {shape:?}", self.shape)))?;
         count(&out, limit)?;
-        let idx = broadcast_index(&out, &self.shape);
-        Ok(self.pick(out, &idx))
+        let idx = broadcast_index(&out, &self.shape)?;
+        self.pick(out, &idx)
     }
 
     /// Element-wise unary function on floats (integers go through `fi`).
@@ -336,6 +383,11 @@ impl SliceRange {
 
     /// The selected indices along a dimension of size `dim`.
     pub(crate) fn indices(&self, dim: usize) -> Vec<usize> {
+        if dim == 0 {
+            // Nothing to select (`clamped` gives `(0, -1)` for a negative step here, which would
+            // select the nonexistent index 0).
+            return Vec::new();
+        }
         let (s, e) = self.clamped(dim);
         let mut out = Vec::new();
         let mut i = s;
@@ -354,31 +406,40 @@ impl SliceRange {
     }
 }
 
-/// For every element of `out_shape` (row-major), the value of `f` on its multi-index.
-fn index_map(out_shape: &[usize], f: impl Fn(&[usize]) -> usize) -> Vec<usize> {
+/// The `o`-th block of `chunk` elements of `s`.
+fn block_of<T>(s: &[T], o: usize, chunk: usize) -> KResult<&[T]> {
+    s.get(o * chunk..(o + 1) * chunk).ok_or_else(out_of_range)
+}
+
+/// For every element of `out_shape` (row-major), the value of `f` on its multi-index (`None`
+/// when `f` fails for one).
+fn index_map(out_shape: &[usize], f: impl Fn(&[usize]) -> Option<usize>) -> Option<Vec<usize>> {
     let n: usize = out_shape.iter().product();
     let mut idx = Vec::with_capacity(n);
     let mut pos = vec![0usize; out_shape.len()];
     for _ in 0..n {
-        idx.push(f(&pos));
-        for a in (0..pos.len()).rev() {
-            pos[a] += 1;
-            if pos[a] < out_shape[a] {
+        idx.push(f(&pos)?);
+        // Next multi-index, the last axis fastest.
+        for (p, d) in pos.iter_mut().zip(out_shape).rev() {
+            *p += 1;
+            if *p < *d {
                 break;
             }
-            pos[a] = 0;
+            *p = 0;
         }
     }
-    idx
+    Some(idx)
 }
 
 /// Source flat index of every output element when `in_shape` is broadcast to `out_shape`.
-fn broadcast_index(out_shape: &[usize], in_shape: &[usize]) -> Vec<usize> {
-    let off = out_shape.len() - in_shape.len();
+fn broadcast_index(out_shape: &[usize], in_shape: &[usize]) -> KResult<Vec<usize>> {
+    let off = out_shape.len().checked_sub(in_shape.len()).ok_or_else(out_of_range)?;
     let st = strides(in_shape);
     index_map(out_shape, |pos| {
-        in_shape.iter().enumerate().map(|(a, d)| if *d == 1 { 0 } else { pos[a + off] * st[a] }).sum()
+        let pos = pos.get(off..)?;
+        Some(pos.iter().zip(in_shape).zip(&st).map(|((p, d), s)| if *d == 1 { 0 } else { p * s }).sum())
     })
+    .ok_or_else(out_of_range)
 }
 
 /// Element-wise binary operation with NumPy broadcasting; both operands of one element kind
@@ -393,15 +454,15 @@ pub(crate) fn binary(
     let out = crate::ops::broadcast_shapes(&a.shape, &b.shape)
         .ok_or_else(|| unsupported(format!("constant shapes {:?} and {:?} do not broadcast", a.shape, b.shape)))?;
     count(&out, limit)?;
-    let ia = broadcast_index(&out, &a.shape);
-    let ib = broadcast_index(&out, &b.shape);
+    let ia = broadcast_index(&out, &a.shape)?;
+    let ib = broadcast_index(&out, &b.shape)?;
     let data = match (&a.data, &b.data) {
         (KData::I64(x), KData::I64(y)) => {
-            KData::I64(ia.iter().zip(&ib).map(|(i, j)| fi(x[*i], y[*j])).collect::<KResult<_>>()?)
+            KData::I64(ia.iter().zip(&ib).map(|(i, j)| fi(at(x, *i)?, at(y, *j)?)).collect::<KResult<_>>()?)
         }
         _ => {
             let (x, y) = (a.to_f32s(), b.to_f32s());
-            KData::F32(ia.iter().zip(&ib).map(|(i, j)| ff(x[*i], y[*j])).collect())
+            KData::F32(ia.iter().zip(&ib).map(|(i, j)| Ok(ff(at(&x, *i)?, at(&y, *j)?))).collect::<KResult<_>>()?)
         }
     };
     Konst::new(out, data)
@@ -414,14 +475,19 @@ pub(crate) fn where_(cond: &Konst, x: &Konst, y: &Konst, limit: usize) -> KResul
         .ok_or_else(|| unsupported("Where operand shapes do not broadcast"))?;
     count(&s, limit)?;
     let c = cond.to_i64s()?;
-    let (ic, ix, iy) = (broadcast_index(&s, &cond.shape), broadcast_index(&s, &x.shape), broadcast_index(&s, &y.shape));
+    let (ic, ix, iy) =
+        (broadcast_index(&s, &cond.shape)?, broadcast_index(&s, &x.shape)?, broadcast_index(&s, &y.shape)?);
+    let idx = ic.iter().zip(&ix).zip(&iy);
     let data = match (&x.data, &y.data) {
-        (KData::I64(a), KData::I64(b)) => {
-            KData::I64((0..ic.len()).map(|k| if c[ic[k]] != 0 { a[ix[k]] } else { b[iy[k]] }).collect())
-        }
+        (KData::I64(a), KData::I64(b)) => KData::I64(
+            idx.map(|((k, i), j)| if at(&c, *k)? != 0 { at(a, *i) } else { at(b, *j) }).collect::<KResult<_>>()?,
+        ),
         _ => {
             let (a, b) = (x.to_f32s(), y.to_f32s());
-            KData::F32((0..ic.len()).map(|k| if c[ic[k]] != 0 { a[ix[k]] } else { b[iy[k]] }).collect())
+            KData::F32(
+                idx.map(|((k, i), j)| if at(&c, *k)? != 0 { at(&a, *i) } else { at(&b, *j) })
+                    .collect::<KResult<_>>()?,
+            )
         }
     };
     Konst::new(s, data)
@@ -479,7 +545,10 @@ pub(crate) fn resolve_reshape(input: &[usize], spec: &[i64], allowzero: bool) ->
         if known == 0 || total % known != 0 {
             return Err(unsupported(format!("cannot reshape {input:?} to {spec:?}: -1 cannot be inferred")));
         }
-        out[i] = total / known;
+        // `i` indexes `spec`, and `out` has one entry per entry of `spec`.
+        if let Some(d) = out.get_mut(i) {
+            *d = total / known;
+        }
     }
     if checked_product(&out) != Some(total) {
         return Err(unsupported(format!("cannot reshape {input:?} ({total} elements) to {spec:?}")));

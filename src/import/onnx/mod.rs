@@ -7,6 +7,9 @@
 //! fold through the shape-computing ops; a float constant read by a real op becomes a module
 //! weight named after the ONNX value.
 
+// Decodes user models: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 mod konst;
 mod ops;
 mod proto;
@@ -217,9 +220,15 @@ impl<'a> Importer<'a> {
                     })
                 })?,
             };
-            if given[idx].replace(s).is_some() {
+            // `idx` indexes `inputs`, and `given` has one slot per input.
+            let (Some(slot), Some(input)) = (given.get_mut(idx), inputs.get(idx)) else {
+                return Err(
+                    self.err(ImportErrorKind::InputShape { message: format!("shape {s} names no graph input") })
+                );
+            };
+            if slot.replace(s).is_some() {
                 return Err(self.err(ImportErrorKind::InputShape {
-                    message: format!("two shapes given for input `{}`", inputs[idx].name),
+                    message: format!("two shapes given for input `{}`", input.name),
                 }));
             }
         }
@@ -327,10 +336,13 @@ impl<'a> Importer<'a> {
                 continue;
             }
             match producer.get(v) {
-                Some(i) => {
-                    if !live[*i] {
-                        live[*i] = true;
-                        stack.extend(nodes[*i].input.iter().filter(|s| !s.is_empty()).map(|s| s.as_str()));
+                Some(&i) => {
+                    // `producer` holds indices of `nodes`, and `live` has one entry per node.
+                    if let (Some(l), Some(n)) = (live.get_mut(i), nodes.get(i)) {
+                        if !*l {
+                            *l = true;
+                            stack.extend(n.input.iter().filter(|s| !s.is_empty()).map(|s| s.as_str()));
+                        }
                     }
                 }
                 None if defined(v) => {}
@@ -344,31 +356,38 @@ impl<'a> Importer<'a> {
                 }
             }
         }
-        // Kahn's algorithm over live nodes, smallest index first.
+        // Kahn's algorithm over live nodes, smallest index first. `deps` and `users` have one
+        // entry per node and every index below comes from `nodes` or `producer`.
+        let is_live = |i: usize| live.get(i).copied().unwrap_or(false);
         let mut deps = vec![0usize; nodes.len()];
         let mut users: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-        for (i, n) in nodes.iter().enumerate().filter(|(i, _)| live[*i]) {
+        for ((i, n), d) in nodes.iter().enumerate().zip(deps.iter_mut()).filter(|((i, _), _)| is_live(*i)) {
             let mut ps: Vec<usize> = n.input.iter().filter_map(|s| producer.get(s.as_str()).copied()).collect();
             ps.sort_unstable();
             ps.dedup();
-            deps[i] = ps.len();
+            *d = ps.len();
             for p in ps {
-                users[p].push(i);
+                if let Some(u) = users.get_mut(p) {
+                    u.push(i);
+                }
             }
         }
-        let mut ready: BTreeSet<usize> = (0..nodes.len()).filter(|i| live[*i] && deps[*i] == 0).collect();
+        let mut ready: BTreeSet<usize> =
+            deps.iter().enumerate().filter(|(i, d)| is_live(*i) && **d == 0).map(|(i, _)| i).collect();
         let mut order = Vec::new();
         while let Some(i) = ready.pop_first() {
             order.push(i);
-            for u in &users[i] {
-                deps[*u] -= 1;
-                if deps[*u] == 0 {
-                    ready.insert(*u);
+            for u in users.get(i).into_iter().flatten() {
+                if let Some(d) = deps.get_mut(*u) {
+                    *d = d.saturating_sub(1);
+                    if *d == 0 {
+                        ready.insert(*u);
+                    }
                 }
             }
         }
         if order.len() != live.iter().filter(|l| **l).count() {
-            let stuck = (0..nodes.len()).find(|i| live[*i] && deps[*i] > 0).unwrap_or(0);
+            let stuck = deps.iter().enumerate().position(|(i, d)| is_live(i) && *d > 0).unwrap_or(0);
             let e = self.err(malformed("the graph has a cycle"));
             return Err(match nodes.get(stuck) {
                 Some(n) => e.at_node(&node_name(n, stuck), &n.op_type),
@@ -476,9 +495,16 @@ impl<'a> Importer<'a> {
             (*k).clone()
         };
         let Konst { shape, data } = konst;
+        if shape.contains(&0) {
+            return Err(ImportErrorKind::Unsupported {
+                message: format!(
+                    "constant `{name}` of shape {shape:?} is empty and is used as data; empty tensors are not supported"
+                ),
+            });
+        }
         let KData::F32(v) = data else { return Err(malformed("constant changed type")) };
-        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            return Err(malformed(format!("tensor `{name}`: element {i} is {} (weights must be finite)", v[i])));
+        if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(malformed(format!("tensor `{name}`: element {i} is {x} (weights must be finite)")));
         }
         let tensor = Tensor::from_f32(shape, v).map_err(|e| malformed(format!("constant `{name}`: {e}")))?;
         Ok(self.add_weight(name, tensor, Some(name)))

@@ -1,5 +1,8 @@
 //! ONNX op -> IR op mapping, and constant folding of the shape-computing ops.
 
+// Converts user model nodes: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::konst::{
     self, binary, norm_axes, norm_axis, resolve_reshape, squeeze_shape, unsqueeze_shape, unsupported, KData, KResult,
     KType, Konst, SliceRange,
@@ -204,9 +207,10 @@ impl Importer<'_> {
                 let ax = ax as usize;
                 match x {
                     Val::Const(k) => {
-                        let outer = shape[..ax].iter().product();
-                        let inner = shape[ax..].iter().product();
-                        Ok(vec![konst(k.reshape(vec![outer, inner])?)])
+                        let (outer, inner) = shape
+                            .split_at_checked(ax)
+                            .ok_or_else(|| attr_err("axis", format!("{axis} is out of range for rank {r}")))?;
+                        Ok(vec![konst(k.reshape(vec![outer.iter().product(), inner.iter().product()])?)])
                     }
                     Val::Dyn(v) => one(self.emit(name, Op::Flatten(ops::Flatten { axis: ax }), &[v])?),
                 }
@@ -289,7 +293,7 @@ impl Importer<'_> {
                 let fix = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
                 let start = fix(a.int_or("start", 0)?);
                 let end = fix(a.int_or("end", r)?);
-                let dims = if start < end { &shape[start..end] } else { &shape[..0] };
+                let dims = shape.get(start..end).unwrap_or_default();
                 Ok(vec![konst(Konst::i64_vec(dims.iter().map(|d| *d as i64).collect()))])
             }
             "Size" => {
@@ -341,10 +345,10 @@ impl Importer<'_> {
                     None => Konst { shape: vec![1], data: KData::F32(vec![0.0]) },
                 };
                 let data = match &value.data {
-                    KData::F32(v) if v.len() == 1 => KData::F32(vec![v[0]; n]),
-                    KData::I64(v) if v.len() == 1 => KData::I64(vec![v[0]; n]),
-                    _ => return Err(attr_err("value", "must hold exactly one element")),
-                };
+                    KData::F32(v) => v.as_slice().first().filter(|_| v.len() == 1).map(|x| KData::F32(vec![*x; n])),
+                    KData::I64(v) => v.as_slice().first().filter(|_| v.len() == 1).map(|x| KData::I64(vec![*x; n])),
+                }
+                .ok_or_else(|| attr_err("value", "must hold exactly one element"))?;
                 Ok(vec![konst(Konst::new(shape, data)?)])
             }
             "Range" => {
@@ -449,32 +453,31 @@ impl Importer<'_> {
     /// Explicit or automatic padding of a 2-D window op: `[top, left, bottom, right]`.
     fn window_pads(
         a: &Attrs,
-        input: &[usize],
-        kernel: [usize; 2],
-        strides: [usize; 2],
-        dilations: [usize; 2],
+        [ih, iw]: [usize; 2],
+        [kh, kw]: [usize; 2],
+        [sh, sw]: [usize; 2],
+        [dh, dw]: [usize; 2],
     ) -> KResult<([usize; 4], bool)> {
         let auto = a.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
         match auto.as_str() {
-            "NOTSET" | "" => {
-                let p = a.usizes_n("pads", 4)?.unwrap_or_else(|| vec![0; 4]);
-                Ok(([p[0], p[1], p[2], p[3]], false))
-            }
+            "NOTSET" | "" => Ok((a.usizes::<4>("pads")?.unwrap_or([0; 4]), false)),
             "VALID" => Ok(([0; 4], true)),
             "SAME_UPPER" | "SAME_LOWER" => {
-                let mut pads = [0; 4];
-                for i in 0..2 {
-                    let (inp, s) = (input[i], strides[i]);
+                // (begin, end) padding of one spatial axis.
+                let same = |inp: usize, k: usize, s: usize, d: usize| {
                     let out = inp.div_ceil(s);
-                    let span = dilations[i].saturating_mul(kernel[i].saturating_sub(1)).saturating_add(1);
+                    let span = d.saturating_mul(k.saturating_sub(1)).saturating_add(1);
                     let total = out.saturating_sub(1).saturating_mul(s).saturating_add(span).saturating_sub(inp);
                     let small = total / 2;
-                    let (begin, end) =
-                        if auto == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
-                    pads[i] = begin;
-                    pads[i + 2] = end;
-                }
-                Ok((pads, true))
+                    if auto == "SAME_UPPER" {
+                        (small, total - small)
+                    } else {
+                        (total - small, small)
+                    }
+                };
+                let (top, bottom) = same(ih, kh, sh, dh);
+                let (left, right) = same(iw, kw, sw, dw);
+                Ok(([top, left, bottom, right], true))
             }
             other => {
                 Err(attr_err("auto_pad", format!("expected NOTSET, SAME_UPPER, SAME_LOWER or VALID, got `{other}`")))
@@ -483,11 +486,11 @@ impl Importer<'_> {
     }
 
     fn pair(a: &Attrs, key: &str, default: usize) -> KResult<[usize; 2]> {
-        let v = a.usizes_n(key, 2)?.unwrap_or_else(|| vec![default; 2]);
+        let v = a.usizes::<2>(key)?.unwrap_or([default; 2]);
         if key != "pads" && v.contains(&0) {
             return Err(attr_err(key, format!("entries must be positive, got {v:?}")));
         }
-        Ok([v[0], v[1]])
+        Ok(v)
     }
 
     fn conv(&mut self, node: &NodeProto, a: &Attrs, name: &str) -> KResult<Value> {
@@ -495,13 +498,13 @@ impl Importer<'_> {
         let w = self.req_op(node, 1)?;
         let b = self.opt_op(node, 2)?;
         let (xs, ws) = (self.shape(x), self.shape(w));
-        if xs.len() != 4 || ws.len() != 4 {
+        let (&[_, _, ih, iw], &[_, _, kh, kw]) = (xs.as_slice(), ws.as_slice()) else {
             return Err(unsupported(format!(
                 "only 2-D convolutions are supported (rank-4 input and filter), got input {xs:?} and filter {ws:?}"
             )));
-        }
-        let kernel = [ws[2], ws[3]];
-        if let Some(k) = a.usizes_n("kernel_shape", 2)? {
+        };
+        let kernel = [kh, kw];
+        if let Some(k) = a.usizes::<2>("kernel_shape")? {
             if k != kernel {
                 return Err(attr_err("kernel_shape", format!("{k:?} does not match the filter shape {ws:?}")));
             }
@@ -513,7 +516,7 @@ impl Importer<'_> {
             .ok()
             .filter(|g| *g >= 1)
             .ok_or_else(|| attr_err("group", format!("must be positive, got {group}")))?;
-        let (pads, _) = Self::window_pads(a, &xs[2..], kernel, strides, dilations)?;
+        let (pads, _) = Self::window_pads(a, [ih, iw], kernel, strides, dilations)?;
         let op = Op::Conv2d(ops::Conv2d { strides, pads, dilations, groups });
         let mut operands = vec![x, w];
         operands.extend(b);
@@ -575,9 +578,15 @@ impl Importer<'_> {
         } else {
             // Opset < 13: softmax over the flattened dimensions axis.. (a 2-D coercion).
             let k = norm_axis(a.int_or("axis", 1)?, r, "axis")?;
-            if shape[k..r - 1].iter().all(|d| *d == 1) {
+            // `k < r`: the dimensions k..r-1 (all but the last from k) and k+1.. exist.
+            let (Some(before_last), Some(after_k)) =
+                (shape.get(k..).and_then(|s| s.split_last()).map(|(_, init)| init), shape.get(k + 1..))
+            else {
+                return Err(unsupported(format!("axis {k} is out of range for rank {r}")));
+            };
+            if before_last.iter().all(|d| *d == 1) {
                 r - 1
-            } else if shape[k + 1..].iter().all(|d| *d == 1) {
+            } else if after_k.iter().all(|d| *d == 1) {
                 k
             } else {
                 return Err(attr_err(
@@ -658,11 +667,10 @@ impl Importer<'_> {
     fn pool(&mut self, node: &NodeProto, a: &Attrs, name: &str) -> KResult<Value> {
         let x = self.req_op(node, 0)?;
         let xs = self.shape(x);
-        if xs.len() != 4 {
+        let &[_, _, ih, iw] = xs.as_slice() else {
             return Err(unsupported(format!("only 2-D pooling (rank-4 NCHW input) is supported, got {xs:?}")));
-        }
-        let kernel = a.usizes_n("kernel_shape", 2)?.ok_or_else(|| attr_err("kernel_shape", "missing"))?;
-        let kernel = [kernel[0], kernel[1]];
+        };
+        let kernel = a.usizes::<2>("kernel_shape")?.ok_or_else(|| attr_err("kernel_shape", "missing"))?;
         if kernel.contains(&0) {
             return Err(attr_err("kernel_shape", format!("entries must be positive, got {kernel:?}")));
         }
@@ -672,7 +680,7 @@ impl Importer<'_> {
                 return Err(attr_err("dilations", format!("dilated pooling {d:?} is not supported")));
             }
         }
-        let (pads, auto) = Self::window_pads(a, &xs[2..], kernel, strides, [1, 1])?;
+        let (pads, auto) = Self::window_pads(a, [ih, iw], kernel, strides, [1, 1])?;
         let ceil_mode = a.flag("ceil_mode", false)? && !auto;
         let window = ops::Window2d { kernel, strides, pads, ceil_mode };
         let op = if node.op_type == "MaxPool" {
@@ -713,15 +721,19 @@ impl Importer<'_> {
                 for v in &ax {
                     axes_n.push(norm_axis(*v, r, "axis")?);
                 }
-                if pads.len() != 2 * axes_n.len() {
-                    return Err(unsupported(format!("Pad has {} pads for {} axes", pads.len(), axes_n.len())));
+                let (begins, ends) = pads
+                    .split_at_checked(axes_n.len())
+                    .filter(|(_, ends)| ends.len() == axes_n.len())
+                    .ok_or_else(|| unsupported(format!("Pad has {} pads for {} axes", pads.len(), axes_n.len())))?;
+                // Every axis is below `r` (normalised above).
+                let (mut fb, mut fe) = (vec![0i64; r], vec![0i64; r]);
+                for ((ax, b), e) in axes_n.iter().zip(begins).zip(ends) {
+                    if let (Some(x), Some(y)) = (fb.get_mut(*ax), fe.get_mut(*ax)) {
+                        (*x, *y) = (*b, *e);
+                    }
                 }
-                let mut f = vec![0i64; 2 * r];
-                for (j, ax) in axes_n.iter().enumerate() {
-                    f[*ax] = pads[j];
-                    f[*ax + r] = pads[j + axes_n.len()];
-                }
-                f
+                fb.extend(fe);
+                fb
             }
         };
         if full.len() != 2 * r {
@@ -764,28 +776,33 @@ impl Importer<'_> {
             )));
         }
         let mut ranges = Vec::new();
-        let mut seen = vec![false; r];
-        for i in 0..n {
-            let axis = norm_axis(axes[i], r, "axis")?;
-            if std::mem::replace(&mut seen[axis], true) {
+        // The size of each range's axis, in the order of `ranges`.
+        let mut dims = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (((ax, step), start), end) in axes.iter().zip(&steps).zip(&starts).zip(&ends) {
+            let axis = norm_axis(*ax, r, "axis")?;
+            let dim = *shape.get(axis).ok_or_else(|| unsupported(format!("axis {ax} is out of range for rank {r}")))?;
+            if !seen.insert(axis) {
                 return Err(unsupported(format!("Slice axes {axes:?} repeat an axis")));
             }
-            if steps[i] == 0 {
+            if *step == 0 {
                 return Err(unsupported("Slice step 0"));
             }
-            ranges.push(SliceRange { axis, start: starts[i], end: ends[i], step: steps[i] });
+            ranges.push(SliceRange { axis, start: *start, end: *end, step: *step });
+            dims.push(dim);
         }
         match x {
             Val::Const(k) => Ok(vec![konst(k.slice(&ranges)?)]),
             Val::Dyn(v) => {
-                let nontrivial: Vec<&SliceRange> = ranges
+                let nontrivial: Vec<(&SliceRange, usize)> = ranges
                     .iter()
-                    .filter(|r| r.indices(shape[r.axis]) != (0..shape[r.axis]).collect::<Vec<_>>())
+                    .zip(dims.iter().copied())
+                    .filter(|(r, dim)| r.indices(*dim) != (0..*dim).collect::<Vec<_>>())
                     .collect();
                 match nontrivial.as_slice() {
                     [] => Ok(vec![Val::Dyn(v)]),
-                    [rg] if rg.step == 1 => {
-                        let (s, e) = rg.clamped(shape[rg.axis]);
+                    [(rg, dim)] if rg.step == 1 => {
+                        let (s, e) = rg.clamped(*dim);
                         if s >= e {
                             return Err(unsupported(format!("Slice of {shape:?} along axis {} is empty", rg.axis)));
                         }
@@ -815,17 +832,17 @@ impl Importer<'_> {
             Some(ax) if !ax.is_empty() => norm_axes(&ax, shape.len(), "axis")?,
             _ => (0..shape.len()).collect(),
         };
-        if shape.len() != 4 || axes != [2, 3] {
+        let (&[n, c, _, _], true) = (shape.as_slice(), axes == [2, 3]) else {
             return Err(unsupported(format!(
                 "ReduceMean over axes {axes:?} of {shape:?}: only the spatial axes [2, 3] of a rank-4 NCHW tensor \
                  (global average pooling) are supported"
             )));
-        }
+        };
         if keepdims {
             return Ok(vec![Val::Dyn(self.emit(name, Op::GlobalAvgPool, &[x])?)]);
         }
         let p = self.emit(&format!("{name}.pool"), Op::GlobalAvgPool, &[x])?;
-        let out = vec![shape[0], shape[1]];
+        let out = vec![n, c];
         Ok(vec![Val::Dyn(self.emit(name, Op::Reshape(ops::Reshape { shape: out }), &[p])?)])
     }
 }

@@ -1,6 +1,9 @@
 //! Reading the raw ONNX protobuf: typed node-attribute access and tensor decoding (inline,
 //! typed fields, raw little-endian bytes, or external data files next to the model).
 
+// Decodes user protobuf: no panicking indexing or slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::konst::{check_limit, safe_count, unsupported, KData, KResult, Konst};
 use crate::import::{ImportErrorKind, ImportOptions, MissingExternalData};
 use std::io::{Read, Seek, SeekFrom};
@@ -92,17 +95,17 @@ impl<'a> Attrs<'a> {
         Ok(self.get(name, A_FLOATS, "a list of floats")?.map(|a| a.floats.clone()))
     }
 
-    /// A list of non-negative ints with exactly `n` entries.
-    pub(crate) fn usizes_n(&self, name: &str, n: usize) -> KResult<Option<Vec<usize>>> {
+    /// A list of non-negative ints with exactly `N` entries.
+    pub(crate) fn usizes<const N: usize>(&self, name: &str) -> KResult<Option<[usize; N]>> {
         let Some(v) = self.ints(name)? else { return Ok(None) };
-        if v.len() != n {
-            return Err(bad(name, format!("expected {n} entries, got {v:?}")));
+        if v.len() != N {
+            return Err(bad(name, format!("expected {N} entries, got {v:?}")));
         }
         let out = v
             .iter()
             .map(|x| usize::try_from(*x).map_err(|_| bad(name, format!("expected non-negative entries, got {v:?}"))))
             .collect::<KResult<Vec<_>>>()?;
-        Ok(Some(out))
+        <[usize; N]>::try_from(out).map(Some).map_err(|_| bad(name, format!("expected {N} entries, got {v:?}")))
     }
 
     pub(crate) fn string(&self, name: &str) -> KResult<Option<String>> {
