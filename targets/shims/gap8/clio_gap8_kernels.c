@@ -13,7 +13,7 @@ static void chunk(uint32_t n, uint32_t *first, uint32_t *last)
 }
 
 static int32_t wadd(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
-static int8_t sat8(int32_t v) { return (int8_t)(v > 127 ? 127 : v < -128 ? -128 : v); }
+static int32_t sat(int32_t v, int32_t lo, int32_t hi) { return v > hi ? hi : v < lo ? lo : v; }
 
 void ClioKerParAccInit(ClioAccInit_T *a)
 {
@@ -21,46 +21,6 @@ void ClioKerParAccInit(ClioAccInit_T *a)
   chunk(a->C, &f, &l);
   for (uint32_t c = f; c < l; c++)
     for (uint32_t i = 0; i < a->Size; i++) a->Acc[c * a->Size + i] = a->Init[c];
-}
-
-void ClioKerParConvAcc32_fps(ClioKerConvAcc32_T *a)
-{
-  uint32_t f, l;
-  chunk(a->OutFeatures, &f, &l);
-  uint32_t cg = a->InFeatures / a->Groups, og = a->OutFeatures / a->Groups;
-  for (uint32_t o = f; o < l; o++) {
-    uint32_t g = o / og;
-    int32_t *acc = a->Acc + o * a->Wo * a->Ho;
-    for (uint32_t ci = 0; ci < cg; ci++) {
-      const int8_t *in = a->In + (g * cg + ci) * a->W * a->H;
-      const int8_t *flt = a->Filter + (o * cg + ci) * a->Fx * a->Fy;
-      for (int y = 0; y < a->Ho; y++)
-        for (int x = 0; x < a->Wo; x++) {
-          uint32_t s = 0;
-          for (int i = 0; i < a->Fy; i++) {
-            int iy = y * a->Sy + i * a->Dy - a->PadT;
-            if (iy < 0 || iy >= a->H) continue;
-            for (int j = 0; j < a->Fx; j++) {
-              int ix = x * a->Sx + j * a->Dx - a->PadL;
-              if (ix < 0 || ix >= a->W) continue;
-              s += (uint32_t)((int32_t)in[iy * a->W + ix] * flt[i * a->Fx + j]);
-            }
-          }
-          acc[y * a->Wo + x] = wadd(acc[y * a->Wo + x], (int32_t)s);
-        }
-    }
-  }
-}
-
-void ClioKerParReduct_fps(ClioReduct_T *a)
-{
-  uint32_t f, l;
-  chunk(a->C, &f, &l);
-  for (uint32_t c = f; c < l; c++)
-    for (uint32_t i = 0; i < a->Size; i++) {
-      int8_t v = sat8(a->Acc[c * a->Size + i] >> a->Norm[c]);
-      a->Out[c * a->Size + i] = v < a->Lo ? a->Lo : v > a->Hi ? a->Hi : v;
-    }
 }
 
 void ClioKerParPad16(ClioPad16_T *a)
@@ -88,91 +48,139 @@ void ClioKerParHwceAcc(ClioHwceAcc_T *a)
   }
 }
 
-void ClioKerParClamp_fps(ClioClamp_T *a)
-{
-  uint32_t f, l;
-  chunk(a->Size, &f, &l);
-  for (uint32_t i = f; i < l; i++) a->Out[i] = a->In[i] < a->Lo ? a->Lo : a->In[i] > a->Hi ? a->Hi : a->In[i];
+/* The element-type-dependent kernels, from one template (see clio_gap8_kernels.h): T is the
+ * element type, TS the struct infix, SUF the name suffix, [LO, HI] the saturation range. */
+#define CLIO_GAP8_KERNELS(T, TS, SUF, LO, HI) \
+void ClioKerParConvAcc32##SUF(ClioKerConvAcc32##TS##_T *a) \
+{ \
+  uint32_t f, l; \
+  chunk(a->OutFeatures, &f, &l); \
+  uint32_t cg = a->InFeatures / a->Groups, og = a->OutFeatures / a->Groups; \
+  for (uint32_t o = f; o < l; o++) { \
+    uint32_t g = o / og; \
+    int32_t *acc = a->Acc + o * a->Wo * a->Ho; \
+    for (uint32_t ci = 0; ci < cg; ci++) { \
+      const T *in = a->In + (g * cg + ci) * a->W * a->H; \
+      const T *flt = a->Filter + (o * cg + ci) * a->Fx * a->Fy; \
+      for (int y = 0; y < a->Ho; y++) \
+        for (int x = 0; x < a->Wo; x++) { \
+          uint32_t s = 0; \
+          for (int i = 0; i < a->Fy; i++) { \
+            int iy = y * a->Sy + i * a->Dy - a->PadT; \
+            if (iy < 0 || iy >= a->H) continue; \
+            for (int j = 0; j < a->Fx; j++) { \
+              int ix = x * a->Sx + j * a->Dx - a->PadL; \
+              if (ix < 0 || ix >= a->W) continue; \
+              s += (uint32_t)((int32_t)in[iy * a->W + ix] * (int32_t)flt[i * a->Fx + j]); \
+            } \
+          } \
+          acc[y * a->Wo + x] = wadd(acc[y * a->Wo + x], (int32_t)s); \
+        } \
+    } \
+  } \
+} \
+\
+void ClioKerParReduct##SUF(ClioReduct##TS##_T *a) \
+{ \
+  uint32_t f, l; \
+  chunk(a->C, &f, &l); \
+  for (uint32_t c = f; c < l; c++) \
+    for (uint32_t i = 0; i < a->Size; i++) { \
+      T v = (T)sat(a->Acc[c * a->Size + i] >> a->Norm[c], LO, HI); \
+      a->Out[c * a->Size + i] = v < a->Lo ? a->Lo : v > a->Hi ? a->Hi : v; \
+    } \
+} \
+\
+void ClioKerParClamp##SUF(ClioClamp##TS##_T *a) \
+{ \
+  uint32_t f, l; \
+  chunk(a->Size, &f, &l); \
+  for (uint32_t i = f; i < l; i++) a->Out[i] = a->In[i] < a->Lo ? a->Lo : a->In[i] > a->Hi ? a->Hi : a->In[i]; \
+} \
+\
+void ClioKerParMaxPool##SUF(ClioPool##TS##_T *a) \
+{ \
+  uint32_t f, l; \
+  chunk(a->C, &f, &l); \
+  for (uint32_t c = f; c < l; c++) \
+    for (int y = 0; y < a->Ho; y++) \
+      for (int x = 0; x < a->Wo; x++) { \
+        int32_t m = INT32_MIN; \
+        for (int i = 0; i < a->Fy; i++) \
+          for (int j = 0; j < a->Fx; j++) { \
+            int iy = y * a->Sy + i - a->PadT, ix = x * a->Sx + j - a->PadL; \
+            if (iy >= 0 && iy < a->H && ix >= 0 && ix < a->W) { \
+              int32_t v = a->In[(c * a->H + iy) * a->W + ix]; \
+              m = v > m ? v : m; \
+            } \
+          } \
+        a->Out[(c * a->Ho + y) * a->Wo + x] = (T)sat(m, LO, HI); \
+      } \
+} \
+\
+void ClioKerParAdd##SUF(ClioAdd##TS##_T *a) \
+{ \
+  uint32_t f, l; \
+  chunk(a->Size, &f, &l); \
+  for (uint32_t i = f; i < l; i++) { \
+    int32_t acc = wadd((int32_t)((uint32_t)(int32_t)a->In1[i] << a->ShiftA), \
+                       (int32_t)((uint32_t)(int32_t)a->In2[i] << a->ShiftB)); \
+    int32_t v; \
+    if (a->LeftShift > 0) { \
+      int64_t w = (int64_t)acc * ((int64_t)1 << a->LeftShift); \
+      v = (int32_t)(w > INT32_MAX ? INT32_MAX : w < INT32_MIN ? INT32_MIN : w); \
+    } else { \
+      v = wadd(acc, a->Norm > 0 ? (int32_t)1 << (a->Norm - 1) : 0) >> a->Norm; \
+    } \
+    a->Out[i] = (T)sat(v, LO, HI); \
+  } \
+} \
+\
+void ClioKerParAvgPool##SUF(ClioPool##TS##_T *a) \
+{ \
+  uint32_t f, l; \
+  chunk(a->C, &f, &l); \
+  for (uint32_t c = f; c < l; c++) \
+    for (int y = 0; y < a->Ho; y++) \
+      for (int x = 0; x < a->Wo; x++) { \
+        uint32_t s = 0; \
+        int32_t n = 0; \
+        for (int i = 0; i < a->Fy; i++) \
+          for (int j = 0; j < a->Fx; j++) { \
+            int iy = y * a->Sy + i - a->PadT, ix = x * a->Sx + j - a->PadL; \
+            if (iy >= 0 && iy < a->H && ix >= 0 && ix < a->W) { \
+              s += (uint32_t)(int32_t)a->In[(c * a->H + iy) * a->W + ix]; \
+              n++; \
+            } \
+          } \
+        int32_t acc = (int32_t)s; \
+        int32_t v = n == 0 ? 0 : acc > 0 ? (acc + n / 2) / n : (acc - n / 2) / n; \
+        a->Out[(c * a->Ho + y) * a->Wo + x] = (T)sat(v, LO, HI); \
+      } \
+} \
+\
+void ClioKerParGlobalAvgPool##SUF(ClioMean##TS##_T *a) \
+{ \
+  uint32_t f, l; \
+  chunk(a->C, &f, &l); \
+  for (uint32_t c = f; c < l; c++) { \
+    int64_t sum = 0; \
+    for (uint32_t i = 0; i < a->Size; i++) sum += a->In[c * a->Size + i]; \
+    int64_t num = (int64_t)((uint64_t)sum << a->Left); \
+    int64_t half = a->Divisor / 2; \
+    int64_t v = num >= 0 ? (num + half) / a->Divisor : (num - half) / a->Divisor; \
+    a->Out[c] = (T)(v > (HI) ? (HI) : v < (LO) ? (LO) : v); \
+  } \
+} \
+\
+void ClioKerParConcat##SUF(ClioConcat##TS##_T *a) \
+{ \
+  uint32_t f, l; \
+  chunk(a->C, &f, &l); \
+  if (f < l) memcpy(a->Out + f * a->Size, a->In + f * a->Size, (l - f) * a->Size * sizeof(T)); \
 }
 
-void ClioKerParMaxPool_fps(ClioPool_T *a)
-{
-  uint32_t f, l;
-  chunk(a->C, &f, &l);
-  for (uint32_t c = f; c < l; c++)
-    for (int y = 0; y < a->Ho; y++)
-      for (int x = 0; x < a->Wo; x++) {
-        int32_t m = INT32_MIN;
-        for (int i = 0; i < a->Fy; i++)
-          for (int j = 0; j < a->Fx; j++) {
-            int iy = y * a->Sy + i - a->PadT, ix = x * a->Sx + j - a->PadL;
-            if (iy >= 0 && iy < a->H && ix >= 0 && ix < a->W) {
-              int32_t v = a->In[(c * a->H + iy) * a->W + ix];
-              m = v > m ? v : m;
-            }
-          }
-        a->Out[(c * a->Ho + y) * a->Wo + x] = sat8(m);
-      }
-}
-
-void ClioKerParAdd_fps(ClioAdd_T *a)
-{
-  uint32_t f, l;
-  chunk(a->Size, &f, &l);
-  for (uint32_t i = f; i < l; i++) {
-    int32_t acc = wadd((int32_t)((uint32_t)(int32_t)a->In1[i] << a->ShiftA),
-                       (int32_t)((uint32_t)(int32_t)a->In2[i] << a->ShiftB));
-    int32_t v;
-    if (a->LeftShift > 0) {
-      int64_t w = (int64_t)acc * ((int64_t)1 << a->LeftShift);
-      v = (int32_t)(w > INT32_MAX ? INT32_MAX : w < INT32_MIN ? INT32_MIN : w);
-    } else {
-      v = wadd(acc, a->Norm > 0 ? (int32_t)1 << (a->Norm - 1) : 0) >> a->Norm;
-    }
-    a->Out[i] = sat8(v);
-  }
-}
-
-void ClioKerParAvgPool_fps(ClioPool_T *a)
-{
-  uint32_t f, l;
-  chunk(a->C, &f, &l);
-  for (uint32_t c = f; c < l; c++)
-    for (int y = 0; y < a->Ho; y++)
-      for (int x = 0; x < a->Wo; x++) {
-        uint32_t s = 0;
-        int32_t n = 0;
-        for (int i = 0; i < a->Fy; i++)
-          for (int j = 0; j < a->Fx; j++) {
-            int iy = y * a->Sy + i - a->PadT, ix = x * a->Sx + j - a->PadL;
-            if (iy >= 0 && iy < a->H && ix >= 0 && ix < a->W) {
-              s += (uint32_t)(int32_t)a->In[(c * a->H + iy) * a->W + ix];
-              n++;
-            }
-          }
-        int32_t acc = (int32_t)s;
-        int32_t v = n == 0 ? 0 : acc > 0 ? (acc + n / 2) / n : (acc - n / 2) / n;
-        a->Out[(c * a->Ho + y) * a->Wo + x] = sat8(v);
-      }
-}
-
-void ClioKerParGlobalAvgPool_fps(ClioMean_T *a)
-{
-  uint32_t f, l;
-  chunk(a->C, &f, &l);
-  for (uint32_t c = f; c < l; c++) {
-    int64_t sum = 0;
-    for (uint32_t i = 0; i < a->Size; i++) sum += a->In[c * a->Size + i];
-    int64_t num = (int64_t)((uint64_t)sum << a->Left);
-    int64_t half = a->Divisor / 2;
-    int64_t v = num >= 0 ? (num + half) / a->Divisor : (num - half) / a->Divisor;
-    a->Out[c] = (int8_t)(v > 127 ? 127 : v < -128 ? -128 : v);
-  }
-}
-
-void ClioKerParConcat_fps(ClioConcat_T *a)
-{
-  uint32_t f, l;
-  chunk(a->C, &f, &l);
-  if (f < l) memcpy(a->Out + f * a->Size, a->In + f * a->Size, (l - f) * a->Size);
-}
+/* 8-bit Q (q8): ClioKerParConvAcc32_fps, ... */
+CLIO_GAP8_KERNELS(int8_t, , _fps, -128, 127)
+/* 16-bit Q (q16): ClioKerParConvAcc32_fp, ... */
+CLIO_GAP8_KERNELS(int16_t, _fp, _fp, -32768, 32767)

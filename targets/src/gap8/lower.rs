@@ -1,4 +1,4 @@
-//! IR -> [`Program`]: walks a q8 (power-of-two `i8`) device graph in topological order and
+//! IR -> [`Program`]: walks a q8 (power-of-two `i8`) or q16 (power-of-two `i16`) device graph in topological order and
 //! chooses, per node, the engine and kernel (HWCE, AutoTiler cluster kernel, or clio's own
 //! cluster kernel) with the reason, computing every parameter from the operand and result
 //! types exactly as the integer interpreter does.
@@ -26,14 +26,40 @@ struct Cx<'a> {
     buffers: Vec<usize>,
     producer: HashMap<usize, usize>,
     input: Option<Io>,
+    width: Width,
 }
 
-/// Fractional bits of a per-tensor pow2 i8 type.
-fn frac(ty: &TensorType) -> Option<i32> {
+/// The element type of a width's activations and weights.
+fn dtype(width: Width) -> DType {
+    match width {
+        Width::Q8 => DType::I8,
+        Width::Q16 => DType::I16,
+    }
+}
+
+/// Fractional bits of a per-tensor pow2 type of the width's element type.
+fn frac(ty: &TensorType, width: Width) -> Option<i32> {
     let q = ty.quant.as_ref()?;
-    match (&q.scheme, q.axis, ty.dtype) {
-        (QScheme::Pow2 { frac_bits }, None, DType::I8) => frac_bits.first().copied(),
+    match (&q.scheme, q.axis) {
+        (QScheme::Pow2 { frac_bits }, None) if ty.dtype == dtype(width) => frac_bits.first().copied(),
         _ => None,
+    }
+}
+
+/// q16 when the graph's input `quantize` (or integer input) is i16 pow2, else q8 (every
+/// activation is then checked against that width).
+fn width_of(g: &Graph) -> Width {
+    let wide = g.inputs().iter().any(|i| {
+        let n = g.node(*i);
+        let users = g.users(*i);
+        std::iter::once(n.ty())
+            .chain(users.iter().filter(|u| matches!(g.node(**u).op, Op::Quantize)).map(|u| g.node(*u).ty()))
+            .any(|t| t.dtype == DType::I16 && matches!(t.quant.as_ref().map(|q| &q.scheme), Some(QScheme::Pow2 { .. })))
+    });
+    if wide {
+        Width::Q16
+    } else {
+        Width::Q8
     }
 }
 
@@ -71,41 +97,58 @@ impl<'a> Cx<'a> {
     }
 
     fn frac_of(&self, id: NodeId, ty: &TensorType, what: &str) -> Result<i32, Gap8Error> {
-        frac(ty).ok_or_else(|| {
+        frac(ty, self.width).ok_or_else(|| {
             self.err(
                 id,
                 false,
                 format!(
-                    "an i8 per-tensor pow2 {what} (run quantize{{scheme=q8}}), found {}",
+                    "an {} per-tensor pow2 {what} (run quantize{{scheme={}}}), found {}",
+                    dtype(self.width),
+                    self.width.scheme(),
                     clio::text::type_string(ty)
                 ),
             )
         })
     }
 
+    /// A kernel name with the width's suffix (`ClioKerParClamp` -> `ClioKerParClamp_fps` / `_fp`).
+    fn kn(&self, base: &str) -> String {
+        format!("{base}{}", self.width.suffix())
+    }
+
     fn act(&self, id: NodeId, slot: usize) -> Result<Act, Gap8Error> {
         let v = self.operand(id, slot)?;
         self.acts.get(&v).copied().ok_or_else(|| {
             let ty = self.g.value_type(v).map(clio::text::type_string).unwrap_or_default();
-            self.err(id, false, format!("operand {slot} to be a q8 activation computed on the device, found {ty}"))
+            self.err(
+                id,
+                false,
+                format!("operand {slot} to be a {} activation computed on the device, found {ty}", self.width.scheme()),
+            )
         })
     }
 
-    /// Data of a constant i8 weight operand with its per-channel fractional bits (`n` channels
-    /// along `axis`).
-    fn weight(&self, id: NodeId, slot: usize, n: usize, axis: usize) -> Result<(Vec<i8>, Vec<i32>), Gap8Error> {
+    /// Data of a constant i8 (q8) or i16 (q16) weight operand with its per-channel fractional
+    /// bits (`n` channels along `axis`).
+    fn weight(&self, id: NodeId, slot: usize, n: usize, axis: usize) -> Result<(Vec<i16>, Vec<i32>), Gap8Error> {
         let v = self.operand(id, slot)?;
         let name =
             self.g.weight_name(v).ok_or_else(|| self.err(id, true, format!("operand {slot} must be a constant")))?;
         let w = self.m.weight(name).ok_or_else(|| self.err(id, false, format!("weight @{name} to exist")))?;
         let ty = self.g.value_type(v).ok_or_else(|| self.err(id, false, format!("a typed weight @{name}")))?;
-        let data = match w.data().data() {
-            TensorData::I8(d) => d.clone(),
+        let data: Vec<i16> = match (w.data().data(), self.width) {
+            (TensorData::I8(d), Width::Q8) => d.iter().map(|v| *v as i16).collect(),
+            (TensorData::I16(d), Width::Q16) => d.clone(),
             _ => {
                 return Err(self.err(
                     id,
                     false,
-                    format!("weight @{name} to be q8 (i8 pow2), found {}", clio::text::type_string(ty)),
+                    format!(
+                        "weight @{name} to be {} ({} pow2), found {}",
+                        self.width.scheme(),
+                        dtype(self.width),
+                        clio::text::type_string(ty)
+                    ),
                 ))
             }
         };
@@ -128,7 +171,7 @@ impl<'a> Cx<'a> {
 
     fn push(&mut self, id: NodeId, kind: StepKind, inputs: Vec<Loc>, bytes: usize, chw: [usize; 3], reason: String) {
         let b = self.buffers.len();
-        self.buffers.push(bytes);
+        self.buffers.push(bytes * self.width.bytes());
         self.producer.insert(b, self.steps.len());
         let n = self.g.node(id);
         self.steps.push(Step {
@@ -218,14 +261,18 @@ impl<'a> Cx<'a> {
             weights,
             init,
             norm,
-            lo: -128,
-            hi: 127,
+            lo: self.width.range().0,
+            hi: self.width.range().1,
+            es: self.width.bytes(),
             engine: Engine::Cluster,
             chunk: o,
         };
         let dense_k = groups == 1 && kh == kw && matches!(kh, 3 | 5 | 7);
-        let reason = if dense_k && p.strides == [1, 1] && p.dilations == [1, 1] {
-            match hwce::plan(kh, c, o, ho, wo, &step.weights) {
+        let reason = if self.width == Width::Q16 {
+            q16_conv_reason(&step, dense_k && p.strides == [1, 1] && p.dilations == [1, 1])
+        } else if dense_k && p.strides == [1, 1] && p.dilations == [1, 1] {
+            let w8: Vec<i8> = step.weights.iter().map(|v| *v as i8).collect();
+            match hwce::plan(kh, c, o, ho, wo, &w8) {
                 Some(plan) if plan.l1_bytes(ho, o) <= super::L1_BYTES => {
                     let r = format!(
                         "HWCE {kh}x{kh}: dense, stride 1, dilation 1; padding on the cores; {} output plane(s) per call; {} digit pass(es) of {} bits (partial sums proven within 16 bits: max {}); int32 accumulation and one rounding on the cores",
@@ -317,7 +364,7 @@ impl<'a> Cx<'a> {
         if xc * xh * xw != depth || w.len() != out * depth {
             return Err(self.err(id, false, format!("an operand of depth {depth}")));
         }
-        let weights: Vec<i8> =
+        let weights: Vec<i16> =
             (0..out * depth).map(|i| if p.trans_b { w[i] } else { w[(i % depth) * out + i / depth] }).collect();
         let (init, norm) = self.requant(id, &fw, out, 0)?;
         let step = ConvStep {
@@ -336,14 +383,15 @@ impl<'a> Cx<'a> {
             weights,
             init,
             norm,
-            lo: -128,
-            hi: 127,
+            lo: self.width.range().0,
+            hi: self.width.range().1,
+            es: self.width.bytes(),
             engine: Engine::Cluster,
             chunk: out,
         };
         let mut step = step;
         step.choose_chunk(super::ACC_BUDGET);
-        let reason = "cluster (ClioKerParConvAcc32_fps): linear layer as a 1x1 convolution over the planar [C*H*W] vector (the NCHW flatten order, no permutation)".into();
+        let reason = format!("cluster ({}): linear layer as a 1x1 convolution over the planar [C*H*W] vector (the NCHW flatten order, no permutation)", self.kn("ClioKerParConvAcc32"));
         self.push(id, StepKind::Conv(Box::new(step)), vec![x.loc], out, [out, 1, 1], reason);
         Ok(())
     }
@@ -355,9 +403,10 @@ impl<'a> Cx<'a> {
             return Err(self.err(id, false, "the same format for operand and result"));
         }
         let f = self.frac_of(id, self.result_ty(id)?, "result")?;
-        let q = |v: f32| quantize_pow2(v as f64, f, -128, 127) as i8;
-        let qlo = if lo.is_finite() { q(lo) } else { -128 };
-        let qhi = if hi.is_finite() { q(hi) } else { 127 };
+        let (rlo, rhi) = self.width.range();
+        let q = |v: f32| quantize_pow2(v as f64, f, rlo as i64, rhi as i64) as i32;
+        let qlo = if lo.is_finite() { q(lo) } else { rlo };
+        let qhi = if hi.is_finite() { q(hi) } else { rhi };
         if let Loc::Buf(b) = x.loc {
             let single = self.g.use_count(xv) == 1 && !self.g.outputs().contains(&xv);
             let aliased = self.acts.values().filter(|a| a.loc == x.loc).count() > 1;
@@ -379,8 +428,10 @@ impl<'a> Cx<'a> {
             }
         }
         let size = x.chw.iter().product();
-        let reason =
-            "cluster (ClioKerParClamp_fps): standalone ReLU/ReLU6 clamp in the Q format (producer not fusable)".into();
+        let reason = format!(
+            "cluster ({}): standalone ReLU/ReLU6 clamp in the Q format (producer not fusable)",
+            self.kn("ClioKerParClamp")
+        );
         self.push(id, StepKind::Clamp { size, lo: qlo, hi: qhi }, vec![x.loc], size, x.chw, reason);
         Ok(())
     }
@@ -402,8 +453,10 @@ impl<'a> Cx<'a> {
         let (norm, left) = if f >= fy { ((f - fy) as u8, 0) } else { (0, (fy - f) as u8) };
         let size = a.chw.iter().product();
         let kind = StepKind::Add { size, shift_a: la as u8, shift_b: lb as u8, norm, left };
-        let reason =
-            format!("cluster (ClioKerParAdd_fps): Q-format add, operands aligned to Q{f}, one rounding to Q{fy}");
+        let reason = format!(
+            "cluster ({}): Q-format add, operands aligned to Q{f}, one rounding to Q{fy}",
+            self.kn("ClioKerParAdd")
+        );
         self.push(id, kind, vec![a.loc, b.loc], size, a.chw, reason);
         Ok(())
     }
@@ -429,7 +482,8 @@ impl<'a> Cx<'a> {
     fn maxpool(&mut self, id: NodeId, win: &clio::ops::Window2d) -> Result<(), Gap8Error> {
         let (x, p) = self.pool_step(id, win)?;
         let (c, ho, wo) = (p.c, p.ho, p.wo);
-        let reason = "cluster (ClioKerParMaxPool_fps): max pooling, cells outside the input ignored".into();
+        let reason =
+            format!("cluster ({}): max pooling, cells outside the input ignored", self.kn("ClioKerParMaxPool"));
         self.push(id, StepKind::MaxPool(p), vec![x.loc], c * ho * wo, [c, ho, wo], reason);
         Ok(())
     }
@@ -444,7 +498,7 @@ impl<'a> Cx<'a> {
         }
         let (x, p) = self.pool_step(id, &p.window)?;
         let (c, ho, wo) = (p.c, p.ho, p.wo);
-        let reason = "cluster (ClioKerParAvgPool_fps): TFLite rounded average (half away from zero) over the window's cells inside the input, same Q format in and out".into();
+        let reason = format!("cluster ({}): TFLite rounded average (half away from zero) over the window's cells inside the input, same Q format in and out", self.kn("ClioKerParAvgPool"));
         self.push(id, StepKind::AvgPool(p), vec![x.loc], c * ho * wo, [c, ho, wo], reason);
         Ok(())
     }
@@ -465,7 +519,8 @@ impl<'a> Cx<'a> {
         }
         let (left, divisor) = clio::interp::int::pow2_mean_params(fx, fy, h * w).map_err(|e| self.err(id, false, e))?;
         let reason = format!(
-            "cluster (ClioKerParGlobalAvgPool_fps): Q{fx} -> Q{fy} mean of {} cells as the interpreter computes it: (sum << {left}) / {divisor} in 64 bits, one rounding half away from zero",
+            "cluster ({}): Q{fx} -> Q{fy} mean of {} cells as the interpreter computes it: (sum << {left}) / {divisor} in 64 bits, one rounding half away from zero",
+            self.kn("ClioKerParGlobalAvgPool"),
             h * w
         );
         let step = MeanStep { c, size: h * w, left, divisor };
@@ -506,7 +561,8 @@ impl<'a> Cx<'a> {
             return Err(self.err(id, false, format!("operands whose channels add up to {c} (at most 65535)")));
         }
         let reason = format!(
-            "cluster (ClioKerParConcat_fps): concatenation of {n} operands along channels, planar CHW: one copy per operand, no rescaling (same Q format)"
+            "cluster ({}): concatenation of {n} operands along channels, planar CHW: one copy per operand, no rescaling (same Q format)",
+            self.kn("ClioKerParConcat")
         );
         self.push(id, StepKind::Concat { parts }, locs, c * h * w, [c, h, w], reason);
         Ok(())
@@ -533,7 +589,7 @@ impl<'a> Cx<'a> {
         }
         let f = self.frac_of(id, ty, "input")?;
         let dims = chw(&ty.shape).ok_or_else(|| self.err(id, true, "an input [1, C, H, W] or [1, K]"))?;
-        let bytes = dims.iter().product();
+        let bytes = dims.iter().product::<usize>() * self.width.bytes();
         let name = self.g.node(id).name().to_string();
         self.input = Some(Io { name, shape: ty.shape.clone(), frac: f, bytes });
         self.acts.insert(Value::of(id), Act { loc: Loc::Input, chw: dims });
@@ -550,7 +606,10 @@ impl<'a> Cx<'a> {
                     Some(u) => Err(self.err(
                         u,
                         false,
-                        "a q8 operand, found the float graph input (run quantize before partition)",
+                        format!(
+                            "a {} operand, found the float graph input (run quantize before partition)",
+                            self.width.scheme()
+                        ),
                     )),
                     None => Ok(()),
                 }
@@ -574,7 +633,7 @@ impl<'a> Cx<'a> {
             Op::Softmax(_) => Err(self.err(
                 id,
                 true,
-                "clio's integer interpreter defines softmax for affine int8 only, q8 keeps it in float (keep it in the cloud part)",
+                "clio's integer interpreter defines softmax for affine int8 only, q8 and q16 keep it in float (keep it in the cloud part)",
             )),
             Op::Relu => self.clamp(id, 0.0, f32::INFINITY),
             Op::Clip(c) => self.clamp(id, c.min, c.max),
@@ -594,28 +653,35 @@ pub(crate) fn lower(m: &Module, graph: &str) -> Result<Program, Gap8Error> {
     let g = m.graph(graph).ok_or_else(|| Gap8Error::NoGraph(graph.to_string()))?;
     let gerr = |message: String| Gap8Error::Graph { graph: graph.to_string(), message };
     let order = g.topo_order().map_err(|c| gerr(format!("cycle at {}", c.0)))?;
+    let width = width_of(g);
     let mut cx =
-        Cx { m, g, acts: HashMap::new(), steps: vec![], buffers: vec![], producer: HashMap::new(), input: None };
+        Cx { m, g, acts: HashMap::new(), steps: vec![], buffers: vec![], producer: HashMap::new(), input: None, width };
     for id in order {
         cx.node(id)?;
     }
-    let input = cx.input.clone().ok_or_else(|| gerr("no q8 input".into()))?;
+    let input = cx.input.clone().ok_or_else(|| gerr(format!("no {} input", width.scheme())))?;
     let [out] = g.outputs() else {
         return Err(gerr(format!("expected one output (the cut tensor), found {}", g.outputs().len())));
     };
     let ty = g.value_type(*out).ok_or_else(|| gerr("untyped output".into()))?;
-    let act =
-        cx.acts.get(out).copied().ok_or_else(|| gerr("the output is not a q8 value computed on the device".into()))?;
-    let f = frac(ty).ok_or_else(|| gerr("the output must be i8 per-tensor pow2".into()))?;
+    let act = cx
+        .acts
+        .get(out)
+        .copied()
+        .ok_or_else(|| gerr(format!("the output is not a {} value computed on the device", width.scheme())))?;
+    let f = frac(ty, width).ok_or_else(|| gerr(format!("the output must be {} per-tensor pow2", dtype(width))))?;
     if ty.shape.len() < 2 {
         return Err(gerr("the cut tensor must have a channel axis 1".into()));
     }
-    let t = clio::ir::Tensor::zeros(ty.shape.clone(), DType::I8);
+    let t = clio::ir::Tensor::zeros(ty.shape.clone(), dtype(width));
     let msg = clio::quant::wire::encode(&t, ty.quant.as_ref(), 1, ty.shape[1]).map_err(|e| gerr(e.to_string()))?;
-    let header = msg[..msg.len() - t.len()].to_vec();
-    let output = Io { name: g.node(out.node).name().to_string(), shape: ty.shape.clone(), frac: f, bytes: t.len() };
+    // The payload is the cut tensor's elements, channel-major (= planar CHW), little endian.
+    let payload = t.len() * width.bytes();
+    let header = msg[..msg.len() - payload].to_vec();
+    let output = Io { name: g.node(out.node).name().to_string(), shape: ty.shape.clone(), frac: f, bytes: payload };
     Ok(Program {
         graph: graph.to_string(),
+        width,
         input,
         output,
         output_loc: act.loc,
@@ -623,4 +689,22 @@ pub(crate) fn lower(m: &Module, graph: &str) -> Result<Program, Gap8Error> {
         steps: cx.steps,
         buffers: cx.buffers,
     })
+}
+
+/// Why a q16 convolution runs on the cluster cores (never on the HWCE).
+fn q16_conv_reason(s: &ConvStep, hwce_shape: bool) -> String {
+    let what = if hwce_shape {
+        format!(
+            "q16, not the HWCE although it is a dense {k}x{k} stride-1 layer: the HWCE returns one 16-bit output per input plane, and the only exact mode (Norm = 0, y_in off, int32 sums on the cores) needs every per-plane partial sum within 16 bits; with 16-bit inputs and weights a partial sum reaches 32768 * sum|w|, far beyond; splitting the weights into digits is not enough (even 1-bit digits leave partial sums up to {kk} * 32768), the inputs would have to be split too",
+            k = s.kh,
+            kk = s.kh * s.kw
+        )
+    } else if s.groups > 1 {
+        format!("q16, {}x{} groups {}", s.kh, s.kw, s.groups)
+    } else {
+        format!("q16, {}x{}", s.kh, s.kw)
+    };
+    format!(
+        "cluster (ClioKerParConvAcc32_fp): {what}; 16-bit activations, weights and biases, int32 accumulation of the 16-bit products over all input planes, one rounding and 16-bit saturation"
+    )
 }

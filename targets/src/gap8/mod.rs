@@ -1,6 +1,8 @@
 //! GAP8: the cost model ([`Gap8Cost`]) and the backend that lowers a q8 (power-of-two, 8-bit
 //! Q format) device graph to C for the GAP8 cluster: dense 3x3 / 5x5 / 7x7 stride-1
-//! convolutions on the HWCE, everything else on the 8 cluster cores.
+//! convolutions on the HWCE, everything else on the 8 cluster cores. A q16 (16-bit Q format)
+//! device graph runs entirely on the cluster cores with 16-bit data (clio's `_fp` kernels): the
+//! HWCE's 16-bit per-plane outputs cannot hold 16-bit x 16-bit partial sums exactly.
 //!
 //! One concept per file:
 //! * `cost.rs`: the GAP8 cost model ([`Gap8Cost`], [`Gap8Desc`]);
@@ -125,7 +127,7 @@ pub struct Gap8Layer {
 pub struct Gap8Report {
     /// Graph lowered.
     pub graph: String,
-    /// Input bytes (int8 CHW).
+    /// Input bytes (int8 CHW, or int16 CHW in q16).
     pub input_bytes: usize,
     /// Output bytes (wire header + payload).
     pub output_bytes: usize,
@@ -160,6 +162,13 @@ pub struct Gap8Report {
     pub est_cycles: f64,
     /// Every layer.
     pub layers: Vec<Gap8Layer>,
+    /// The quantization scheme lowered: `q8` (not written to the manifest) or `q16`.
+    #[serde(skip_serializing_if = "is_q8")]
+    pub scheme: String,
+}
+
+fn is_q8(s: &str) -> bool {
+    s == "q8"
 }
 
 impl Gap8Report {
@@ -249,7 +258,7 @@ fn est_cycles(d: &Gap8Desc, s: &program::Step) -> f64 {
     work + d.layer_overhead_cycles
 }
 
-/// Lowers the q8 device graph `opts.graph` of `m` to GAP8 C (see the module documentation).
+/// Lowers the q8 or q16 device graph `opts.graph` of `m` to GAP8 C (see the module documentation).
 /// Errors name the node and op that cannot be lowered.
 pub fn lower(m: &clio::Module, opts: &Gap8Options) -> Result<Gap8Module, Gap8Error> {
     lower_with(m, opts, false)
@@ -274,7 +283,8 @@ fn lower_with(m: &clio::Module, opts: &Gap8Options, shared: bool) -> Result<Gap8
     }
     let (layers, est) = layer_entries(&program, &mem);
     let report = report(&program, &mem, layers);
-    let names = emit::Names::new(&opts.prefix, shared);
+    let mut names = emit::Names::new(&opts.prefix, shared);
+    names.width = program.width;
     let header = emit::header(&program, &names, &mem);
     let source = emit::source(&program, &mem, &names, &est, &budget::c_comment(&report.memory_table()));
     Ok(Gap8Module { prefix: opts.prefix.clone(), header, source, report })
@@ -289,8 +299,8 @@ fn step_sizes(s: &program::Step) -> (u64, usize, usize, usize, usize) {
             (c.macs(), h.digits, 2 * h.filters.len() + 5 * c.cout, h.l1_bytes(c.ho, c.chunk), acc + 2 * h.wp * h.hp)
         }
         Engine::Dw { bias, .. } => (c.macs(), 0, c.weights.len() + bias.len(), 0, 0),
-        Engine::Cluster => (c.macs(), 0, c.weights.len() + 5 * c.cout, 0, acc),
-        Engine::Stream { dw } => (c.macs(), 0, c.weights.len() + 5 * c.cout, c.stream_l1_bytes(*dw, c.chunk), 0),
+        Engine::Cluster => (c.macs(), 0, c.weights.len() * c.es + 5 * c.cout, 0, acc),
+        Engine::Stream { dw } => (c.macs(), 0, c.weights.len() * c.es + 5 * c.cout, c.stream_l1_bytes(*dw, c.chunk), 0),
     }
 }
 
@@ -321,7 +331,7 @@ fn layer_entries(program: &program::Program, mem: &memory::Memory) -> (Vec<Gap8L
             node: s.node.clone(),
             op: s.op.clone(),
             unit: if passes > 0 { "hwce" } else { "cluster" }.into(),
-            function: emit::function(s),
+            function: emit::function(s, program.width),
             reason: s.reason.clone(),
             macs,
             hwce_passes: passes,
@@ -362,5 +372,6 @@ fn report(program: &program::Program, mem: &memory::Memory, mut layers: Vec<Gap8
         hwce_macs: layers.iter().filter(|l| l.unit == "hwce").map(|l| l.macs).sum(),
         est_cycles: layers.iter().map(|l| l.est_cycles).sum(),
         layers,
+        scheme: program.width.scheme().into(),
     }
 }

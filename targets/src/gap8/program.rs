@@ -49,15 +49,17 @@ pub(crate) struct ConvStep {
     /// top, left, bottom, right.
     pub pads: [usize; 4],
     pub groups: usize,
-    /// `[cout][cin / groups][kh][kw]`.
-    pub weights: Vec<i8>,
+    /// `[cout][cin / groups][kh][kw]` (i8 values in q8, i16 in q16).
+    pub weights: Vec<i16>,
     /// Accumulator start per channel: `bias << bias_shift + rounding constant`.
     pub init: Vec<i32>,
     /// `out_shift` per channel.
     pub norm: Vec<u8>,
     /// Fused activation bounds (quantized).
-    pub lo: i8,
-    pub hi: i8,
+    pub lo: i32,
+    pub hi: i32,
+    /// Bytes of an activation and weight element: 1 (q8) or 2 (q16).
+    pub es: usize,
     pub engine: Engine,
     /// Output channels per accumulator chunk (the int32 accumulator holds one chunk).
     pub chunk: usize,
@@ -73,7 +75,7 @@ impl ConvStep {
     /// Bytes of one L1 input buffer of a streamed layer (4-aligned).
     pub fn stream_xbuf(&self, dw: bool, chunk: usize) -> usize {
         let plane = self.h * self.w;
-        (if dw { chunk * plane } else { plane }).div_ceil(4) * 4
+        ((if dw { chunk * plane } else { plane }) * self.es).div_ceil(4) * 4
     }
 
     /// Turns a `Cluster` layer into a `Stream` one when it is dense (groups 1) or depthwise,
@@ -94,7 +96,7 @@ impl ConvStep {
         if !dw {
             // [cout][cin][kh][kw] -> [cin][cout][kh][kw]: one plane's filters are contiguous.
             let kk = self.kh * self.kw;
-            let mut t = vec![0i8; self.weights.len()];
+            let mut t = vec![0i16; self.weights.len()];
             for o in 0..self.cout {
                 for i in 0..self.cin {
                     t[(i * self.cout + o) * kk..(i * self.cout + o + 1) * kk]
@@ -161,8 +163,8 @@ pub(crate) enum StepKind {
     Conv(Box<ConvStep>),
     Clamp {
         size: usize,
-        lo: i8,
-        hi: i8,
+        lo: i32,
+        hi: i32,
     },
     MaxPool(PoolStep),
     /// TFLite's rounded average over the window's cells inside the input (same format in and out).
@@ -194,6 +196,65 @@ pub(crate) struct Step {
     pub reason: String,
 }
 
+/// The data width of a program: q8 (`int8_t` activations and weights, the `_fps` kernels and
+/// the HWCE) or q16 (`int16_t` activations, weights and biases, the `_fp` kernels on the
+/// cluster cores only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Width {
+    Q8,
+    Q16,
+}
+
+impl Width {
+    /// Bytes per element.
+    pub fn bytes(self) -> usize {
+        match self {
+            Width::Q8 => 1,
+            Width::Q16 => 2,
+        }
+    }
+
+    /// The saturation range.
+    pub fn range(self) -> (i32, i32) {
+        match self {
+            Width::Q8 => (-128, 127),
+            Width::Q16 => (-32768, 32767),
+        }
+    }
+
+    /// The kernel-name suffix: `_fps` (8-bit Q) or `_fp` (16-bit Q), as in AutoTiler.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Width::Q8 => "_fps",
+            Width::Q16 => "_fp",
+        }
+    }
+
+    /// The argument-struct infix: clio's q8 structs are `Clio<Name>_T`, q16 `Clio<Name>_fp_T`.
+    pub fn infix(self) -> &'static str {
+        match self {
+            Width::Q8 => "",
+            Width::Q16 => "_fp",
+        }
+    }
+
+    /// The C element type of activations and weights.
+    pub fn ctype(self) -> &'static str {
+        match self {
+            Width::Q8 => "int8_t",
+            Width::Q16 => "int16_t",
+        }
+    }
+
+    /// The scheme name (`q8`, `q16`).
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Width::Q8 => "q8",
+            Width::Q16 => "q16",
+        }
+    }
+}
+
 /// The module input and the cut tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Io {
@@ -207,6 +268,8 @@ pub(crate) struct Io {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Program {
     pub graph: String,
+    /// q8 or q16.
+    pub width: Width,
     pub input: Io,
     pub output: Io,
     /// Where the cut tensor is.

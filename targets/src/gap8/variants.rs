@@ -124,6 +124,12 @@ pub fn lower_variants(parts: &[(u32, &Module)], opts: &Gap8Options) -> Result<Ga
         }
         let vo = Gap8Options { graph: opts.graph.clone(), prefix: format!("{}_k{cut}", opts.prefix) };
         let v = super::lower_with(m, &vo, true)?;
+        if v.report.scheme != "q8" {
+            return Err(Gap8Error::Options(format!(
+                "cut {cut} is a {} graph: partition switching supports q8 variants only (the dispatcher's buffers and input are int8)",
+                v.report.scheme
+            )));
+        }
         if let Some((k0, v0)) = variants.first() {
             if v.report.input_bytes != v0.report.input_bytes {
                 return Err(Gap8Error::Options(format!(

@@ -15,6 +15,27 @@ mod backend_common;
 #[allow(unused_imports)] // not every test binary uses both
 pub use backend_common::{inputs, run_pipeline};
 
+/// The device input quantized as the graph's `quantize` does, as the bytes the generated
+/// `invoke` takes: int8 (q8) or little-endian int16 (q16) values, planar CHW.
+pub fn input_bytes(m: &Module, x: &Tensor) -> Vec<u8> {
+    let g = m.graph("device").unwrap();
+    let input = g.inputs()[0];
+    let q = g.users(input).into_iter().find(|u| matches!(g.node(*u).op, clio::ir::Op::Quantize)).unwrap();
+    let ty = g.node(q).ty();
+    let Some(QScheme::Pow2 { frac_bits }) = ty.quant.as_ref().map(|q| &q.scheme) else {
+        panic!("not a Q-format input")
+    };
+    match ty.dtype {
+        clio::ir::DType::I8 => input_q8(m, x).iter().map(|v| *v as u8).collect(),
+        clio::ir::DType::I16 => {
+            let f = 2f64.powi(frac_bits[0]);
+            let q = |v: &f32| ((*v as f64 * f).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes();
+            x.as_f32().unwrap().iter().flat_map(q).collect()
+        }
+        d => panic!("input of type {d}"),
+    }
+}
+
 /// Fuses BN, quantizes to q8 (seeded random calibration) and partitions at `cut`.
 pub fn q8_device(m: Module, cut: &str, seed: u64) -> Module {
     backend_common::quantized_device(m, "q8", cut, seed)
@@ -47,7 +68,7 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 
 const HARNESS: &str = r#"#include <stdio.h>
 #include "PREFIX.h"
-static int8_t in[UPPER_INPUT_BYTES];
+static uint8_t in[UPPER_INPUT_BYTES] __attribute__((aligned(4)));
 static uint8_t out[UPPER_OUTPUT_BYTES];
 int main(int argc, char **argv)
 {
@@ -57,7 +78,7 @@ int main(int argc, char **argv)
     if (!fi || !fo) return 11;
     if (PREFIX_init() != 0) return 12;
     while (fread(in, 1, sizeof in, fi) == sizeof in) {
-        if (PREFIX_invoke(in, out) != 0) return 13;
+        if (PREFIX_invoke((const void *)in, out) != 0) return 13;
         fwrite(out, 1, sizeof out, fo);
     }
     fclose(fi);
@@ -70,6 +91,13 @@ int main(int argc, char **argv)
 /// addresses are 32-bit, and the DMA shim takes them as such), runs every input through
 /// `invoke` and returns the messages.
 pub fn compile_and_run(c: &Gap8Module, dir: &Path, inputs: &[Vec<i8>]) -> Vec<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> = inputs.iter().map(|v| v.iter().map(|x| *x as u8).collect()).collect();
+    compile_and_run_bytes(c, dir, &bytes)
+}
+
+/// [`compile_and_run`] with the inputs as the bytes `invoke` reads (int8, or int16 little
+/// endian in q16).
+pub fn compile_and_run_bytes(c: &Gap8Module, dir: &Path, inputs: &[Vec<u8>]) -> Vec<Vec<u8>> {
     c.write_to(dir).unwrap();
     let mut sources = vec![c.source_name(), "main.c".to_string()];
     for (name, text) in shim_files() {
@@ -90,7 +118,7 @@ pub fn compile_and_run(c: &Gap8Module, dir: &Path, inputs: &[Vec<i8>]) -> Vec<Ve
         .output()
         .expect("running cc (the system C compiler must be on PATH)");
     assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let bytes: Vec<u8> = inputs.iter().flat_map(|v| v.iter().map(|x| *x as u8)).collect();
+    let bytes: Vec<u8> = inputs.concat();
     std::fs::write(dir.join("in.bin"), bytes).unwrap();
     let run = Command::new(&exe).current_dir(dir).args(["in.bin", "out.bin"]).output().unwrap();
     assert!(run.status.success(), "generated code failed: {}", String::from_utf8_lossy(&run.stderr));
@@ -106,7 +134,7 @@ pub fn check_bit_exact(m: &Module, name: &str, n: usize) -> Gap8Module {
     let c = lower(m, &Gap8Options::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let xs = inputs(m, n, 99);
     let dir = scratch_dir(name);
-    let got = compile_and_run(&c, &dir, &xs.iter().map(|x| input_q8(m, x)).collect::<Vec<_>>());
+    let got = compile_and_run_bytes(&c, &dir, &xs.iter().map(|x| input_bytes(m, x)).collect::<Vec<_>>());
     for (i, (x, g)) in xs.iter().zip(&got).enumerate() {
         let want = expected_message(m, x);
         if &want != g {

@@ -1,0 +1,166 @@
+//! GAP8 backend, q16 (16-bit Q format) device graphs: every layer on the cluster cores with
+//! 16-bit data (clio's `_fp` kernels: int16 activations, weights and biases, int32
+//! accumulation, one rounding, 16-bit saturation), the HWCE not used; the generated C compiled
+//! with `cc` against the shims and run, bit-exact (byte for byte on the int16 wire message)
+//! with the integer interpreter.
+
+mod gap8_common;
+
+use clio::models::{mobilenet_v2, MobileNetV2Config, Variant};
+use clio::quant::math::SplitMix64;
+use clio::text::{parse_module, ParseOptions};
+use clio::Module;
+use clio_targets::gap8::{lower_variants, Gap8Error, Gap8Module, Gap8Options};
+use gap8_common::{check_bit_exact, functions, run_pipeline};
+
+/// Every convolution is on the cluster (no HWCE pass), with the q16 kernels, and its reason
+/// says so; the manifest names the scheme; the wire message carries int16.
+fn check_q16_report(c: &Gap8Module) {
+    let r = &c.report;
+    assert_eq!(r.scheme, "q16");
+    assert_eq!(r.hwce_macs, 0);
+    for l in &r.layers {
+        assert_eq!(l.unit, "cluster", "%{}: {}", l.node, l.reason);
+        assert_eq!(l.hwce_passes, 0);
+        assert!(l.function.ends_with("_fp") && !l.function.ends_with("_fps"), "%{}: {}", l.node, l.function);
+        if l.op == "conv2d" || l.op == "gemm" {
+            assert!(l.reason.starts_with("cluster (ClioKerParConvAcc32_fp)"), "%{}: {}", l.node, l.reason);
+            if l.op == "conv2d" {
+                assert!(l.reason.contains("q16"), "%{}: {}", l.node, l.reason);
+            }
+        }
+    }
+    assert!(c.manifest_json().contains("\"scheme\": \"q16\""));
+    assert!(!c.manifest_json().contains("\"unit\": \"hwce\""));
+    assert!(!c.source.contains("HWCE_ProcessOneTile") && !c.source.contains("_fps("), "q8 kernels in q16 code");
+    assert!(c.source.contains("static const int16_t clio_device_w"), "weights are not int16");
+    assert!(c.header.contains("const int16_t *input"), "{}", c.header);
+}
+
+#[test]
+fn mobilenet_v2_w035_q16_bit_exact_at_cuts_3_and_8() {
+    let cfg = MobileNetV2Config { width: 0.35, input: 32, classes: 10, seed: 3, variant: Variant::Cifar };
+    let m = mobilenet_v2(&cfg).unwrap();
+    let mut reasons = vec![];
+    for cut in ["3", "8"] {
+        let mut d = m.clone();
+        // Per-channel weight formats (the quantize pass's default): the q16 path takes them.
+        run_pipeline(
+            &mut d,
+            &format!("fuse-bn,quantize{{scheme=q16,calib=random:1,samples=2}},partition{{cut={cut}}}"),
+        );
+        let c = check_bit_exact(&d, &format!("q16_mnv2_w035_cut{cut}"), 2);
+        check_q16_report(&c);
+        let r = &c.report;
+        assert!(r.l1_bytes <= 64 * 1024 && r.l2_bytes <= 512 * 1024);
+        eprintln!(
+            "q16 cut {cut}: {} layers, {} MACs, arena {} B, acc {} B, L2 {} B, L1 {} B, consts {} B (in {}), est {:.0} cycles",
+            r.layers.len(),
+            r.macs,
+            r.arena_bytes,
+            r.acc_bytes,
+            r.l2_bytes,
+            r.l1_bytes,
+            r.const_bytes,
+            r.weights_in,
+            r.est_cycles
+        );
+        reasons.extend(r.layers.iter().map(|l| l.reason.clone()));
+    }
+    // The stem is a dense 3x3 stride-1 conv the HWCE takes in q8: in q16 it stays on the cores.
+    assert!(reasons.iter().any(|r| r.contains("not the HWCE") && r.contains("split")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("double-buffered input planes")), "no streamed dense layer");
+    assert!(reasons.iter().any(|r| r.contains("double-buffered input chunks")), "no streamed depthwise layer");
+}
+
+fn dense(n: usize, seed: u64, scale: f64) -> String {
+    let mut r = SplitMix64::new(seed);
+    let v: Vec<String> = (0..n).map(|_| format!("{:.4}", (r.uniform() * 2.0 - 1.0) * scale)).collect();
+    format!("dense<[{}]>", v.join(", "))
+}
+
+/// A 5x5 conv (+ ReLU), max pool, a 3x3 conv, a residual add, a 1x1 conv, global average pool
+/// and a fully connected layer, quantized q16.
+fn small_q16() -> Module {
+    let src = format!(
+        "module @q16 {{
+  weight @c5.w : tensor<6x3x5x5xf32> = {}
+  weight @c5.b : tensor<6xf32> = {}
+  weight @c3.w : tensor<6x6x3x3xf32> = {}
+  weight @c3.b : tensor<6xf32> = {}
+  weight @pw.w : tensor<8x6x1x1xf32> = {}
+  weight @fc.w : tensor<5x8xf32> = {}
+  weight @fc.b : tensor<5xf32> = {}
+  graph @main(%x: tensor<1x3x20x20xf32>) -> (tensor<1x5xf32>) {{
+    %c5 = conv2d(%x, @c5.w, @c5.b) {{strides = [1, 1], pads = [2, 2, 2, 2], dilations = [1, 1], groups = 1}} : tensor<1x6x20x20xf32>
+    %r5 = relu(%c5) : tensor<1x6x20x20xf32>
+    %mp = max_pool(%r5) {{kernel = [2, 2], strides = [2, 2], pads = [0, 0, 0, 0], ceil_mode = false}} : tensor<1x6x10x10xf32>
+    %c3 = conv2d(%mp, @c3.w, @c3.b) {{strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 1}} : tensor<1x6x10x10xf32>
+    %add = add(%c3, %mp) : tensor<1x6x10x10xf32>
+    %pw = conv2d(%add, @pw.w) {{strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], groups = 1}} : tensor<1x8x10x10xf32>
+    %gp = global_avg_pool(%pw) : tensor<1x8x1x1xf32>
+    %fl = flatten(%gp) {{axis = 1}} : tensor<1x8xf32>
+    %fc = gemm(%fl, @fc.w, @fc.b) {{alpha = 1.0, beta = 1.0, trans_a = false, trans_b = true}} : tensor<1x5xf32>
+    return %fc
+  }}
+}}",
+        dense(450, 21, 0.4),
+        dense(6, 22, 0.2),
+        dense(324, 23, 0.3),
+        dense(6, 24, 0.2),
+        dense(48, 25, 0.8),
+        dense(40, 26, 0.5),
+        dense(5, 27, 0.1),
+    );
+    let mut m = parse_module(&src, &ParseOptions::default()).unwrap();
+    run_pipeline(&mut m, "quantize{scheme=q16,calib=random:1,samples=2},partition{cut=fc,granularity=layer}");
+    m
+}
+
+#[test]
+fn small_net_q16_bit_exact() {
+    let m = small_q16();
+    let c = check_bit_exact(&m, "q16_small", 6);
+    check_q16_report(&c);
+    let f = functions(&c);
+    for want in ["ClioKerParConvAcc32_fp", "ClioKerParMaxPool_fp", "ClioKerParAdd_fp", "ClioKerParGlobalAvgPool_fp"] {
+        assert!(f.iter().any(|u| u == want), "{want} not used: {f:?}");
+    }
+    let five = c.report.layers.iter().find(|l| l.node == "c5").expect("%c5");
+    assert!(five.reason.contains("not the HWCE") && five.reason.contains("5x5"), "{}", five.reason);
+    // The 5x5 conv's generated comment says the same.
+    assert!(c.source.contains("-> ClioKerParConvAcc32_fp.\n * cluster (ClioKerParConvAcc32_fp): q16, not the HWCE"));
+    // The cut tensor goes on the wire as int16: 5 values, 10 payload bytes after the header.
+    assert!(c.header.contains("int16 Q") && c.header.contains("little endian"), "{}", c.header);
+}
+
+/// Hand-quantized q16 layers whose results saturate: a 1x1 conv whose results exceed the
+/// int16 range after the shift (Q12 inputs up to 3, weights up to 117 in Q8, result Q10), an
+/// add into Q12 that saturates again, and a standalone ReLU, so that the 16-bit saturation of
+/// the reduction and of the add show in the output.
+#[test]
+fn hand_quantized_q16_saturation_bit_exact() {
+    let src = "module @sat {
+  weight @pw.w : tensor<2x2x1x1xi16, pow2<8>> = dense<[30000, 20000, -30000, 100]>
+  weight @pw.b : tensor<2xi16, pow2<8>> = dense<[1000, -1000]>
+  graph @device(%x: tensor<1x2x4x4xf32>) -> (tensor<1x2x4x4xi16, pow2<12>>) {
+    %q = quantize(%x) : tensor<1x2x4x4xi16, pow2<12>>
+    %pw = conv2d(%q, @pw.w, @pw.b) {strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], groups = 1} : tensor<1x2x4x4xi16, pow2<10>>
+    %add = add(%pw, %q) : tensor<1x2x4x4xi16, pow2<12>>
+    %r = relu(%add) : tensor<1x2x4x4xi16, pow2<12>>
+    return %r
+  }
+}";
+    let m = parse_module(src, &ParseOptions::default()).unwrap();
+    let c = check_bit_exact(&m, "q16_sat", 8);
+    assert_eq!(functions(&c), ["ClioKerParConvAcc32_fp", "ClioKerParAdd_fp", "ClioKerParClamp_fp"]);
+}
+
+/// Partition switching is q8 only: a q16 variant is a typed error.
+#[test]
+fn q16_variants_are_a_typed_error() {
+    let m = small_q16();
+    let e = lower_variants(&[(1, &m)], &Gap8Options::default()).unwrap_err();
+    assert!(matches!(e, Gap8Error::Options(_)), "{e}");
+    assert!(e.to_string().contains("q16"), "{e}");
+}
