@@ -133,3 +133,40 @@ fn descriptions_are_data_with_clear_errors() {
     let e = load_link("lora").err().unwrap().to_string();
     assert!(e.starts_with("unknown link `lora` (built-in: ble, wifi"), "{e}");
 }
+
+/// q16 graphs run on the cluster cores only, at half the 8-bit SIMD rate: a dense 3x3 conv the
+/// HWCE takes in q8 is charged as a cluster conv, `cluster_i16_slowdown` (2) times slower.
+#[test]
+fn gap8_charges_q16_convolutions_at_the_16_bit_cluster_rate() {
+    let w: Vec<String> = (0..576).map(|i| format!("{:.3}", ((i * 37 % 19) as f32 - 9.0) / 50.0)).collect();
+    let src = format!(
+        "module @c {{
+  weight @w : tensor<8x8x3x3xf32> = dense<[{}]>
+  graph @main(%x: tensor<1x8x16x16xf32>) -> (tensor<1x8x16x16xf32>) {{
+    %c = conv2d(%x, @w) {{strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 1}} : tensor<1x8x16x16xf32>
+    return %c
+  }}
+}}",
+        w.join(", ")
+    );
+    let gap8 = load_target("gap8").unwrap();
+    let cost = |scheme: &str| {
+        let mut m = clio::text::parse_module(&src, &Default::default()).unwrap();
+        let p = format!("quantize{{scheme={scheme},calib=random:1,samples=1}}");
+        clio::pass::PassManager::from_pipeline(&clio_passes::registry(), &p).unwrap().run(&mut m).unwrap();
+        let g = m.main_graph().unwrap();
+        let conv = g.node_ids().find(|n| g.node(*n).name() == "c").unwrap();
+        gap8.op_cost(&m, g, conv)
+    };
+    let (q8, q16) = (cost("q8"), cost("q16"));
+    assert_eq!(q8.unit, "hwce");
+    assert_eq!(q16.unit, "cluster-conv");
+    let desc: serde_json::Value = serde_json::from_str(include_str!("../data/gap8.json")).unwrap();
+    let f = |k: &str| desc[k].as_f64().unwrap();
+    let macs = (8 * 8 * 9 * 16 * 16) as f64;
+    let want = (macs / f("cluster_conv_macs_per_cycle") * f("cluster_i16_slowdown") + f("layer_overhead_cycles"))
+        / f("cluster_hz")
+        + (8 * 8 * 9 * 2) as f64 / f("weight_load_bytes_per_s");
+    assert!((q16.latency_s - want).abs() < 1e-9 * want.max(1.0), "{} vs {want}", q16.latency_s);
+    assert!(q16.latency_s > q8.latency_s);
+}

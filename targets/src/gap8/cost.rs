@@ -7,7 +7,7 @@ use crate::classify::{classify, OpClass};
 use crate::desc::check_positive;
 use clio::analysis::node_cost;
 use clio::cost::{CostModel, OpCost};
-use clio::ir::{Graph, Module, NodeId, Op};
+use clio::ir::{DType, Graph, Module, NodeId, Op};
 use std::collections::HashSet;
 
 /// The GAP8 description (targets/data/gap8.json).
@@ -37,6 +37,11 @@ pub struct Gap8Desc {
     pub cluster_linear_macs_per_cycle: f64,
     /// Output elements per cycle of element-wise work.
     pub cluster_elementwise_per_cycle: f64,
+    /// How many times slower the cluster cores run 16-bit (q16) data than 8-bit: their SIMD dot
+    /// products take 4 int8 or 2 int16 pairs per instruction. q16 convolutions never use the
+    /// HWCE (see docs/gap8.md), so they are charged at the cluster rate divided by this.
+    #[serde(default = "default_i16_slowdown")]
+    pub cluster_i16_slowdown: f64,
     /// Cycles of overhead per layer.
     pub layer_overhead_cycles: f64,
     /// Bytes per second moving weights from L3 to L2.
@@ -49,6 +54,10 @@ pub struct Gap8Desc {
     /// Where each number comes from.
     #[serde(default)]
     pub sources: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_i16_slowdown() -> f64 {
+    2.0
 }
 
 /// GAP8 cost model.
@@ -85,6 +94,7 @@ impl Gap8Cost {
             ("cluster_depthwise_macs_per_cycle", d.cluster_depthwise_macs_per_cycle),
             ("cluster_linear_macs_per_cycle", d.cluster_linear_macs_per_cycle),
             ("cluster_elementwise_per_cycle", d.cluster_elementwise_per_cycle),
+            ("cluster_i16_slowdown", d.cluster_i16_slowdown),
             ("weight_load_bytes_per_s", d.weight_load_bytes_per_s),
             ("active_power_w", d.active_power_w),
         ])
@@ -104,16 +114,21 @@ impl CostModel for Gap8Cost {
         let d = &self.desc;
         let c = node_cost(m, g, n, &mut HashSet::new());
         let out_elems = g.node(n).results.iter().map(|t| t.num_elements().unwrap_or(0)).sum::<usize>() as f64;
+        // q16 data: 16-bit results run on the cluster only, at the 16-bit SIMD rate.
+        let wide = g.node(n).results.iter().any(|t| t.dtype == DType::I16);
         let (cycles, unit) = match classify(g, n) {
             OpClass::Free => return OpCost { unit: "none".into(), ..Default::default() },
             OpClass::FusedActivation => return OpCost { unit: "fused".into(), ..Default::default() },
-            OpClass::Conv { .. } if Self::hwce_eligible(g, n) => (c.macs as f64 / d.hwce_conv_macs_per_cycle, "hwce"),
+            OpClass::Conv { .. } if !wide && Self::hwce_eligible(g, n) => {
+                (c.macs as f64 / d.hwce_conv_macs_per_cycle, "hwce")
+            }
             OpClass::Conv { .. } => (c.macs as f64 / d.cluster_conv_macs_per_cycle, "cluster-conv"),
             OpClass::Pointwise => (c.macs as f64 / d.cluster_pointwise_macs_per_cycle, "cluster-pointwise"),
             OpClass::Depthwise => (c.macs as f64 / d.cluster_depthwise_macs_per_cycle, "cluster-depthwise"),
             OpClass::Linear => (c.macs as f64 / d.cluster_linear_macs_per_cycle, "cluster-linear"),
             OpClass::Elementwise => (out_elems / d.cluster_elementwise_per_cycle, "cluster-elementwise"),
         };
+        let cycles = if wide { cycles * d.cluster_i16_slowdown } else { cycles };
         let latency =
             (cycles + d.layer_overhead_cycles) / d.cluster_hz + c.weight_bytes as f64 / d.weight_load_bytes_per_s;
         OpCost { latency_s: latency, energy_j: latency * d.active_power_w, unit: unit.into() }

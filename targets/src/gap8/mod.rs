@@ -234,8 +234,9 @@ fn builtin_desc() -> Option<Gap8Desc> {
     serde_json::from_str(include_str!("../../data/gap8.json")).ok()
 }
 
-/// The cost model's cycles for one step (the same rates as [`Gap8Cost`]).
-fn est_cycles(d: &Gap8Desc, s: &program::Step) -> f64 {
+/// The cost model's cycles for one step (the same rates as [`Gap8Cost`]; q16 steps run at the
+/// 16-bit cluster rate, `cluster_i16_slowdown` times slower).
+fn est_cycles(d: &Gap8Desc, s: &program::Step, width: program::Width) -> f64 {
     let work = match &s.kind {
         StepKind::Conv(c) => {
             let macs = c.macs() as f64;
@@ -255,6 +256,7 @@ fn est_cycles(d: &Gap8Desc, s: &program::Step) -> f64 {
             parts.iter().map(|p| p.iter().product::<usize>()).sum::<usize>() as f64 / d.cluster_elementwise_per_cycle
         }
     };
+    let work = if width == program::Width::Q16 { work * d.cluster_i16_slowdown } else { work };
     work + d.layer_overhead_cycles
 }
 
@@ -311,7 +313,7 @@ fn layer_entries(program: &program::Program, mem: &memory::Memory) -> (Vec<Gap8L
     let mut layers = vec![];
     let mut est = vec![];
     for (i, s) in program.steps.iter().enumerate() {
-        let cycles = desc.as_ref().map(|d| est_cycles(d, s).round()).unwrap_or(0.0);
+        let cycles = desc.as_ref().map(|d| est_cycles(d, s, program.width).round()).unwrap_or(0.0);
         let (macs, passes, const_bytes, l1, scratch) = step_sizes(s);
         let out_bytes = match s.output {
             program::Loc::Buf(b) => program.buffers[b],
