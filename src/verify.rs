@@ -11,6 +11,10 @@
 //!   node reading that weight in its graph;
 //! * `transmit` names another graph of the module.
 
+// Runs on unverified user input (parser, importer): no panicking indexing or slicing (see
+// docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use crate::error::VerifyError;
 use crate::ir::{DType, Graph, Module, NodeId, Op, TensorType};
 use crate::text::type_string;
@@ -32,11 +36,11 @@ pub fn verify_module(m: &Module) -> Result<(), VerifyError> {
             message: format!("weight @{name}: {e}"),
         })?;
         if let Some(data) = w.data().as_f32() {
-            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            if let Some((i, v)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
                 return Err(VerifyError {
                     graph: String::new(),
                     node: None,
-                    message: format!("weight @{name}: element {i} is {} (weights must be finite)", data[i]),
+                    message: format!("weight @{name}: element {i} is {v} (weights must be finite)"),
                 });
             }
         }
@@ -113,9 +117,9 @@ pub fn verify_graph(m: &Module, g: &Graph) -> Result<(), VerifyError> {
                 }
             }
         }
-        if n.results.is_empty() {
+        let [first, more @ ..] = n.results.as_slice() else {
             return Err(err(Some(id), "has no results".into()));
-        }
+        };
         for t in &n.results {
             check_type(t).map_err(|e| err(Some(id), e))?;
         }
@@ -125,14 +129,10 @@ pub fn verify_graph(m: &Module, g: &Graph) -> Result<(), VerifyError> {
             }
             Op::Weight { name } => {
                 let w = m.weight(name).ok_or_else(|| err(Some(id), format!("reads undeclared weight @{name}")))?;
-                if n.results.len() != 1 || n.results[0] != w.ty() {
+                if !more.is_empty() || *first != w.ty() {
                     return Err(err(
                         Some(id),
-                        format!(
-                            "type {} differs from weight @{name}'s {}",
-                            type_string(&n.results[0]),
-                            type_string(&w.ty())
-                        ),
+                        format!("type {} differs from weight @{name}'s {}", type_string(first), type_string(&w.ty())),
                     ));
                 }
                 if !weights_seen.insert(name.clone()) {
@@ -142,10 +142,10 @@ pub fn verify_graph(m: &Module, g: &Graph) -> Result<(), VerifyError> {
             Op::Transmit(t) if m.graph(&t.to).is_none() || t.to == g.name() => {
                 return Err(err(Some(id), format!("transmits to @{}, which is not another graph of the module", t.to)));
             }
-            Op::Quantize if !n.results[0].dtype.is_integer() => {
+            Op::Quantize if !first.dtype.is_integer() => {
                 return Err(err(
                     Some(id),
-                    format!("quantize must produce an integer type, declares {}", type_string(&n.results[0])),
+                    format!("quantize must produce an integer type, declares {}", type_string(first)),
                 ));
             }
             _ => {}

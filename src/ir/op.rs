@@ -305,12 +305,11 @@ impl Op {
             Op::BatchNorm(o) => o.infer(ins),
             Op::ScaleShift => ops::scale_shift_rule(ins),
             Op::Relu | Op::Clip(_) | Op::Sigmoid | Op::HardSigmoid(_) | Op::HardSwish => ops::unary_rule(ins),
-            Op::PRelu => ops::binary_rule("prelu", ins).and_then(|r| {
-                if r[0].shape != ins[0].shape {
-                    Err(format!("prelu slope {:?} must broadcast to the input {:?}", ins[1].shape, ins[0].shape))
-                } else {
-                    Ok(r)
+            Op::PRelu => ops::binary_rule("prelu", ins).and_then(|r| match (r.first(), ins) {
+                (Some(out), [x, slope]) if out.shape != x.shape => {
+                    Err(format!("prelu slope {:?} must broadcast to the input {:?}", slope.shape, x.shape))
                 }
+                _ => Ok(r),
             }),
             Op::Softmax(o) => o.infer(ins),
             Op::Add | Op::Sub | Op::Mul | Op::Div => ops::binary_rule(self.name(), ins),

@@ -1,12 +1,17 @@
 //! Element-wise activations: `relu`, `clip` (ReLU6 is `clip {min = 0.0, max = 6.0}`),
 //! `sigmoid`, `hard_sigmoid`, `hard_swish`, and `softmax` along one axis.
 
-use super::{normalize_axis, Inferred, RuleResult};
+// Shape rules run on unverified user input (parser, importer): no panicking indexing or
+// slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
+use super::{normalize_axis, operands, Inferred, RuleResult};
 use crate::ir::{Attr, AttrReader, TensorType};
 
 /// Shape rule of every unary element-wise op: the result has the operand's type.
 pub(crate) fn unary_rule(ins: &[&TensorType]) -> RuleResult {
-    Ok(vec![Inferred::new(ins[0].shape.clone(), ins[0].dtype)])
+    let [x] = operands("element-wise op", ins)?;
+    Ok(vec![Inferred::new(x.shape.clone(), x.dtype)])
 }
 
 /// Attributes of `clip(x)`: `min(max(x, min), max)`.
@@ -83,7 +88,8 @@ impl Softmax {
 
     /// Shape rule.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
-        normalize_axis(self.axis as i64, ins[0].rank())?;
+        let [x] = operands("softmax", ins)?;
+        normalize_axis(self.axis as i64, x.rank())?;
         unary_rule(ins)
     }
 }

@@ -1,7 +1,11 @@
 //! `conv2d`: 2-D convolution over NCHW activations with OIHW filters, grouped (depthwise when
 //! `groups` equals the channel count), with an optional bias.
 
-use super::{expect_rank, same_dtype, Inferred, RuleResult};
+// Shape rules run on unverified user input (parser, importer): no panicking indexing or
+// slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
+use super::{dims_of, operands, same_dtype, Inferred, RuleResult};
 use crate::ir::{Attr, AttrReader, TensorType};
 
 /// Attributes of `conv2d(x, w[, b])`.
@@ -82,18 +86,17 @@ impl Conv2d {
 
     /// Shape rule.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
-        let (x, w) = (ins[0], ins[1]);
-        expect_rank("conv2d input", x, 4)?;
-        expect_rank("conv2d filter", w, 4)?;
+        let [x, w] = operands("conv2d", ins)?;
+        let [n, c, ih, iw] = dims_of("conv2d input", x)?;
+        let [o, cg, kh, kw] = dims_of("conv2d filter", w)?;
         same_dtype("conv2d input and filter", x, w)?;
-        let (c, o) = (x.shape[1], w.shape[0]);
         if self.groups == 0 || c % self.groups != 0 || o % self.groups != 0 {
             return Err(format!("groups = {} must divide input channels {c} and output channels {o}", self.groups));
         }
-        if w.shape[1] * self.groups != c {
+        if cg.checked_mul(self.groups) != Some(c) {
             return Err(format!(
-                "filter {:?} expects {} input channels per group, input has {c} channels in {} groups",
-                w.shape, w.shape[1], self.groups
+                "filter {:?} expects {cg} input channels per group, input has {c} channels in {} groups",
+                w.shape, self.groups
             ));
         }
         if let Some(b) = ins.get(2) {
@@ -101,24 +104,18 @@ impl Conv2d {
                 return Err(format!("bias must have shape [{o}], got {:?}", b.shape));
             }
         }
-        let mut out = vec![x.shape[0], o, 0, 0];
-        for i in 0..2 {
-            out[2 + i] = conv_out_dim(
-                x.shape[2 + i],
-                w.shape[2 + i],
-                self.strides[i],
-                self.dilations[i],
-                (self.pads[i], self.pads[i + 2]),
-                false,
-            )
-            .ok_or_else(|| {
+        let ([sh, sw], [dh, dw], [pt, pl, pb, pr]) = (self.strides, self.dilations, self.pads);
+        let fit = |input, kernel, stride, dilation, pads| {
+            conv_out_dim(input, kernel, stride, dilation, pads, false).ok_or_else(|| {
                 format!(
-                    "kernel {}x{} (stride {:?}, dilation {:?}, pads {:?}) does not fit input {:?}",
-                    w.shape[2], w.shape[3], self.strides, self.dilations, self.pads, x.shape
+                    "kernel {kh}x{kw} (stride {:?}, dilation {:?}, pads {:?}) does not fit input {:?}",
+                    self.strides, self.dilations, self.pads, x.shape
                 )
-            })?;
-        }
-        Ok(vec![Inferred::new(out, x.dtype)])
+            })
+        };
+        let oh = fit(ih, kh, sh, dh, (pt, pb))?;
+        let ow = fit(iw, kw, sw, dw, (pl, pr))?;
+        Ok(vec![Inferred::new(vec![n, o, oh, ow], x.dtype)])
     }
 }
 

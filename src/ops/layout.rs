@@ -1,8 +1,12 @@
 //! Data-movement ops: `flatten`, `reshape`, `squeeze`, `unsqueeze`, `transpose`, `concat`,
 //! `pad` and `channel_slice` (the prefix-of-channels slice of progressive slicing).
 
+// Shape rules run on unverified user input (parser, importer): no panicking indexing or
+// slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::conv::ints;
-use super::{normalize_axis, same_dtype, Inferred, RuleResult};
+use super::{normalize_axis, operands, same_dtype, Inferred, RuleResult};
 use crate::ir::{checked_product, Attr, AttrReader, TensorType};
 
 fn same_count(op: &str, from: &[usize], to: &[usize]) -> Result<(), String> {
@@ -30,13 +34,14 @@ impl Flatten {
     }
     /// Shape rule.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
-        let s = &ins[0].shape;
-        if self.axis > s.len() {
-            return Err(format!("flatten axis {} is out of range for rank {}", self.axis, s.len()));
-        }
-        let outer = checked_product(&s[..self.axis]).ok_or("flatten: element count overflows")?;
-        let inner = checked_product(&s[self.axis..]).ok_or("flatten: element count overflows")?;
-        Ok(vec![Inferred::new(vec![outer, inner], ins[0].dtype)])
+        let [x] = operands("flatten", ins)?;
+        let s = &x.shape;
+        let (before, from) = s
+            .split_at_checked(self.axis)
+            .ok_or_else(|| format!("flatten axis {} is out of range for rank {}", self.axis, s.len()))?;
+        let outer = checked_product(before).ok_or("flatten: element count overflows")?;
+        let inner = checked_product(from).ok_or("flatten: element count overflows")?;
+        Ok(vec![Inferred::new(vec![outer, inner], x.dtype)])
     }
 }
 
@@ -58,8 +63,9 @@ impl Reshape {
     }
     /// Shape rule.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
-        same_count("reshape", &ins[0].shape, &self.shape)?;
-        Ok(vec![Inferred::new(self.shape.clone(), ins[0].dtype)])
+        let [x] = operands("reshape", ins)?;
+        same_count("reshape", &x.shape, &self.shape)?;
+        Ok(vec![Inferred::new(self.shape.clone(), x.dtype)])
     }
 }
 
@@ -81,7 +87,8 @@ impl Squeeze {
     }
     /// Shape rule.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
-        let s = &ins[0].shape;
+        let [x] = operands("squeeze", ins)?;
+        let s = &x.shape;
         for a in &self.axes {
             match s.get(*a) {
                 Some(1) => {}
@@ -90,7 +97,7 @@ impl Squeeze {
             }
         }
         let out = s.iter().enumerate().filter(|(i, _)| !self.axes.contains(i)).map(|(_, d)| *d).collect();
-        Ok(vec![Inferred::new(out, ins[0].dtype)])
+        Ok(vec![Inferred::new(out, x.dtype)])
     }
 }
 
@@ -112,9 +119,10 @@ impl Unsqueeze {
     }
     /// Shape rule.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
-        let rank = ins[0].rank() + self.axes.len();
+        let [x] = operands("unsqueeze", ins)?;
+        let rank = x.rank() + self.axes.len();
         let mut out = Vec::with_capacity(rank);
-        let mut src = ins[0].shape.iter();
+        let mut src = x.shape.iter();
         for i in 0..rank {
             if self.axes.contains(&i) {
                 out.push(1);
@@ -125,7 +133,7 @@ impl Unsqueeze {
         if self.axes.iter().any(|a| *a >= rank) || src.next().is_some() {
             return Err(format!("unsqueeze axes {:?} are out of range for output rank {rank}", self.axes));
         }
-        Ok(vec![Inferred::new(out, ins[0].dtype)])
+        Ok(vec![Inferred::new(out, x.dtype)])
     }
 }
 
@@ -151,17 +159,21 @@ impl Transpose {
     }
     /// Shape rule.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
-        let s = &ins[0].shape;
+        let [x] = operands("transpose", ins)?;
+        let s = &x.shape;
         let mut seen = vec![false; s.len()];
         if self.perm.len() != s.len() {
             return Err(format!("transpose perm {:?} does not match rank {}", self.perm, s.len()));
         }
+        let mut out = Vec::with_capacity(s.len());
         for p in &self.perm {
-            if *p >= s.len() || std::mem::replace(&mut seen[*p], true) {
-                return Err(format!("transpose perm {:?} is not a permutation", self.perm));
+            let fresh = seen.get_mut(*p).is_some_and(|seen| !std::mem::replace(seen, true));
+            match s.get(*p) {
+                Some(d) if fresh => out.push(*d),
+                _ => return Err(format!("transpose perm {:?} is not a permutation", self.perm)),
             }
         }
-        Ok(vec![Inferred::new(self.perm.iter().map(|p| s[*p]).collect(), ins[0].dtype)])
+        Ok(vec![Inferred::new(out, x.dtype)])
     }
 }
 
@@ -183,21 +195,28 @@ impl Concat {
     }
     /// Shape rule.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
-        let first = ins[0];
+        let Some((first, rest)) = ins.split_first() else {
+            return Err("`concat` takes at least 1 operands, got 0".into());
+        };
         let axis = normalize_axis(self.axis as i64, first.rank())?;
-        let mut out = first.shape.clone();
-        for t in &ins[1..] {
+        // `axis < first.rank()` (normalised a line above), so `get` finds it.
+        let mut total = first.shape.get(axis).copied().unwrap_or(0);
+        for t in rest {
             same_dtype("concat", first, t)?;
-            if t.rank() != first.rank()
-                || t.shape.iter().zip(&first.shape).enumerate().any(|(i, (a, b))| i != axis && a != b)
-            {
-                return Err(format!(
-                    "concat along axis {axis}: shapes {:?} and {:?} differ off the axis",
-                    first.shape, t.shape
-                ));
-            }
-            out[axis] = out[axis].checked_add(t.shape[axis]).ok_or("concat: dimension overflows")?;
+            let same_off_axis = t.rank() == first.rank()
+                && !t.shape.iter().zip(&first.shape).enumerate().any(|(i, (a, b))| i != axis && a != b);
+            let d = match t.shape.get(axis) {
+                Some(d) if same_off_axis => *d,
+                _ => {
+                    return Err(format!(
+                        "concat along axis {axis}: shapes {:?} and {:?} differ off the axis",
+                        first.shape, t.shape
+                    ))
+                }
+            };
+            total = total.checked_add(d).ok_or("concat: dimension overflows")?;
         }
+        let out = first.shape.iter().enumerate().map(|(i, d)| if i == axis { total } else { *d }).collect();
         Ok(vec![Inferred::new(out, first.dtype)])
     }
 }
@@ -261,13 +280,17 @@ impl Pad {
     }
     /// Shape rule.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
-        let s = &ins[0].shape;
-        if self.pads.len() != 2 * s.len() {
-            return Err(format!("pad needs {} entries for rank {}, got {}", 2 * s.len(), s.len(), self.pads.len()));
-        }
+        let [x] = operands("pad", ins)?;
+        let s = &x.shape;
+        // All begins, then all ends: exactly `rank` of each.
+        let (begins, ends) = match self.pads.split_at_checked(s.len()) {
+            Some((begins, ends)) if ends.len() == s.len() => (begins, ends),
+            _ => {
+                return Err(format!("pad needs {} entries for rank {}, got {}", 2 * s.len(), s.len(), self.pads.len()))
+            }
+        };
         let mut out = Vec::with_capacity(s.len());
-        for (i, d) in s.iter().enumerate() {
-            let (b, e) = (self.pads[i], self.pads[i + s.len()]);
+        for ((d, &b), &e) in s.iter().zip(begins).zip(ends) {
             if self.mode == PadMode::Reflect && (b >= *d || e >= *d) {
                 return Err(format!("reflect padding {b}/{e} must be smaller than dimension {d}"));
             }
@@ -276,7 +299,7 @@ impl Pad {
             }
             out.push(d.checked_add(b).and_then(|x| x.checked_add(e)).ok_or("pad: dimension overflows")?);
         }
-        Ok(vec![Inferred::new(out, ins[0].dtype)])
+        Ok(vec![Inferred::new(out, x.dtype)])
     }
 }
 
@@ -307,15 +330,15 @@ impl ChannelSlice {
     }
     /// Shape rule.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
-        let s = &ins[0].shape;
+        let [x] = operands("channel_slice", ins)?;
+        let s = &x.shape;
         let d = *s
             .get(self.axis)
             .ok_or_else(|| format!("channel_slice axis {} is out of range for rank {}", self.axis, s.len()))?;
         if self.start >= self.end || self.end > d {
             return Err(format!("channel_slice {}..{} is not a non-empty range inside 0..{d}", self.start, self.end));
         }
-        let mut out = s.clone();
-        out[self.axis] = self.end - self.start;
-        Ok(vec![Inferred::new(out, ins[0].dtype)])
+        let out = s.iter().enumerate().map(|(i, d)| if i == self.axis { self.end - self.start } else { *d }).collect();
+        Ok(vec![Inferred::new(out, x.dtype)])
     }
 }

@@ -1,6 +1,10 @@
 //! Fully-connected layers: `gemm(a, b[, c])` (ONNX Gemm) and `matmul(a, b)` (NumPy matmul).
 
-use super::{binary::broadcast_shapes, expect_rank, same_dtype, Inferred, RuleResult};
+// Shape rules run on unverified user input (parser, importer): no panicking indexing or
+// slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
+use super::{binary::broadcast_shapes, dims_of, operands, same_dtype, Inferred, RuleResult};
 use crate::ir::{Attr, AttrReader, TensorType};
 
 /// `gemm(a, b[, c]) = alpha * op(a) @ op(b) + beta * c`, with `op` an optional transpose.
@@ -41,20 +45,26 @@ impl Gemm {
             trans_b: r.bool_or("trans_b", false)?,
         })
     }
-    /// `(M, K, N)` of the product.
+    /// `(M, K, N)` of the product. The shape rule requires rank 2 for both operands; a
+    /// dimension a shorter shape lacks reads as 0.
     pub fn dims(&self, a: &[usize], b: &[usize]) -> (usize, usize, usize) {
-        let (m, k) = if self.trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
-        let n = if self.trans_b { b[0] } else { b[1] };
+        let d = |s: &[usize], i: usize| s.get(i).copied().unwrap_or(0);
+        let (m, k, n, _) = self.mknk([d(a, 0), d(a, 1)], [d(b, 0), d(b, 1)]);
         (m, k, n)
+    }
+    /// `(M, K, N, K of B)` for rank-2 `a` and `b`.
+    fn mknk(&self, [a0, a1]: [usize; 2], [b0, b1]: [usize; 2]) -> (usize, usize, usize, usize) {
+        let (m, k) = if self.trans_a { (a1, a0) } else { (a0, a1) };
+        let (kb, n) = if self.trans_b { (b1, b0) } else { (b0, b1) };
+        (m, k, n, kb)
     }
     /// Shape rule.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
-        let (a, b) = (ins[0], ins[1]);
-        expect_rank("gemm A", a, 2)?;
-        expect_rank("gemm B", b, 2)?;
+        let [a, b] = operands("gemm", ins)?;
+        let a2 = dims_of("gemm A", a)?;
+        let b2 = dims_of("gemm B", b)?;
         same_dtype("gemm", a, b)?;
-        let (m, k, n) = self.dims(&a.shape, &b.shape);
-        let kb = if self.trans_b { b.shape[1] } else { b.shape[0] };
+        let (m, k, n, kb) = self.mknk(a2, b2);
         if k != kb {
             return Err(format!("gemm: inner dimensions differ ({k} vs {kb}) for A {:?}, B {:?}", a.shape, b.shape));
         }
@@ -69,19 +79,23 @@ impl Gemm {
 
 /// Shape rule of `matmul(a, b)` with NumPy semantics (rank >= 1, batch broadcasting).
 pub(crate) fn matmul_rule(ins: &[&TensorType]) -> RuleResult {
-    let (a, b) = (ins[0], ins[1]);
+    let [a, b] = operands("matmul", ins)?;
     same_dtype("matmul", a, b)?;
-    if a.rank() == 0 || b.rank() == 0 {
-        return Err("matmul operands must have rank >= 1".into());
-    }
-    let a2 = if a.rank() == 1 { vec![1, a.shape[0]] } else { a.shape.clone() };
-    let b2 = if b.rank() == 1 { vec![b.shape[0], 1] } else { b.shape.clone() };
-    let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
-    let (kb, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
+    // A vector operand is a matrix with one row (`a`) or one column (`b`) and no batch.
+    let (a_batch, m, k): (&[usize], usize, usize) = match a.shape.as_slice() {
+        [] => return Err("matmul operands must have rank >= 1".into()),
+        &[k] => (&[], 1, k),
+        [batch @ .., m, k] => (batch, *m, *k),
+    };
+    let (b_batch, kb, n): (&[usize], usize, usize) = match b.shape.as_slice() {
+        [] => return Err("matmul operands must have rank >= 1".into()),
+        &[kb] => (&[], kb, 1),
+        [batch @ .., kb, n] => (batch, *kb, *n),
+    };
     if k != kb {
         return Err(format!("matmul: inner dimensions differ for {:?} and {:?}", a.shape, b.shape));
     }
-    let batch = broadcast_shapes(&a2[..a2.len() - 2], &b2[..b2.len() - 2])
+    let batch = broadcast_shapes(a_batch, b_batch)
         .ok_or_else(|| format!("matmul: batch dimensions of {:?} and {:?} do not broadcast", a.shape, b.shape))?;
     let mut out = batch;
     if a.rank() > 1 {

@@ -3,6 +3,10 @@
 //!
 //! [`crate::ir::Op`] is the enum over them; passes match on it.
 
+// Shape rules run on unverified user input (parser, importer): no panicking indexing or
+// slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 mod activation;
 mod binary;
 mod conv;
@@ -53,12 +57,16 @@ impl Inferred {
 /// Shape-rule result: inferred results, or a message describing the violated constraint.
 pub type RuleResult = Result<Vec<Inferred>, String>;
 
-/// Requires `t` to have rank `rank`.
-pub(crate) fn expect_rank(what: &str, t: &TensorType, rank: usize) -> Result<(), String> {
-    if t.rank() != rank {
-        return Err(format!("{what} must have rank {rank}, got {}", crate::text::type_string(t)));
-    }
-    Ok(())
+/// The first `N` operands. [`crate::ir::Op::infer`] checks the operand count against the op's
+/// arity before any rule runs, so the error only reaches a caller that skips it.
+pub(crate) fn operands<'a, const N: usize>(op: &str, ins: &[&'a TensorType]) -> Result<[&'a TensorType; N], String> {
+    ins.first_chunk::<N>().copied().ok_or_else(|| format!("`{op}` takes at least {N} operands, got {}", ins.len()))
+}
+
+/// The dimensions of `t`, which must have rank `N`.
+pub(crate) fn dims_of<const N: usize>(what: &str, t: &TensorType) -> Result<[usize; N], String> {
+    <[usize; N]>::try_from(t.shape.as_slice())
+        .map_err(|_| format!("{what} must have rank {N}, got {}", crate::text::type_string(t)))
 }
 
 /// Requires operands `a` and `b` to share an element type.

@@ -2,6 +2,10 @@
 //! axis 1) and `scale_shift(x, scale, shift)`, the per-channel affine `x * scale[c] + shift[c]`
 //! that BN fusion leaves where no producer can absorb a batch norm.
 
+// Shape rules run on unverified user input (parser, importer): no panicking indexing or
+// slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::{same_dtype, Inferred, RuleResult};
 use crate::ir::{Attr, AttrReader, TensorType};
 
@@ -37,12 +41,13 @@ pub(crate) fn scale_shift_rule(ins: &[&TensorType]) -> RuleResult {
 }
 
 fn per_channel_rule(op: &str, ins: &[&TensorType]) -> RuleResult {
-    let x = ins[0];
-    if x.rank() < 2 {
+    let Some((x, params)) = ins.split_first() else {
+        return Err(format!("`{op}` takes at least 1 operands, got 0"));
+    };
+    let &[_, c, ..] = x.shape.as_slice() else {
         return Err(format!("{op} input must have rank >= 2 (N, C, ...), got {:?}", x.shape));
-    }
-    let c = x.shape[1];
-    for (i, p) in ins[1..].iter().enumerate() {
+    };
+    for (i, p) in params.iter().enumerate() {
         same_dtype(op, x, p)?;
         if p.shape != [c] {
             return Err(format!("{op} parameter {} must have shape [{c}], got {:?}", i + 1, p.shape));

@@ -1,7 +1,11 @@
 //! Pooling: `max_pool`, `avg_pool` (2-D windows over NCHW) and `global_avg_pool`.
 
+// Shape rules run on unverified user input (parser, importer): no panicking indexing or
+// slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::conv::{array_or, ints};
-use super::{conv_out_dim, expect_rank, Inferred, RuleResult};
+use super::{conv_out_dim, dims_of, operands, Inferred, RuleResult};
 use crate::ir::{Attr, AttrReader, TensorType};
 
 /// A 2-D pooling window.
@@ -37,26 +41,21 @@ impl Window2d {
     }
     /// Shape rule shared by both pools.
     pub fn infer(&self, op: &str, ins: &[&TensorType]) -> RuleResult {
-        let x = ins[0];
-        expect_rank(op, x, 4)?;
-        let mut out = x.shape.clone();
-        for i in 0..2 {
-            if self.pads[i] >= self.kernel[i] || self.pads[i + 2] >= self.kernel[i] {
+        let [x] = operands(op, ins)?;
+        let [n, c, ih, iw] = dims_of(op, x)?;
+        let ([kh, kw], [sh, sw], [pt, pl, pb, pr]) = (self.kernel, self.strides, self.pads);
+        // Height, then width: the padding check of each comes before its fit check.
+        let fit = |input, kernel, stride, (begin, end): (usize, usize)| {
+            if begin >= kernel || end >= kernel {
                 return Err(format!("{op}: padding {:?} must be smaller than the window {:?}", self.pads, self.kernel));
             }
-            out[2 + i] = conv_out_dim(
-                x.shape[2 + i],
-                self.kernel[i],
-                self.strides[i],
-                1,
-                (self.pads[i], self.pads[i + 2]),
-                self.ceil_mode,
-            )
-            .ok_or_else(|| {
+            conv_out_dim(input, kernel, stride, 1, (begin, end), self.ceil_mode).ok_or_else(|| {
                 format!("{op}: window {:?} stride {:?} does not fit input {:?}", self.kernel, self.strides, x.shape)
-            })?;
-        }
-        Ok(vec![Inferred::new(out, x.dtype)])
+            })
+        };
+        let oh = fit(ih, kh, sh, (pt, pb))?;
+        let ow = fit(iw, kw, sw, (pl, pr))?;
+        Ok(vec![Inferred::new(vec![n, c, oh, ow], x.dtype)])
     }
 }
 
@@ -102,14 +101,14 @@ impl AvgPool {
 
 /// Shape rule of `global_avg_pool`: `[N, C, H, W] -> [N, C, 1, 1]`.
 pub(crate) fn global_avg_pool_rule(ins: &[&TensorType]) -> RuleResult {
-    let x = ins[0];
-    if x.rank() < 3 {
-        return Err(format!("global_avg_pool input must have rank >= 3, got {:?}", x.shape));
-    }
-    if x.shape[2..].contains(&0) {
+    let [x] = operands("global_avg_pool", ins)?;
+    let (lead, spatial) = match x.shape.split_first_chunk::<2>() {
+        Some((lead, spatial)) if !spatial.is_empty() => (lead, spatial),
+        _ => return Err(format!("global_avg_pool input must have rank >= 3, got {:?}", x.shape)),
+    };
+    if spatial.contains(&0) {
         return Err(format!("global_avg_pool over an empty window {:?}", x.shape));
     }
-    let mut out = x.shape.clone();
-    out[2..].iter_mut().for_each(|d| *d = 1);
+    let out = lead.iter().copied().chain(spatial.iter().map(|_| 1)).collect();
     Ok(vec![Inferred::new(out, x.dtype)])
 }

@@ -1,7 +1,11 @@
 //! `transmit(x) {to}`: marks the tensor that crosses the link from the device to the graph
 //! named `to`. Semantically the identity; backends lower it to the wire format.
 
-use super::{Inferred, RuleResult};
+// Shape rules run on unverified user input (parser, importer): no panicking indexing or
+// slicing (see docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
+use super::{operands, Inferred, RuleResult};
 use crate::ir::{Attr, AttrReader, TensorType};
 
 /// Attributes of `transmit`.
@@ -22,6 +26,7 @@ impl Transmit {
     }
     /// Shape rule: the identity.
     pub fn infer(&self, ins: &[&TensorType]) -> RuleResult {
-        Ok(vec![Inferred::new(ins[0].shape.clone(), ins[0].dtype)])
+        let [x] = operands("transmit", ins)?;
+        Ok(vec![Inferred::new(x.shape.clone(), x.dtype)])
     }
 }
