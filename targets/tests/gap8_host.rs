@@ -5,7 +5,26 @@
 mod gap8_common;
 
 use clio::models::{mobilenet_v2, MobileNetV2Config, Variant};
+use clio_targets::gap8::Gap8Module;
 use gap8_common::{check_bit_exact, functions, q8_device};
+
+/// The sizes docs/gap8.md tabulates, for `--nocapture` runs.
+fn summary(c: &Gap8Module) -> String {
+    let r = &c.report;
+    format!(
+        "{} layers, {} MACs ({} on the HWCE), arena {} B, acc {} B, L2 {} B, L1 {} B, consts {} B (weights in {}), est {:.0} cycles",
+        r.layers.len(),
+        r.macs,
+        r.hwce_macs,
+        r.arena_bytes,
+        r.acc_bytes,
+        r.l2_bytes,
+        r.l1_bytes,
+        r.const_bytes,
+        r.weights_in,
+        r.est_cycles
+    )
+}
 
 #[test]
 fn mobilenet_v2_w035_bit_exact_at_three_cuts() {
@@ -15,18 +34,7 @@ fn mobilenet_v2_w035_bit_exact_at_three_cuts() {
     for cut in ["3", "5", "8"] {
         let c = check_bit_exact(&q8_device(m.clone(), cut, 5), &format!("mnv2_w035_cut{cut}"), 2);
         assert!(c.report.l1_bytes <= 64 * 1024);
-        eprintln!(
-            "cut {cut}: {} layers, {} MACs ({} on the HWCE), arena {} B, acc {} B, L2 {} B, L1 {} B, consts {} B, est {:.0} cycles",
-            c.report.layers.len(),
-            c.report.macs,
-            c.report.hwce_macs,
-            c.report.arena_bytes,
-            c.report.acc_bytes,
-            c.report.l2_bytes,
-            c.report.l1_bytes,
-            c.report.const_bytes,
-            c.report.est_cycles
-        );
+        eprintln!("cut {cut}: {}", summary(&c));
         used.extend(functions(&c));
         used.extend(c.report.layers.iter().map(|l| l.reason.clone()));
     }
@@ -53,20 +61,7 @@ fn mobilenet_v2_w050_per_tensor_bit_exact() {
             ),
         );
         let c = check_bit_exact(&d, &format!("mnv2_w050_pt_cut{cut}"), 2);
-        eprintln!(
-            "w0.5 cut {cut}: {} layers, {} MACs ({} HWCE), arena {} B, acc {} B, L2 {} B, L1 {} B, consts {} B (in {}), est {:.0} cycles = {:.2} ms",
-            c.report.layers.len(),
-            c.report.macs,
-            c.report.hwce_macs,
-            c.report.arena_bytes,
-            c.report.acc_bytes,
-            c.report.l2_bytes,
-            c.report.l1_bytes,
-            c.report.const_bytes,
-            c.report.weights_in,
-            c.report.est_cycles,
-            c.report.est_cycles / 175e3
-        );
+        eprintln!("w0.5 cut {cut}: {} = {:.2} ms", summary(&c), c.report.est_cycles / 175e3);
         assert!(c.report.l1_bytes <= 64 * 1024 && c.report.l2_bytes <= 512 * 1024, "{:?}", c.report.l2_bytes);
         used.extend(functions(&c));
     }
@@ -93,18 +88,6 @@ fn mobilenet_v2_w035_with_global_avg_pool_and_classifier_bit_exact() {
         let f = functions(&c);
         assert!(f.iter().any(|u| u == "ClioKerParGlobalAvgPool_fps"), "cut {k}: {f:?}");
         assert!(c.report.l1_bytes <= 64 * 1024);
-        eprintln!(
-            "cut {k}: {} layers, {} MACs ({} HWCE), arena {} B, acc {} B, L2 {} B, L1 {} B, consts {} B (weights in {}), est {:.0} cycles",
-            c.report.layers.len(),
-            c.report.macs,
-            c.report.hwce_macs,
-            c.report.arena_bytes,
-            c.report.acc_bytes,
-            c.report.l2_bytes,
-            c.report.l1_bytes,
-            c.report.const_bytes,
-            c.report.weights_in,
-            c.report.est_cycles
-        );
+        eprintln!("cut {k}: {}", summary(&c));
     }
 }
