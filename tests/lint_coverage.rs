@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 const ATTR: &str = "#![deny(clippy::indexing_slicing)]";
 
 /// Folders whose every `.rs` file (recursively) must deny the lint.
-const FOLDERS: &[&str] = &["src/text", "src/io", "src/import", "src/ops"];
+const FOLDERS: &[&str] = &["src/text", "src/io", "src/import", "src/pass", "src/ops"];
 /// Single files that must deny the lint.
 const FILES: &[&str] = &["src/quant/wire.rs", "src/trace.rs", "src/verify.rs", "runtime/src/protocol.rs"];
 

@@ -1,5 +1,8 @@
 //! [`PassContext`]: what a running pass may use besides the module: statistics and limits.
 
+// Parses user pipelines and pass options: no panicking indexing or slicing (docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::PassInfo;
 use crate::cost::TargetContext;
 use crate::Limits;

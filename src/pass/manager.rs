@@ -3,6 +3,9 @@
 //! supporting `disable` and bisection (run only the first N passes, as LLVM's
 //! `-opt-bisect-limit`).
 
+// Parses user pipelines and pass options: no panicking indexing or slicing (docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::{Pass, PassContext, PassError, PassRegistry, Pipeline, PipelineEntry};
 use crate::text::{print_module, PrintOptions};
 use crate::verify::verify_module;

@@ -33,6 +33,9 @@
 //! assert_eq!(report.passes[0].stats["nodes"], 2);
 //! ```
 
+// Parses user pipelines and pass options: no panicking indexing or slicing (docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 mod context;
 mod manager;
 mod options;

@@ -1,5 +1,8 @@
 //! Declared pass options and the validated values a pass is constructed from.
 
+// Parses user pipelines and pass options: no panicking indexing or slicing (docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::{PassError, PassInfo};
 use indexmap::IndexMap;
 

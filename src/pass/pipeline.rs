@@ -3,6 +3,9 @@
 //! Values are bare words (`[A-Za-z0-9_.:/+-]`) or double-quoted strings. Printing gives the
 //! canonical spelling (no spaces, options in the order written), and parse(print(p)) == p.
 
+// Parses user pipelines and pass options: no panicking indexing or slicing (docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use crate::error::ParseError;
 use crate::text::lexer::Cursor;
 use indexmap::IndexMap;

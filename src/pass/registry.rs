@@ -1,6 +1,9 @@
 //! [`PassRegistry`]: pass ids to constructors. clio-passes fills one with the standard passes;
 //! embedders add their own with [`PassRegistry::register`] and use them in pipelines.
 
+// Parses user pipelines and pass options: no panicking indexing or slicing (docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::{Pass, PassError, PassInfo, PassOptions};
 use indexmap::IndexMap;
 
