@@ -17,6 +17,9 @@
 //! (`scale-filter` ...); `COND`s are predicates (`is-zero` ...), which may also name the matched
 //! class as `root`.
 
+// Parses user rule files: no panicking indexing or slicing (docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::analysis::{eval_pattern, ClioAnalysis, Data};
 use super::lang::{op_index, AttrKind, ENode, F32Bits, FnKind, Func, Helper, Lit, OPS, RULE_OPTIONS};
 use egg::{Applier, ENodeOrVar, Id, PatternAst, Rewrite, Subst, Symbol, Var};
@@ -382,8 +385,10 @@ fn parse_rule(chunk: &Chunk, file: &str) -> Result<Rule, RuleError> {
     };
     // `name:` (or `name :`).
     let (name, rest) = match chunk.first().map(|t| t.0.as_str()) {
-        Some(t) if t.ends_with(':') && t.len() > 1 => (t.trim_end_matches(':').to_string(), &chunk[1..]),
-        Some(t) if chunk.get(1).is_some_and(|n| n.0 == ":") => (t.to_string(), &chunk[2..]),
+        Some(t) if t.ends_with(':') && t.len() > 1 => {
+            (t.trim_end_matches(':').to_string(), chunk.get(1..).unwrap_or(&[]))
+        }
+        Some(t) if chunk.get(1).is_some_and(|n| n.0 == ":") => (t.to_string(), chunk.get(2..).unwrap_or(&[])),
         _ => {
             return Err(err(
                 first_line,
@@ -398,18 +403,21 @@ fn parse_rule(chunk: &Chunk, file: &str) -> Result<Rule, RuleError> {
     let rerr = |line: usize, message: String| err(line, Some(&name), message);
     let items = parse_sexprs(rest).map_err(|(l, m)| rerr(l, m))?;
     let is_atom = |sx: Option<&Sx>, word: &str| matches!(sx, Some(Sx::Atom(a, _)) if a == word);
-    if items.len() < 3 || !is_atom(items.get(1), "=>") {
+    let [lhs_sx, arrow, rhs_sx, tail @ ..] = items.as_slice() else {
+        return Err(rerr(first_line, "expected `LHS => RHS [if CONDITION ...]`".into()));
+    };
+    if !is_atom(Some(arrow), "=>") {
         return Err(rerr(first_line, "expected `LHS => RHS [if CONDITION ...]`".into()));
     }
-    let conds: &[Sx] = match items.get(3) {
+    let conds: &[Sx] = match tail.split_first() {
         None => &[],
-        Some(sx) if is_atom(Some(sx), "if") => {
-            if items.len() == 4 {
+        Some((sx, rest)) if is_atom(Some(sx), "if") => {
+            if rest.is_empty() {
                 return Err(rerr(sx.line(), "`if` needs at least one condition".into()));
             }
-            &items[4..]
+            rest
         }
-        Some(sx) => {
+        Some((sx, _)) => {
             return Err(rerr(
                 sx.line(),
                 format!("unexpected `{sx}` after the right-hand side (conditions start with `if`)"),
@@ -417,8 +425,8 @@ fn parse_rule(chunk: &Chunk, file: &str) -> Result<Rule, RuleError> {
         }
     };
 
-    let lhs = build_pattern(&items[0], Side::Lhs).map_err(|(l, m)| rerr(l, format!("left-hand side: {m}")))?;
-    let rhs = build_pattern(&items[2], Side::Rhs).map_err(|(l, m)| rerr(l, format!("right-hand side: {m}")))?;
+    let lhs = build_pattern(lhs_sx, Side::Lhs).map_err(|(l, m)| rerr(l, format!("left-hand side: {m}")))?;
+    let rhs = build_pattern(rhs_sx, Side::Rhs).map_err(|(l, m)| rerr(l, format!("right-hand side: {m}")))?;
     let mut cond_asts = vec![];
     for c in conds {
         let ast = build_pattern(c, Side::Cond).map_err(|(l, m)| rerr(l, format!("condition `{c}`: {m}")))?;
@@ -429,7 +437,7 @@ fn parse_rule(chunk: &Chunk, file: &str) -> Result<Rule, RuleError> {
     // binds (plus `root` in conditions).
     let bound: HashSet<Var> = vars_of(&lhs);
     let root: Var = root_var();
-    for (what, ast, sx) in std::iter::once(("right-hand side", &rhs, &items[2]))
+    for (what, ast, sx) in std::iter::once(("right-hand side", &rhs, rhs_sx))
         .chain(cond_asts.iter().zip(conds).map(|(a, sx)| ("condition", a, sx)))
     {
         if let Some(v) = vars_of(ast).into_iter().find(|v| !bound.contains(v) && *v != root) {
@@ -441,7 +449,7 @@ fn parse_rule(chunk: &Chunk, file: &str) -> Result<Rule, RuleError> {
     let (ls, rs) = (size_of(&lhs), size_of(&rhs));
     if rs >= ls {
         return Err(rerr(
-            items[2].line(),
+            rhs_sx.line(),
             format!(
                 "violates the rule contract: the right-hand side must be smaller than the left-hand side \
                  (clio ops, then pattern nodes); lhs has {} ops / {} nodes, rhs {} ops / {} nodes \
@@ -452,8 +460,8 @@ fn parse_rule(chunk: &Chunk, file: &str) -> Result<Rule, RuleError> {
     }
     let text = format!(
         "{name}: {} => {}{}",
-        items[0],
-        items[2],
+        lhs_sx,
+        rhs_sx,
         if conds.is_empty() {
             String::new()
         } else {
@@ -558,13 +566,11 @@ fn build(sx: &Sx, side: Side, expect: Expect, ast: &mut PatternAst<ENode>) -> Re
             Ok(ast.add(ENodeOrVar::ENode(ENode::Lit(lit))))
         }
         Sx::List(items, _) => {
-            let head = match items.first() {
-                Some(Sx::Atom(h, _)) => h.as_str(),
+            let (head, args) = match items.split_first() {
+                Some((Sx::Atom(h, _), args)) => (h.as_str(), args),
                 _ => return Err((line, format!("`{sx}` must start with an op or function name"))),
             };
-            let args = &items[1..];
-            if let Some(k) = op_index(head) {
-                let spec = &OPS[k as usize];
+            if let Some((k, spec)) = op_index(head).and_then(|k| OPS.get(k as usize).map(|spec| (k, spec))) {
                 if matches!(expect, Expect::Attr(_)) {
                     return Err((line, format!("`{head}` computes a tensor, but an attribute is expected here")));
                 }
@@ -597,7 +603,11 @@ fn build(sx: &Sx, side: Side, expect: Expect, ast: &mut PatternAst<ENode>) -> Re
                             Expect::Tensor
                         }
                     } else {
-                        Expect::Attr(spec.attrs[i - n_ops].1)
+                        // `args.len() == n_ops + n_attrs` (checked above), so the attribute exists.
+                        match spec.attrs.get(i - n_ops) {
+                            Some(attr) => Expect::Attr(attr.1),
+                            None => return Err((line, format!("`{head}`: no attribute {}", i - n_ops))),
+                        }
                     };
                     ch.push(build(a, side, e, ast)?);
                 }
@@ -632,15 +642,11 @@ fn build(sx: &Sx, side: Side, expect: Expect, ast: &mut PatternAst<ENode>) -> Re
                 _ => {}
             }
             if h == Helper::Option {
-                match args.first() {
-                    Some(Sx::Atom(o, _)) if RULE_OPTIONS.contains(&o.as_str()) => {}
+                let name = match args.first() {
+                    Some(Sx::Atom(o, _)) if RULE_OPTIONS.contains(&o.as_str()) => o.clone(),
                     _ => {
                         return Err((line, format!("`option` reads one of: {}", RULE_OPTIONS.join(", "))));
                     }
-                }
-                let name = match &args[0] {
-                    Sx::Atom(o, _) => o.clone(),
-                    Sx::List(..) => String::new(),
                 };
                 let id = ast.add(ENodeOrVar::ENode(ENode::Lit(Lit::Str(name.into()))));
                 return Ok(ast.add(ENodeOrVar::ENode(ENode::Call(Func::Fn(h), vec![id].into()))));

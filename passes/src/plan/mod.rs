@@ -294,11 +294,11 @@ pub fn plan(m: &Module, graph: &str, target: &TargetContext, s: &PlanSettings) -
             device_weight_bytes: c.device_weight_bytes,
         });
     }
-    let candidates: Vec<usize> =
-        plans.iter().enumerate().filter(|(_, p)| p.range_bps.is_some()).map(|(i, _)| i).collect();
-    let intervals: Vec<(f64, f64)> = candidates.iter().filter_map(|i| plans[*i].range_bps).collect();
+    // The cut points that support some bandwidth, with their ranges (same order).
+    let (candidates, intervals): (Vec<usize>, Vec<(f64, f64)>) =
+        plans.iter().filter_map(|p| p.range_bps.map(|r| (p.k, r))).unzip();
     let cover = greedy_cover(&intervals, s.band);
-    let chosen = cover.chosen.iter().map(|i| plans[candidates[*i]].k).collect();
+    let chosen = cover.chosen.iter().filter_map(|i| candidates.get(*i).copied()).collect();
     Ok(Plan {
         module: m.name.clone(),
         graph: graph.to_string(),

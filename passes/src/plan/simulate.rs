@@ -12,6 +12,9 @@
 //!   uses the largest profiled slice that arrived completely;
 //! * if not even the smallest slice arrives, the frame misses its deadline: accuracy 0.
 
+// Parses user accuracy profiles and traces: no panicking indexing or slicing (docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use super::policy::{Framing, Policy};
 use super::Plan;
 use clio::cost::LinkModel;
@@ -56,13 +59,13 @@ impl AccuracyProfile {
             for (i, l) in lines {
                 let f: Vec<&str> = l.split(',').map(str::trim).collect();
                 let bad = || format!("{file}:{}: expected `cut,channels,accuracy`, found `{l}`", i + 1);
-                if f.len() != 3 {
+                let [cut, channels, accuracy] = f.as_slice() else {
                     return Err(bad());
-                }
+                };
                 entries.push(ProfileEntry {
-                    cut: f[0].parse().map_err(|_| bad())?,
-                    channels: f[1].parse().map_err(|_| bad())?,
-                    accuracy: f[2].parse().map_err(|_| bad())?,
+                    cut: cut.parse().map_err(|_| bad())?,
+                    channels: channels.parse().map_err(|_| bad())?,
+                    accuracy: accuracy.parse().map_err(|_| bad())?,
                 });
             }
             AccuracyProfile { model: String::new(), entries }
