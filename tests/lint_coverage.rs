@@ -18,6 +18,7 @@ const FILES: &[&str] = &[
     "runtime/src/protocol.rs",
     "passes/src/canonicalize/rules.rs",
     "passes/src/plan/simulate.rs",
+    "targets/src/desc.rs",
 ];
 
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {

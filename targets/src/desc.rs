@@ -1,5 +1,8 @@
 //! Loading target and link descriptions: built-in names or JSON files.
 
+// Reads user target and link descriptions: no panicking indexing or slicing (docs/robustness.md).
+#![deny(clippy::indexing_slicing)]
+
 use crate::gap8::{Gap8Cost, Gap8Desc};
 use crate::link::LinkDesc;
 use crate::server::{ServerCost, ServerDesc};
