@@ -5,26 +5,7 @@
 mod gap8_common;
 
 use clio::models::{mobilenet_v2, MobileNetV2Config, Variant};
-use clio_targets::gap8::Gap8Module;
-use gap8_common::{check_bit_exact, functions, q8_device};
-
-/// The sizes docs/gap8.md tabulates, for `--nocapture` runs.
-fn summary(c: &Gap8Module) -> String {
-    let r = &c.report;
-    format!(
-        "{} layers, {} MACs ({} on the HWCE), arena {} B, acc {} B, L2 {} B, L1 {} B, consts {} B (weights in {}), est {:.0} cycles",
-        r.layers.len(),
-        r.macs,
-        r.hwce_macs,
-        r.arena_bytes,
-        r.acc_bytes,
-        r.l2_bytes,
-        r.l1_bytes,
-        r.const_bytes,
-        r.weights_in,
-        r.est_cycles
-    )
-}
+use gap8_common::{check_bit_exact, functions, q8_device, summary};
 
 #[test]
 fn mobilenet_v2_w035_bit_exact_at_three_cuts() {

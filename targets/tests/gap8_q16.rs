@@ -11,7 +11,7 @@ use clio::quant::math::SplitMix64;
 use clio::text::{parse_module, ParseOptions};
 use clio::Module;
 use clio_targets::gap8::{lower_variants, Gap8Error, Gap8Module, Gap8Options};
-use gap8_common::{check_bit_exact, functions, run_pipeline};
+use gap8_common::{check_bit_exact, functions, run_pipeline, summary};
 
 /// Every convolution is on the cluster (no HWCE pass), with the q16 kernels, and its reason
 /// says so; the manifest names the scheme; the wire message carries int16.
@@ -53,18 +53,7 @@ fn mobilenet_v2_w035_q16_bit_exact_at_cuts_3_and_8() {
         check_q16_report(&c);
         let r = &c.report;
         assert!(r.l1_bytes <= 64 * 1024 && r.l2_bytes <= 512 * 1024);
-        eprintln!(
-            "q16 cut {cut}: {} layers, {} MACs, arena {} B, acc {} B, L2 {} B, L1 {} B, consts {} B (in {}), est {:.0} cycles",
-            r.layers.len(),
-            r.macs,
-            r.arena_bytes,
-            r.acc_bytes,
-            r.l2_bytes,
-            r.l1_bytes,
-            r.const_bytes,
-            r.weights_in,
-            r.est_cycles
-        );
+        eprintln!("q16 cut {cut}: {}", summary(&c));
         reasons.extend(r.layers.iter().map(|l| l.reason.clone()));
     }
     // The stem is a dense 3x3 stride-1 conv the HWCE takes in q8: in q16 it stays on the cores.

@@ -151,3 +151,21 @@ pub fn check_bit_exact(m: &Module, name: &str, n: usize) -> Gap8Module {
 pub fn functions(c: &Gap8Module) -> Vec<String> {
     c.report.layers.iter().map(|l| l.function.clone()).collect()
 }
+
+/// The sizes docs/gap8.md tabulates, for `--nocapture` runs.
+pub fn summary(c: &Gap8Module) -> String {
+    let r = &c.report;
+    format!(
+        "{} layers, {} MACs ({} on the HWCE), arena {} B, acc {} B, L2 {} B, L1 {} B, consts {} B (weights in {}), est {:.0} cycles",
+        r.layers.len(),
+        r.macs,
+        r.hwce_macs,
+        r.arena_bytes,
+        r.acc_bytes,
+        r.l2_bytes,
+        r.l1_bytes,
+        r.const_bytes,
+        r.weights_in,
+        r.est_cycles
+    )
+}
