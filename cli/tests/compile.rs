@@ -165,6 +165,34 @@ fn compile_for_gap8() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// The whole MobileNetV2 0.35 on the device: its weights do not all fit L2, so the compile
+/// writes the L3 weight image next to the C, names it in the manifest and says so.
+#[test]
+fn compile_for_gap8_writes_the_l3_weight_image_when_weights_exceed_l2() {
+    let d = tmp("gap8-l3");
+    ok(&clio_in(
+        &d,
+        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
+    ));
+    let out =
+        ok(&clio_in(&d, &["compile", "m.clio", "--target", "gap8", "--cut", "21", "--calib", "random:1", "-o", "out"]));
+    assert!(out.contains("of them in L3: clio_device_l3.bin"), "{out}");
+    let o = d.join("out");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(o.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["device"]["l3_image"], "clio_device_l3.bin");
+    let image = std::fs::read(o.join("clio_device_l3.bin")).unwrap();
+    assert_eq!(m["device"]["report"]["l3_image_bytes"].as_u64().unwrap() as usize, image.len());
+    assert!(image.len() > 143_360, "{}", image.len());
+    let cc = Command::new("cc")
+        .args(["-std=c99", "-Wall", "-Werror", "-c", "-I.", "-Igap8_shims", "clio_device.c", "-o", "dev.o"])
+        .current_dir(&o)
+        .output()
+        .expect("run cc");
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn compile_for_gap8_with_several_cuts_builds_one_switching_program() {
     let d = tmp("gap8-variants");

@@ -60,8 +60,8 @@ fn three_cuts_in_one_program_switch_per_frame_bit_exact() {
     let dir = scratch_dir("variants");
     v.write_to(&dir).unwrap();
     let mut sources = v.sources();
-    for (name, text) in shim_files() {
-        std::fs::write(dir.join(name), text).unwrap();
+    clio_targets::gap8::write_shims(&dir).unwrap();
+    for (name, _) in shim_files() {
         if name.ends_with(".c") {
             sources.push(name.to_string());
         }
@@ -113,4 +113,19 @@ fn variants_must_share_the_input_and_have_distinct_cuts() {
     let err = lower_variants(&[(3, &a), (4, &b)], &Gap8Options::default()).unwrap_err();
     assert!(matches!(&err, Gap8Error::Options(m) if m.contains("must share the input")), "{err}");
     assert!(lower_variants(&[], &Gap8Options::default()).is_err());
+}
+
+/// A variant whose weights would need L3 is a typed error naming the graph and why (the
+/// dispatcher overlays the variants' buffers; the L3 staging state is not shared yet).
+#[test]
+fn variants_with_weights_in_l3_are_a_typed_error() {
+    let cfg = MobileNetV2Config { width: 0.35, input: 32, classes: 10, seed: 3, variant: Variant::Cifar };
+    let m = mobilenet_v2(&cfg).unwrap();
+    let early = q8_device(m.clone(), "3", 5);
+    let whole = q8_device(m, "21", 5);
+    let err = lower_variants(&[(3, &early), (21, &whole)], &Gap8Options::default()).unwrap_err();
+    assert!(
+        matches!(&err, Gap8Error::Graph { message, .. } if message.contains("partition switching with weights in L3 is not implemented")),
+        "{err}"
+    );
 }

@@ -263,13 +263,14 @@ fn run_gap8(a: &CompileArgs, m: &Module, pipe: Option<String>) -> Result<(), Err
         "target": "gap8",
         "cut": a.cut,
         "pipeline": pipe,
-        "quantization": "q8 (power-of-two Q formats)",
+        "quantization": format!("{} (power-of-two Q formats)", c.report.scheme),
         "device": {
             "graph": "device",
             "source": c.source_name(),
             "header": c.header_name(),
             "layers_manifest": format!("{}.manifest.json", c.prefix),
             "shims": "gap8_shims/",
+            "l3_image": if c.l3_image.is_empty() { None } else { Some(c.l3_image_name()) },
             "report": c.report,
             "estimate": { "cost_model": cost.name(), "latency_s": est.latency_s, "energy_j": est.energy_j },
         },
@@ -284,7 +285,7 @@ fn run_gap8(a: &CompileArgs, m: &Module, pipe: Option<String>) -> Result<(), Err
     clio::io::write_atomic(&dir.path().join("manifest.json"), text.as_bytes())?;
     dir.commit()?;
     println!(
-        "compiled @device for gap8: {} layers, {} MACs ({} on the HWCE); L2 {} B, L1 {} B, weights {} B; \
+        "compiled @device for gap8: {} layers, {} MACs ({} on the HWCE); L2 {} B, L1 {} B, weights {} B{}; \
          estimated {:.2} ms, {:.3} mJ -> {}",
         c.report.layers.len(),
         c.report.macs,
@@ -292,6 +293,11 @@ fn run_gap8(a: &CompileArgs, m: &Module, pipe: Option<String>) -> Result<(), Err
         c.report.l2_bytes,
         c.report.l1_bytes,
         c.report.const_bytes,
+        if c.l3_image.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} B of them in L3: {})", c.l3_image.len(), c.l3_image_name())
+        },
         est.latency_s * 1e3,
         est.energy_j * 1e3,
         a.output.display()

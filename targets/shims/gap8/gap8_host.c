@@ -1,12 +1,14 @@
 /* clio's own host implementation of the PMSIS cluster API subset, the HWCE tile functions and
  * the AutoTiler depthwise kernels it calls, written from the published semantics
- * (TARGETS.md): one cluster core, tasks run synchronously, DMA is memcpy. The HWCE checks its
+ * (TARGETS.md): one cluster core, tasks run synchronously, DMA is memcpy, HyperRAM is a host
+ * buffer whose cluster reads complete when waited for. The HWCE checks its
  * constraints (even input width, 32-pixel stripes) and aborts on a violation, so tests catch
  * code that the real engine would reject. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pmsis.h"
+#include "bsp/ram.h"
 #include "CNN_HwCE.h"
 #include "CNN_BasicKernels.h"
 
@@ -50,6 +52,58 @@ void pi_cl_dma_cmd_2d(uint32_t ext, uint32_t loc, uint32_t size, uint32_t stride
   }
 }
 void pi_cl_dma_cmd_wait(pi_cl_dma_cmd_t *cmd) { (void)cmd; }
+
+/* ---- HyperRAM (bsp/ram.h): 8 MB, as on the GAPUINO board ---- */
+#define CLIO_HOST_RAM_BYTES (8u << 20)
+static uint8_t *host_ram;
+static uint32_t host_ram_used;
+static uint8_t *ram_at(struct pi_device *device, uint32_t addr, uint32_t size)
+{
+  if (!device || device->data != host_ram || !host_ram) { fprintf(stderr, "RAM: device not opened\n"); abort(); }
+  if (addr > CLIO_HOST_RAM_BYTES || size > CLIO_HOST_RAM_BYTES - addr) {
+    fprintf(stderr, "RAM: access of %u B at %u is out of range\n", size, addr);
+    abort();
+  }
+  return host_ram + addr;
+}
+int32_t pi_ram_open(struct pi_device *device)
+{
+  if (!host_ram) host_ram = calloc(CLIO_HOST_RAM_BYTES, 1);
+  device->data = host_ram;
+  return host_ram ? 0 : -1;
+}
+int pi_ram_alloc(struct pi_device *device, uint32_t *addr, uint32_t size)
+{
+  (void)ram_at(device, 0, 0);
+  if (size > CLIO_HOST_RAM_BYTES - host_ram_used) return -1;
+  *addr = host_ram_used;
+  host_ram_used += (size + 3u) & ~3u;
+  return 0;
+}
+void pi_ram_write(struct pi_device *device, uint32_t pi_ram_addr, void *data, uint32_t size)
+{
+  memcpy(ram_at(device, pi_ram_addr, size), data, size);
+}
+void pi_ram_read(struct pi_device *device, uint32_t pi_ram_addr, void *data, uint32_t size)
+{
+  memcpy(data, ram_at(device, pi_ram_addr, size), size);
+}
+void pi_cl_ram_read(struct pi_device *device, uint32_t pi_ram_addr, void *addr, uint32_t size, pi_cl_ram_req_t *req)
+{
+  if (req->pending) { fprintf(stderr, "RAM: request reused before its wait\n"); abort(); }
+  (void)ram_at(device, pi_ram_addr, size);
+  req->device = device;
+  req->addr = addr;
+  req->pi_ram_addr = pi_ram_addr;
+  req->size = size;
+  req->pending = 1;
+}
+void pi_cl_ram_read_wait(pi_cl_ram_req_t *req)
+{
+  if (!req->pending) { fprintf(stderr, "RAM: wait without a read\n"); abort(); }
+  memcpy(req->addr, ram_at(req->device, req->pi_ram_addr, req->size), req->size);
+  req->pending = 0;
+}
 
 /* ---- HWCE ---- */
 static struct {

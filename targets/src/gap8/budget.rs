@@ -10,30 +10,61 @@ use std::fmt::Write;
 /// Where a layer's constants live when it has none.
 pub(crate) const NO_WEIGHTS: &str = "none";
 
-/// Places each layer's constants (weights, biases, shifts), first fit in layer order: in L2 when
-/// they fit next to the generated code's buffers (`l2_base` bytes) and the constants already
-/// placed there, otherwise in L3. Sets every layer's `weights_in`, `l2_bytes` and `l3_bytes`
-/// (its `l2_act_bytes` and `l2_scratch_bytes` must be set) and returns whether every layer's
-/// constants are in L2.
-pub(crate) fn place_weights(layers: &mut [Gap8Layer], l2_base: usize) -> bool {
-    let mut resident = l2_base;
-    let mut all_l2 = true;
-    for l in layers {
-        let in_l2 = l.const_bytes == 0 || resident + l.const_bytes <= L2_BYTES;
-        if in_l2 {
-            resident += l.const_bytes;
-        }
-        all_l2 &= in_l2;
-        l.weights_in = match (l.const_bytes, in_l2) {
+/// Places each layer's constants. When they all fit L2 next to the generated code's buffers
+/// (`l2_base` bytes), they all stay there. Otherwise the largest weight arrays
+/// (`weight_bytes`) move to L3 (HyperRAM, loaded from HyperFlash), largest first, until the
+/// rest fits: each is read into one L2 staging buffer (the size of the largest) before its
+/// layer runs, while the layer's small per-channel constants (bias / init, shifts) stay in
+/// L2. Largest first is the best order for a given number of L3 layers: the first one only
+/// pays for the staging buffer, every later one frees its whole weight array.
+///
+/// Sets every layer's `weights_in`, `l2_bytes` and `l3_bytes` (its `l2_act_bytes` and
+/// `l2_scratch_bytes` must be set) and returns the staging buffer's bytes (0 when every
+/// layer's constants are in L2). Afterwards `l2_base` + the constants resident in L2 + the
+/// staging buffer are at most [`L2_BYTES`]; when no placement achieves that, the error says
+/// how far over it is.
+pub(crate) fn place_weights(layers: &mut [Gap8Layer], l2_base: usize) -> Result<usize, String> {
+    if l2_base > L2_BYTES {
+        let peak = layers.iter().max_by_key(|l| l.l2_act_bytes + l.l2_scratch_bytes);
+        let at = peak.map(|l| format!(", {} B live at %{} ({})", l.l2_act_bytes + l.l2_scratch_bytes, l.node, l.op));
+        return Err(format!(
+            "the activation arena and scratch buffers need {l2_base} B of L2 (> {L2_BYTES} B{}); \
+             activations in L3 (HyperRAM) are not implemented: cut earlier or use a smaller input",
+            at.unwrap_or_default()
+        ));
+    }
+    let mut by_size: Vec<usize> = (0..layers.len()).filter(|i| layers[*i].weight_bytes > 0).collect();
+    by_size.sort_by_key(|i| std::cmp::Reverse(layers[*i].weight_bytes));
+    let mut need = l2_base + layers.iter().map(|l| l.const_bytes).sum::<usize>();
+    let mut stage = 0;
+    let mut moved = 0;
+    while need > L2_BYTES {
+        let Some(&i) = by_size.get(moved) else {
+            return Err(format!(
+                "the weights do not fit L2 even with {moved} layers' weights in L3: {need} B of L2 needed \
+                 (> {L2_BYTES} B; streaming a layer's weights in chunks is not implemented)"
+            ));
+        };
+        let w = layers[i].weight_bytes;
+        // The first move adds the staging buffer as large as the weights it takes out.
+        need = need - w + w.saturating_sub(stage);
+        stage = stage.max(w);
+        moved += 1;
+    }
+    let in_l3: std::collections::HashSet<usize> = by_size.iter().take(moved).copied().collect();
+    for (i, l) in layers.iter_mut().enumerate() {
+        let l3 = in_l3.contains(&i);
+        l.weights_in = match (l.const_bytes, l3) {
             (0, _) => NO_WEIGHTS,
-            (_, true) => "L2",
-            (_, false) => "L3",
+            (_, false) => "L2",
+            (_, true) => "L3",
         }
         .into();
-        l.l3_bytes = if in_l2 { 0 } else { l.const_bytes };
-        l.l2_bytes = l.l2_act_bytes + l.l2_scratch_bytes + l.const_bytes - l.l3_bytes;
+        l.l3_bytes = if l3 { l.weight_bytes } else { 0 };
+        // An L3 layer's weights occupy the staging buffer while it runs.
+        l.l2_bytes = l.l2_act_bytes + l.l2_scratch_bytes + l.const_bytes;
     }
-    all_l2
+    Ok(stage)
 }
 
 /// The per-layer budget table of `r` (plain text, one line per layer, then the limits and the
@@ -47,8 +78,9 @@ pub(crate) fn table(r: &Gap8Report) -> String {
         "Per-layer memory budget, bytes (L1 budget {L1_BYTES}, L2 budget {L2_BYTES}):\n\
          L1 = the layer's tiles (HWCE stripe, tiles and filters, or streamed L1 tiles);\n\
          L2 = L2 act (arena activations live during the layer) + L2 scr (its int32 accumulator\n\
-         chunk and padded HWCE plane) + its weights (and biases, shifts) when they are in L2;\n\
-         L3 = its weights when they do not fit L2 and stay in HyperFlash."
+         chunk and padded HWCE plane) + its constants (weights, biases, shifts), the weights\n\
+         in the L3 staging buffer when they are in L3;\n\
+         L3 = its weights when they do not fit L2: read from HyperRAM into the staging buffer."
     );
     let _ = writeln!(
         o,
@@ -73,16 +105,17 @@ pub(crate) fn table(r: &Gap8Report) -> String {
     }
     let max = |f: fn(&Gap8Layer) -> usize| r.layers.iter().map(f).max().unwrap_or(0);
     let l3: usize = r.layers.iter().map(|l| l.l3_bytes).sum();
+    let in_l2 = r.const_bytes.saturating_sub(l3);
     let _ = writeln!(
         o,
         "Largest layer: L1 {} of {L1_BYTES}, L2 {} of {L2_BYTES}.\n\
-         Static: L1 buffers {} B; L2 buffers {} B + weights in L2 {} B = {} B; weights in L3 {l3} B.",
+         Static: L1 buffers {} B; L2 buffers {} B + constants in L2 {in_l2} B + L3 staging {} B = {} B; weights in L3 {l3} B.",
         max(|l| l.l1_bytes),
         max(|l| l.l2_bytes),
         r.l1_bytes,
         r.l2_bytes,
-        r.const_bytes.saturating_sub(l3),
-        r.l2_bytes + r.const_bytes.saturating_sub(l3),
+        r.l3_stage_bytes,
+        r.l2_bytes + in_l2 + r.l3_stage_bytes,
     );
     o
 }
@@ -102,6 +135,7 @@ mod tests {
     use super::*;
 
     fn layer(node: &str, const_bytes: usize, act: usize) -> Gap8Layer {
+        let weight_bytes = const_bytes.saturating_sub(20).min(const_bytes);
         Gap8Layer {
             node: node.into(),
             op: "conv2d".into(),
@@ -111,6 +145,7 @@ mod tests {
             macs: 0,
             hwce_passes: 0,
             const_bytes,
+            weight_bytes,
             l1_bytes: 0,
             out_bytes: act,
             l2_act_bytes: act,
@@ -122,17 +157,44 @@ mod tests {
         }
     }
 
-    /// First fit in layer order: a layer whose constants do not fit goes to L3, a later smaller
-    /// one may still fit L2; layers without constants say `none`.
+    /// Everything stays in L2 when it fits; otherwise the largest weight arrays move to L3,
+    /// largest first, until the rest (with the staging buffer) fits; layers without constants
+    /// say `none`.
     #[test]
-    fn weights_placed_first_fit() {
-        let mut ls = vec![layer("a", 1000, 10), layer("b", 300_000, 20), layer("c", 0, 30), layer("d", 2000, 40)];
-        assert!(!place_weights(&mut ls, L2_BYTES - 250_000));
+    fn largest_weights_move_to_l3_first() {
+        let mut ls = vec![layer("a", 1000, 10)];
+        assert_eq!(place_weights(&mut ls, 0), Ok(0));
+        assert_eq!(ls[0].weights_in, "L2");
+        // 301k of constants, 250k free: moving `a` (the largest, the first among equals) to
+        // L3 frees nothing net (the staging buffer takes its place), `c` then frees 99,980 B,
+        // and the rest fits; `e` stays in L2.
+        let mut ls = vec![
+            layer("a", 100_000, 10),
+            layer("b", 1000, 20),
+            layer("c", 100_000, 30),
+            layer("d", 0, 40),
+            layer("e", 100_000, 0),
+        ];
+        let base = L2_BYTES - 250_000;
+        assert_eq!(place_weights(&mut ls, base), Ok(99_980));
         let got: Vec<(&str, usize, usize)> =
             ls.iter().map(|l| (l.weights_in.as_str(), l.l2_bytes, l.l3_bytes)).collect();
-        assert_eq!(got, [("L2", 1018, 0), ("L3", 28, 300_000), ("none", 38, 0), ("L2", 2048, 0)]);
-        let mut ls = vec![layer("a", 1000, 10)];
-        assert!(place_weights(&mut ls, 0));
+        assert_eq!(
+            got,
+            [("L3", 100_018, 99_980), ("L2", 1028, 0), ("L3", 100_038, 99_980), ("none", 48, 0), ("L2", 100_008, 0)]
+        );
+        let resident: usize = ls.iter().map(|l| l.const_bytes - l.l3_bytes).sum();
+        assert!(base + resident + 99_980 <= L2_BYTES);
+    }
+
+    /// Weights that cannot fit even streamed, and buffers past L2, are errors that say why.
+    #[test]
+    fn what_cannot_be_placed_is_an_error() {
+        let mut ls = vec![layer("big", 300_000, 0)];
+        let e = place_weights(&mut ls, L2_BYTES - 250_000).unwrap_err();
+        assert!(e.starts_with("the weights do not fit L2 even with 1 layers' weights in L3"), "{e}");
+        let e = place_weights(&mut ls, L2_BYTES + 1).unwrap_err();
+        assert!(e.contains("need 524289 B of L2 (> 524288 B, 8 B live at %big (conv2d))"), "{e}");
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //! * `memory.rs`: L2 arena (the shared planner [`crate::stm32::plan_arena`]), scratch and L1
 //!   (HWCE stripe buffers; the pool of cluster layers streamed through double-buffered L1 tiles,
 //!   whose chunking `program.rs` proves to fit);
-//! * `budget.rs`: the per-layer L1 / L2 / L3 budget (weights placed first fit in L2, else L3)
-//!   and its table ([`Gap8Report::memory_table`], also the head comment of the `.c`);
+//! * `budget.rs`: the per-layer L1 / L2 / L3 budget (weights in L2 when they fit, else the
+//!   largest weight arrays in L3) and its table ([`Gap8Report::memory_table`], also the head
+//!   comment of the `.c`);
+//! * `l3.rs`: the L3 weight image (`<prefix>_l3.bin`) and the reads into the L2 staging buffer;
 //! * `emit.rs`: the `.h` / `.c` text;
 //! * `shims.rs`: header shims, host implementations and clio's own cluster kernels;
 //! * `variants.rs`: several cut points in one program behind `<prefix>_select` / `_invoke`,
@@ -39,6 +41,7 @@ mod cost;
 mod emit;
 mod error;
 mod hwce;
+mod l3;
 mod lower;
 mod memory;
 mod program;
@@ -101,6 +104,8 @@ pub struct Gap8Layer {
     pub hwce_passes: usize,
     /// Constant bytes (weights, biases, shifts).
     pub const_bytes: usize,
+    /// Bytes of the weight array among them (the part that moves to L3 when L2 is short).
+    pub weight_bytes: usize,
     /// L1 bytes the layer uses (HWCE stripe and tiles).
     pub l1_bytes: usize,
     /// Bytes of the result in the L2 arena.
@@ -111,12 +116,14 @@ pub struct Gap8Layer {
     /// L2 scratch the layer uses: its int32 accumulator chunk (HWCE and L2 cluster layers) and
     /// padded HWCE input plane.
     pub l2_scratch_bytes: usize,
-    /// Where the layer's constants live: `L2`, `L3` (HyperFlash, when they do not fit L2 next
-    /// to the buffers and the constants of the layers before it) or `none`.
+    /// Where the layer's weights live: `L2`, `L3` (HyperRAM, read into the L2 staging buffer
+    /// before the layer runs; chosen when not all constants fit L2, largest arrays first) or
+    /// `none`.
     pub weights_in: String,
-    /// L2 bytes of the layer: `l2_act_bytes + l2_scratch_bytes` + its constants when in L2.
+    /// L2 bytes of the layer: `l2_act_bytes + l2_scratch_bytes` + its constants (an L3
+    /// layer's weights are in the staging buffer while it runs).
     pub l2_bytes: usize,
-    /// L3 bytes of the layer: its constants when they are in L3, else 0.
+    /// Bytes the layer reads from L3 per inference: its weight array when it is in L3, else 0.
     pub l3_bytes: usize,
     /// The cost model's cycle estimate at the cluster clock.
     pub est_cycles: f64,
@@ -145,9 +152,16 @@ pub struct Gap8Report {
     /// tensor's wire header), without the caller's input.
     pub l2_bytes: usize,
     /// Where the weights live: `L2` when they all fit next to the buffers in the 512 KB,
-    /// otherwise `L3` (HyperFlash / HyperRAM): then each layer's `weights_in` says which
-    /// layers' constants stay in L3.
+    /// otherwise `L3`: then each layer's `weights_in` says which layers' weight arrays are in
+    /// `<prefix>_l3.bin` (HyperRAM).
     pub weights_in: String,
+    /// Bytes of the L2 staging buffer the L3 layers' weights are read into (0 without L3).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub l3_stage_bytes: usize,
+    /// Bytes of `<prefix>_l3.bin`, the weight image the application loads into HyperRAM (0:
+    /// no file).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub l3_image_bytes: usize,
     /// The L1 budget every layer's `l1_bytes` is checked against ([`L1_BYTES`]).
     pub l1_budget_bytes: usize,
     /// The L2 budget ([`L2_BYTES`]).
@@ -171,6 +185,10 @@ fn is_q8(s: &str) -> bool {
     s == "q8"
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl Gap8Report {
     /// The per-layer memory budget as a text table: each layer's L1 bytes (tiles), L2 bytes
     /// (live arena activations, L2 scratch, its constants when in L2) and L3 bytes (its
@@ -181,7 +199,8 @@ impl Gap8Report {
     }
 }
 
-/// A generated C module: `<prefix>.h`, `<prefix>.c` and `<prefix>.manifest.json`.
+/// A generated C module: `<prefix>.h`, `<prefix>.c`, `<prefix>.manifest.json` and, when some
+/// weights stay in L3, `<prefix>_l3.bin`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gap8Module {
     /// The symbol and file prefix.
@@ -192,6 +211,9 @@ pub struct Gap8Module {
     pub source: String,
     /// Sizes and per-layer choices.
     pub report: Gap8Report,
+    /// The L3 weight image (`<prefix>_l3.bin`; empty when every weight is in L2): the
+    /// application copies it to HyperRAM and passes its address to `<prefix>_set_l3`.
+    pub l3_image: Vec<u8>,
 }
 
 impl Gap8Module {
@@ -210,11 +232,20 @@ impl Gap8Module {
         serde_json::to_string_pretty(&self.report).unwrap_or_default()
     }
 
-    /// Writes the module, its manifest and clio's cluster kernels into `dir`, each atomically.
+    /// `<prefix>_l3.bin`.
+    pub fn l3_image_name(&self) -> String {
+        format!("{}_l3.bin", self.prefix)
+    }
+
+    /// Writes the module, its manifest, the L3 weight image (when there is one) and clio's
+    /// cluster kernels into `dir`, each atomically.
     pub fn write_to(&self, dir: &Path) -> Result<(), clio::error::IoError> {
         std::fs::create_dir_all(dir).map_err(|e| clio::error::IoError::new(dir, "cannot create the directory", e))?;
         clio::io::write_atomic(&dir.join(self.header_name()), self.header.as_bytes())?;
         clio::io::write_atomic(&dir.join(self.source_name()), self.source.as_bytes())?;
+        if !self.l3_image.is_empty() {
+            clio::io::write_atomic(&dir.join(self.l3_image_name()), &self.l3_image)?;
+        }
         clio::io::write_atomic(&dir.join(format!("{}.manifest.json", self.prefix)), self.manifest_json().as_bytes())?;
         for (name, text) in runtime_files() {
             clio::io::write_atomic(&dir.join(name), text.as_bytes())?;
@@ -284,25 +315,37 @@ fn lower_with(m: &clio::Module, opts: &Gap8Options, shared: bool) -> Result<Gap8
         });
     }
     let (layers, est) = layer_entries(&program, &mem);
-    let report = report(&program, &mem, layers);
+    let mut report = report(&program, &mem, layers)?;
+    let l3 = l3::plan(&program.steps, &report.layers, report.l3_stage_bytes);
+    report.l3_image_bytes = l3.image.len();
+    if shared && l3.is_used() {
+        return Err(Gap8Error::Graph {
+            graph: program.graph.clone(),
+            message: format!(
+                "{} B of weights do not fit L2 and would be read from L3; partition switching with \
+                 weights in L3 is not implemented (lower this cut on its own)",
+                l3.image.len()
+            ),
+        });
+    }
     let mut names = emit::Names::new(&opts.prefix, shared);
     names.width = program.width;
-    let header = emit::header(&program, &names, &mem);
-    let source = emit::source(&program, &mem, &names, &est, &budget::c_comment(&report.memory_table()));
-    Ok(Gap8Module { prefix: opts.prefix.clone(), header, source, report })
+    let header = emit::header(&program, &names, &mem, &l3);
+    let source = emit::source(&program, &mem, &names, &est, &budget::c_comment(&report.memory_table()), &l3);
+    Ok(Gap8Module { prefix: opts.prefix.clone(), header, source, report, l3_image: l3.image })
 }
 
-/// `(macs, HWCE passes, constant bytes, L1 bytes, L2 scratch bytes)` of a step.
-fn step_sizes(s: &program::Step) -> (u64, usize, usize, usize, usize) {
-    let StepKind::Conv(c) = &s.kind else { return (0, 0, 0, 0, 0) };
+/// `(macs, HWCE passes, constant bytes, weight array bytes, L1 bytes, L2 scratch bytes)` of a
+/// step.
+fn step_sizes(s: &program::Step) -> (u64, usize, usize, usize, usize, usize) {
+    let StepKind::Conv(c) = &s.kind else { return (0, 0, 0, 0, 0, 0) };
     let acc = 4 * c.chunk * c.ho * c.wo;
+    let w = l3::weight_array_bytes(s).len();
     match &c.engine {
-        Engine::Hwce(h) => {
-            (c.macs(), h.digits, 2 * h.filters.len() + 5 * c.cout, h.l1_bytes(c.ho, c.chunk), acc + 2 * h.wp * h.hp)
-        }
-        Engine::Dw { bias, .. } => (c.macs(), 0, c.weights.len() + bias.len(), 0, 0),
-        Engine::Cluster => (c.macs(), 0, c.weights.len() * c.es + 5 * c.cout, 0, acc),
-        Engine::Stream { dw } => (c.macs(), 0, c.weights.len() * c.es + 5 * c.cout, c.stream_l1_bytes(*dw, c.chunk), 0),
+        Engine::Hwce(h) => (c.macs(), h.digits, w + 5 * c.cout, w, h.l1_bytes(c.ho, c.chunk), acc + 2 * h.wp * h.hp),
+        Engine::Dw { bias, .. } => (c.macs(), 0, w + bias.len(), w, 0, 0),
+        Engine::Cluster => (c.macs(), 0, w + 5 * c.cout, w, 0, acc),
+        Engine::Stream { dw } => (c.macs(), 0, w + 5 * c.cout, w, c.stream_l1_bytes(*dw, c.chunk), 0),
     }
 }
 
@@ -314,13 +357,13 @@ fn layer_entries(program: &program::Program, mem: &memory::Memory) -> (Vec<Gap8L
     let mut est = vec![];
     for (i, s) in program.steps.iter().enumerate() {
         let cycles = desc.as_ref().map(|d| est_cycles(d, s, program.width).round()).unwrap_or(0.0);
-        let (macs, passes, const_bytes, l1, scratch) = step_sizes(s);
+        let (macs, passes, const_bytes, weight_bytes, l1, scratch) = step_sizes(s);
         let out_bytes = match s.output {
             program::Loc::Buf(b) => program.buffers[b],
             program::Loc::Input => 0,
         };
         est.push(format!(
-            "Cost model: {:.0} cycles = {:.1} us at {:.0} MHz for {} MACs{}; weights {} B (L3 -> L2 by the FC), output {} B.",
+            "Cost model: {:.0} cycles = {:.1} us at {:.0} MHz for {} MACs{}; constants {} B, output {} B.",
             cycles,
             cycles / hz * 1e6,
             hz / 1e6,
@@ -338,6 +381,7 @@ fn layer_entries(program: &program::Program, mem: &memory::Memory) -> (Vec<Gap8L
             macs,
             hwce_passes: passes,
             const_bytes,
+            weight_bytes,
             l1_bytes: l1,
             out_bytes,
             l2_act_bytes: mem.live_bytes(i),
@@ -351,12 +395,19 @@ fn layer_entries(program: &program::Program, mem: &memory::Memory) -> (Vec<Gap8L
     (layers, est)
 }
 
-/// The module's report, with every layer's constants placed in L2 or L3.
-fn report(program: &program::Program, mem: &memory::Memory, mut layers: Vec<Gap8Layer>) -> Gap8Report {
+/// The module's report, with every layer's constants placed in L2 or L3; an error when the
+/// buffers, or the constants even with the largest weights in L3, do not fit L2.
+fn report(
+    program: &program::Program,
+    mem: &memory::Memory,
+    mut layers: Vec<Gap8Layer>,
+) -> Result<Gap8Report, Gap8Error> {
     let const_bytes = layers.iter().map(|l| l.const_bytes).sum::<usize>() + program.header.len();
+    // The wire header is a constant too (in `const_bytes`), and in the buffers' L2 figure.
     let l2_bytes = mem.plan.arena_bytes + 4 * mem.acc_elems + 2 * mem.pad_elems + program.header.len();
-    let all_l2 = budget::place_weights(&mut layers, l2_bytes + program.header.len());
-    Gap8Report {
+    let stage = budget::place_weights(&mut layers, l2_bytes)
+        .map_err(|message| Gap8Error::Graph { graph: program.graph.clone(), message })?;
+    Ok(Gap8Report {
         graph: program.graph.clone(),
         input_bytes: program.input.bytes,
         output_bytes: program.header.len() + program.output.bytes,
@@ -366,7 +417,9 @@ fn report(program: &program::Program, mem: &memory::Memory, mut layers: Vec<Gap8
         pad_bytes: 2 * mem.pad_elems,
         l1_bytes: mem.l1_bytes(),
         l2_bytes,
-        weights_in: if all_l2 { "L2" } else { "L3" }.into(),
+        weights_in: if stage == 0 { "L2" } else { "L3" }.into(),
+        l3_stage_bytes: stage,
+        l3_image_bytes: 0,
         l1_budget_bytes: L1_BYTES,
         l2_budget_bytes: L2_BYTES,
         const_bytes,
@@ -375,5 +428,5 @@ fn report(program: &program::Program, mem: &memory::Memory, mut layers: Vec<Gap8
         est_cycles: layers.iter().map(|l| l.est_cycles).sum(),
         layers,
         scheme: program.width.scheme().into(),
-    }
+    })
 }

@@ -66,10 +66,18 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     backend_common::scratch_dir_for("gap8", name)
 }
 
+/// Runs every input through `invoke`. With weights in L3 it first checks that `invoke` refuses
+/// to run before `set_l3`, then loads `PREFIX_l3.bin` into the emulated HyperRAM at a nonzero
+/// address (after a 4 KB allocation) and hands it over.
 const HARNESS: &str = r#"#include <stdio.h>
 #include "PREFIX.h"
 static uint8_t in[UPPER_INPUT_BYTES] __attribute__((aligned(4)));
 static uint8_t out[UPPER_OUTPUT_BYTES];
+#ifdef UPPER_L3_BYTES
+#include "bsp/ram.h"
+static uint8_t l3img[UPPER_L3_BYTES];
+static struct pi_device ram;
+#endif
 int main(int argc, char **argv)
 {
     if (argc != 3) return 10;
@@ -77,6 +85,18 @@ int main(int argc, char **argv)
     FILE *fo = fopen(argv[2], "wb");
     if (!fi || !fo) return 11;
     if (PREFIX_init() != 0) return 12;
+#ifdef UPPER_L3_BYTES
+    {
+        uint32_t other, addr;
+        FILE *fl = fopen("PREFIX_l3.bin", "rb");
+        if (PREFIX_invoke((const void *)in, out) != -1) return 14;
+        if (!fl || fread(l3img, 1, sizeof l3img, fl) != sizeof l3img || fgetc(fl) != EOF) return 15;
+        fclose(fl);
+        if (pi_ram_open(&ram) || pi_ram_alloc(&ram, &other, 4096) || pi_ram_alloc(&ram, &addr, sizeof l3img)) return 16;
+        pi_ram_write(&ram, addr, l3img, sizeof l3img);
+        PREFIX_set_l3(&ram, addr);
+    }
+#endif
     while (fread(in, 1, sizeof in, fi) == sizeof in) {
         if (PREFIX_invoke((const void *)in, out) != 0) return 13;
         fwrite(out, 1, sizeof out, fo);
@@ -101,7 +121,9 @@ pub fn compile_and_run_bytes(c: &Gap8Module, dir: &Path, inputs: &[Vec<u8>]) -> 
     c.write_to(dir).unwrap();
     let mut sources = vec![c.source_name(), "main.c".to_string()];
     for (name, text) in shim_files() {
-        std::fs::write(dir.join(name), text).unwrap();
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
         if name.ends_with(".c") {
             sources.push(name.to_string());
         }
@@ -121,7 +143,7 @@ pub fn compile_and_run_bytes(c: &Gap8Module, dir: &Path, inputs: &[Vec<u8>]) -> 
     let bytes: Vec<u8> = inputs.concat();
     std::fs::write(dir.join("in.bin"), bytes).unwrap();
     let run = Command::new(&exe).current_dir(dir).args(["in.bin", "out.bin"]).output().unwrap();
-    assert!(run.status.success(), "generated code failed: {}", String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "generated code failed ({}): {}", run.status, String::from_utf8_lossy(&run.stderr));
     let all = std::fs::read(dir.join("out.bin")).unwrap();
     let n = c.report.output_bytes;
     assert_eq!(all.len(), n * inputs.len());
