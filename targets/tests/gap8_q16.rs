@@ -10,7 +10,7 @@ use clio::models::{mobilenet_v2, MobileNetV2Config, Variant};
 use clio::quant::math::SplitMix64;
 use clio::text::{parse_module, ParseOptions};
 use clio::Module;
-use clio_targets::gap8::{lower_variants, Gap8Error, Gap8Module, Gap8Options};
+use clio_targets::gap8::Gap8Module;
 use gap8_common::{check_bit_exact, functions, run_pipeline, summary};
 
 /// Every convolution is on the cluster (no HWCE pass), with the q16 kernels, and its reason
@@ -143,13 +143,4 @@ fn hand_quantized_q16_saturation_bit_exact() {
     let m = parse_module(src, &ParseOptions::default()).unwrap();
     let c = check_bit_exact(&m, "q16_sat", 8);
     assert_eq!(functions(&c), ["ClioKerParConvAcc32_fp", "ClioKerParAdd_fp", "ClioKerParClamp_fp"]);
-}
-
-/// Partition switching is q8 only: a q16 variant is a typed error.
-#[test]
-fn q16_variants_are_a_typed_error() {
-    let m = small_q16();
-    let e = lower_variants(&[(1, &m)], &Gap8Options::default()).unwrap_err();
-    assert!(matches!(e, Gap8Error::Options(_)), "{e}");
-    assert!(e.to_string().contains("q16"), "{e}");
 }

@@ -6,15 +6,15 @@
 mod gap8_common;
 
 use clio::models::{mobilenet_v2, MobileNetV2Config, Variant};
-use clio_targets::gap8::{lower_variants, shim_files, Gap8Error, Gap8Options};
-use gap8_common::{expected_message, input_q8, inputs, q8_device, scratch_dir};
+use clio_targets::gap8::{lower_variants, shim_files, Gap8Error, Gap8Options, Gap8Variants};
+use gap8_common::{expected_message, input_bytes, inputs, q8_device, run_pipeline, scratch_dir};
 use std::process::Command;
 
 /// Reads `cut input` pairs from stdin-like file `plan.bin` (u32 cut, then the input bytes),
 /// selects the cut, invokes and writes `u32 length` + the message for each.
 const HARNESS: &str = r#"#include <stdio.h>
 #include "clio_device.h"
-static int8_t in[CLIO_DEVICE_INPUT_BYTES];
+static uint8_t in[CLIO_DEVICE_INPUT_BYTES] __attribute__((aligned(4)));
 static uint8_t out[CLIO_DEVICE_MAX_OUTPUT_BYTES];
 int main(int argc, char **argv)
 {
@@ -22,13 +22,13 @@ int main(int argc, char **argv)
     FILE *fi = fopen(argv[1], "rb");
     FILE *fo = fopen(argv[2], "wb");
     if (!fi || !fo) return 11;
-    if (clio_device_invoke(in, out) != -2) return 12;   /* nothing selected yet */
+    if (clio_device_invoke((const void *)in, out) != -2) return 12;   /* nothing selected yet */
     if (clio_device_select(999) != -1) return 13;       /* no such variant */
     uint32_t cut;
     while (fread(&cut, sizeof cut, 1, fi) == 1 && fread(in, 1, sizeof in, fi) == sizeof in) {
         if (clio_device_select(cut) != 0) return 14;
         if (clio_device_cut() != (int32_t)cut) return 15;
-        if (clio_device_invoke(in, out) != 0) return 16;
+        if (clio_device_invoke((const void *)in, out) != 0) return 16;
         uint32_t n = clio_device_output_bytes();
         fwrite(&n, sizeof n, 1, fo);
         fwrite(out, 1, n, fo);
@@ -57,7 +57,14 @@ fn three_cuts_in_one_program_switch_per_frame_bit_exact() {
     assert_eq!(r.flash_bytes, r.variants.iter().map(|f| f.const_bytes).sum::<usize>());
     eprintln!("{}", v.manifest_json());
 
-    let dir = scratch_dir("variants");
+    let order = [3u32, 8, 3, 5, 8, 5, 3, 5];
+    run_switching(&v, &parts, &order, "variants");
+}
+
+/// Compiles the program `v` with a harness, runs `order` (one frame per cut, seeded inputs) and
+/// requires every message to equal that cut's integer interpreter's.
+fn run_switching(v: &Gap8Variants, parts: &[(u32, clio::Module)], order: &[u32], name: &str) {
+    let dir = scratch_dir(name);
     v.write_to(&dir).unwrap();
     let mut sources = v.sources();
     clio_targets::gap8::write_shims(&dir).unwrap();
@@ -78,13 +85,12 @@ fn three_cuts_in_one_program_switch_per_frame_bit_exact() {
     assert!(cc.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&cc.stderr));
 
     // Frames alternate between cuts, so a variant runs after another has used the shared buffers.
-    let order = [3u32, 8, 3, 5, 8, 5, 3, 5];
     let xs = inputs(&parts[0].1, order.len(), 41);
     let mut plan = vec![];
     for (cut, x) in order.iter().zip(&xs) {
         let (_, m) = parts.iter().find(|(k, _)| k == cut).unwrap();
         plan.extend_from_slice(&cut.to_le_bytes());
-        plan.extend(input_q8(m, x).iter().map(|b| *b as u8));
+        plan.extend(input_bytes(m, x));
     }
     std::fs::write(dir.join("plan.bin"), plan).unwrap();
     let run = Command::new(dir.join("run")).current_dir(&dir).args(["plan.bin", "out.bin"]).output().unwrap();
@@ -100,6 +106,39 @@ fn three_cuts_in_one_program_switch_per_frame_bit_exact() {
     }
     assert_eq!(at, out.len());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// q16 variants (cuts 3 and 8 of the q16 MobileNetV2 0.35): the dispatcher takes int16 input,
+/// the L2 union's arenas are int16, and frames alternating between the cuts stay bit-exact.
+#[test]
+fn q16_cuts_in_one_program_switch_per_frame_bit_exact() {
+    let cfg = MobileNetV2Config { width: 0.35, input: 32, classes: 10, seed: 3, variant: Variant::Cifar };
+    let m = mobilenet_v2(&cfg).unwrap();
+    let parts: Vec<(u32, clio::Module)> = [3u32, 8]
+        .iter()
+        .map(|k| {
+            let mut d = m.clone();
+            run_pipeline(
+                &mut d,
+                &format!("fuse-bn,quantize{{scheme=q16,calib=random:1,samples=2}},partition{{cut={k}}}"),
+            );
+            (*k, d)
+        })
+        .collect();
+    let refs: Vec<(u32, &clio::Module)> = parts.iter().map(|(k, m)| (*k, m)).collect();
+    let v = lower_variants(&refs, &Gap8Options::default()).unwrap();
+    assert!(v.header.contains("int32_t clio_device_invoke(const int16_t *input, uint8_t *output);"), "{}", v.header);
+    for (_, var) in &v.variants {
+        assert_eq!(var.report.scheme, "q16");
+        assert!(var.header.contains("int16_t arena["), "{}", var.header);
+    }
+    assert!(v.report.shared_l2_bytes < v.report.unshared_l2_bytes);
+    run_switching(&v, &parts, &[8, 3, 3, 8, 3], "variants_q16");
+
+    // Mixing schemes is refused.
+    let q8 = q8_device(m, "5", 5);
+    let err = lower_variants(&[(3, &parts[0].1), (5, &q8)], &Gap8Options::default()).unwrap_err();
+    assert!(matches!(&err, Gap8Error::Options(m) if m.contains("must share the scheme")), "{err}");
 }
 
 #[test]

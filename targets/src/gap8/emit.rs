@@ -40,10 +40,11 @@ impl Names {
 /// overlay all variants in one union per memory level.
 pub(crate) fn buffer_structs(n: &Names, mem: &Memory) -> String {
     let pre = &n.p;
+    let ct = n.width.ctype();
     format!(
         "/* Buffers, overlaid with the other variants' by the dispatcher (one variant runs at a time). */
          struct {pre}_l2 {{
-    int8_t arena[{}] __attribute__((aligned(4)));
+    {ct} arena[{}] __attribute__((aligned(4)));
     int32_t acc[{}];
     int16_t pad16[{}];
 }};
@@ -54,7 +55,7 @@ pub(crate) fn buffer_structs(n: &Names, mem: &Memory) -> String {
     int8_t l1_pool[{}] __attribute__((aligned(4)));
 }};
 ",
-        mem.plan.arena_bytes.max(4),
+        mem.plan.arena_bytes.max(4).div_ceil(n.width.bytes()),
         mem.acc_elems.max(1),
         mem.pad_elems.max(1),
         mem.l1_in_elems.max(1),

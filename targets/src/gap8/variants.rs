@@ -14,6 +14,9 @@
 //! int32_t <prefix>_invoke(const int8_t *input, uint8_t *output);   /* -2 if nothing selected */
 //! ```
 //!
+//! Variants are all q8 or all q16 (then `invoke` takes `const int16_t *` and the L2 union's
+//! arenas are `int16_t`); mixing the two is an error, as is a variant that needs weights in L3.
+//!
 //! The switch procedure (what `select` does, and what it costs on a GAP8, ~20 ms in Clio):
 //! the new variant's weights are brought from HyperFlash into L2 (here they are `PI_L2` const
 //! arrays, placed by the loader), its cluster is opened on first use, and the shared buffers
@@ -124,13 +127,13 @@ pub fn lower_variants(parts: &[(u32, &Module)], opts: &Gap8Options) -> Result<Ga
         }
         let vo = Gap8Options { graph: opts.graph.clone(), prefix: format!("{}_k{cut}", opts.prefix) };
         let v = super::lower_with(m, &vo, true)?;
-        if v.report.scheme != "q8" {
-            return Err(Gap8Error::Options(format!(
-                "cut {cut} is a {} graph: partition switching supports q8 variants only (the dispatcher's buffers and input are int8)",
-                v.report.scheme
-            )));
-        }
         if let Some((k0, v0)) = variants.first() {
+            if v.report.scheme != v0.report.scheme {
+                return Err(Gap8Error::Options(format!(
+                    "cut {cut} is a {} graph, cut {k0} a {} one: variants must share the scheme (and the input)",
+                    v.report.scheme, v0.report.scheme
+                )));
+            }
             if v.report.input_bytes != v0.report.input_bytes {
                 return Err(Gap8Error::Options(format!(
                     "cut {cut} takes {} input bytes, cut {k0} takes {}: variants must share the input",
@@ -172,6 +175,11 @@ pub fn lower_variants(parts: &[(u32, &Module)], opts: &Gap8Options) -> Result<Ga
 fn dispatcher(pre: &str, variants: &[(u32, Gap8Module)]) -> (String, String) {
     let u = pre.to_ascii_uppercase();
     let input = variants.first().map(|(_, v)| v.report.input_bytes).unwrap_or(0);
+    // Every variant has the first one's scheme (checked by the caller): int8 or int16 input.
+    let ct = match variants.first().map(|(_, v)| v.report.scheme.as_str()) {
+        Some("q16") => "int16_t",
+        _ => "int8_t",
+    };
     let max_out = variants.iter().map(|(_, v)| v.report.output_bytes).max().unwrap_or(0);
     let cuts: Vec<String> = variants.iter().map(|(k, _)| k.to_string()).collect();
     let header = format!(
@@ -184,7 +192,7 @@ fn dispatcher(pre: &str, variants: &[(u32, Gap8Module)]) -> (String, String) {
          /* The selected cut, -1 before the first select. */\nint32_t {pre}_cut(void);\n\
          /* Bytes the selected variant writes (0 before the first select). */\nuint32_t {pre}_output_bytes(void);\n\
          /* Runs the selected variant: 0, -2 if no cut is selected, or the variant's error. */\n\
-         int32_t {pre}_invoke(const int8_t *input, uint8_t *output);\n#endif\n",
+         int32_t {pre}_invoke(const {ct} *input, uint8_t *output);\n#endif\n",
         cuts = cuts.join(", "),
     );
     let mut s = format!(
@@ -233,8 +241,7 @@ fn dispatcher(pre: &str, variants: &[(u32, Gap8Module)]) -> (String, String) {
         let _ = writeln!(s, "    case {k}:\n        return {}_OUTPUT_BYTES;", v.prefix.to_ascii_uppercase());
     }
     let _ = writeln!(s, "    default:\n        return 0;\n    }}\n}}\n");
-    let _ =
-        writeln!(s, "int32_t {pre}_invoke(const int8_t *input, uint8_t *output)\n{{\n    switch ({pre}_current) {{");
+    let _ = writeln!(s, "int32_t {pre}_invoke(const {ct} *input, uint8_t *output)\n{{\n    switch ({pre}_current) {{");
     for (k, v) in variants {
         let _ = writeln!(s, "    case {k}:\n        return {}_invoke(input, output);", v.prefix);
     }
