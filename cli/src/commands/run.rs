@@ -41,14 +41,6 @@ pub enum InterpChoice {
     Int,
 }
 
-/// Whether any node of graph `g` (weight reads aside) has a non-f32 result.
-fn is_quantized(g: &clio::ir::Graph) -> bool {
-    g.node_ids().any(|id| {
-        let n = g.node(id);
-        !matches!(n.op, clio::ir::Op::Weight { .. }) && n.results.iter().any(|t| t.dtype != clio::ir::DType::F32)
-    })
-}
-
 /// Runs `clio run`.
 pub fn run(a: RunArgs) -> Result<(), Error> {
     let m = load_model(&a.input, &a.input_args)?;
@@ -66,7 +58,7 @@ pub fn run(a: RunArgs) -> Result<(), Error> {
     }
     let inputs: Vec<Tensor> = a.inputs.iter().map(|p| read_npy(p)).collect::<Result<_, _>>()?;
     let int = match a.interp {
-        InterpChoice::Auto => is_quantized(g),
+        InterpChoice::Auto => clio::quant::first_quantized_node(g).is_some(),
         InterpChoice::Float => false,
         InterpChoice::Int => true,
     };

@@ -2,7 +2,7 @@
 //! format, and the format of every quantized value.
 
 use super::{Config, Scheme};
-use clio::ir::{DType, Graph, Module, NodeId, Op, QScheme, Quant, Value};
+use clio::ir::{Graph, Module, NodeId, Op, QScheme, Quant, Value};
 use clio::quant::calib::{Calibration, RangeTarget};
 use clio::quant::math::{choose_affine, pow2_frac};
 use std::collections::{HashMap, HashSet};
@@ -158,12 +158,12 @@ impl Dsu {
 /// Builds the plan. `calib` holds the float graph's histograms by node name.
 pub(crate) fn plan(m: &Module, g: &Graph, cfg: &Config, calib: &Calibration) -> Result<Plan, String> {
     let order = g.topo_order().map_err(|c| format!("{}: the graph has a cycle", at(g, c.0)))?;
+    if let Some(id) = clio::quant::first_quantized_node(g) {
+        return Err(format!("{}: the graph is already quantized (result type is not f32)", at(g, id)));
+    }
     let mut kind: HashMap<NodeId, Kind> = HashMap::new();
     for &id in &order {
         let n = g.node(id);
-        if n.results.iter().any(|t| t.dtype != DType::F32) && !matches!(n.op, Op::Weight { .. }) {
-            return Err(format!("{}: the graph is already quantized (result type is not f32)", at(g, id)));
-        }
         let k = match &n.op {
             Op::Input => Kind::Input,
             Op::Weight { .. } => Kind::Weight,

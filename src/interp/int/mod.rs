@@ -40,7 +40,7 @@ mod params;
 mod pool;
 mod softmax;
 
-pub use pool::{pow2_mean, pow2_mean_params};
+pub use pool::{mean_multiplier, pow2_mean, pow2_mean_params};
 pub use softmax::softmax_params;
 
 use super::{check_operands, FloatEvaluator, OpEvaluator};

@@ -162,8 +162,10 @@ pub(crate) fn global_avg_pool(x: &Tensor, x_ty: &TensorType, y_ty: &TensorType) 
     int_tensor(&y_ty.shape, y_ty.dtype, out)
 }
 
-/// TFLite's `QuantizedMeanOrSum`: fold `1 / count` into the Q31 multiplier of `real`.
-fn mean_multiplier(real: f64, count: usize) -> (i32, i32) {
+/// TFLite's `QuantizedMeanOrSum`: the Q31 multiplier and shift of `real` (the operand scale
+/// over the result scale) with `1 / count` folded in, as the affine int8 `global_avg_pool` uses
+/// them; backends call it so their C matches.
+pub fn mean_multiplier(real: f64, count: usize) -> (i32, i32) {
     let (mult, shift) = quantize_multiplier(real);
     let count = count as i64;
     let sh = (63 - (count as u64).leading_zeros() as i32).min(32).min(31 + shift);

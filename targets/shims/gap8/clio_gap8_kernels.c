@@ -48,6 +48,18 @@ void ClioKerParHwceAcc(ClioHwceAcc_T *a)
   }
 }
 
+/* Runs BODY for each cell of output (y, x)'s pooling window in channel c of a ClioPool struct
+ * `a` that lies inside the input (padding cells are skipped), with V its value (int32). */
+#define CLIO_POOL_WINDOW(a, c, y, x, V, BODY) \
+  for (int wi_ = 0; wi_ < (a)->Fy; wi_++) \
+    for (int wj_ = 0; wj_ < (a)->Fx; wj_++) { \
+      int iy_ = (y) * (a)->Sy + wi_ - (a)->PadT, ix_ = (x) * (a)->Sx + wj_ - (a)->PadL; \
+      if (iy_ >= 0 && iy_ < (a)->H && ix_ >= 0 && ix_ < (a)->W) { \
+        int32_t V = (a)->In[((int)(c) * (a)->H + iy_) * (a)->W + ix_]; \
+        BODY \
+      } \
+    }
+
 /* The element-type-dependent kernels, from one template (see clio_gap8_kernels.h): T is the
  * element type, TS the struct infix, SUF the name suffix, [LO, HI] the saturation range. */
 #define CLIO_GAP8_KERNELS(T, TS, SUF, LO, HI) \
@@ -106,14 +118,7 @@ void ClioKerParMaxPool##SUF(ClioPool##TS##_T *a) \
     for (int y = 0; y < a->Ho; y++) \
       for (int x = 0; x < a->Wo; x++) { \
         int32_t m = INT32_MIN; \
-        for (int i = 0; i < a->Fy; i++) \
-          for (int j = 0; j < a->Fx; j++) { \
-            int iy = y * a->Sy + i - a->PadT, ix = x * a->Sx + j - a->PadL; \
-            if (iy >= 0 && iy < a->H && ix >= 0 && ix < a->W) { \
-              int32_t v = a->In[(c * a->H + iy) * a->W + ix]; \
-              m = v > m ? v : m; \
-            } \
-          } \
+        CLIO_POOL_WINDOW(a, c, y, x, v, m = v > m ? v : m;) \
         a->Out[(c * a->Ho + y) * a->Wo + x] = (T)sat(m, LO, HI); \
       } \
 } \
@@ -145,14 +150,7 @@ void ClioKerParAvgPool##SUF(ClioPool##TS##_T *a) \
       for (int x = 0; x < a->Wo; x++) { \
         uint32_t s = 0; \
         int32_t n = 0; \
-        for (int i = 0; i < a->Fy; i++) \
-          for (int j = 0; j < a->Fx; j++) { \
-            int iy = y * a->Sy + i - a->PadT, ix = x * a->Sx + j - a->PadL; \
-            if (iy >= 0 && iy < a->H && ix >= 0 && ix < a->W) { \
-              s += (uint32_t)(int32_t)a->In[(c * a->H + iy) * a->W + ix]; \
-              n++; \
-            } \
-          } \
+        CLIO_POOL_WINDOW(a, c, y, x, v, s += (uint32_t)v; n++;) \
         int32_t acc = (int32_t)s; \
         int32_t v = n == 0 ? 0 : acc > 0 ? (acc + n / 2) / n : (acc - n / 2) / n; \
         a->Out[(c * a->Ho + y) * a->Wo + x] = (T)sat(v, LO, HI); \

@@ -461,12 +461,9 @@ impl<'a> Cx<'a> {
             CmsisApi::S8 => {
                 let (sx, zx) = self.operand_q(id, 0)?;
                 let (sy, zy) = self.result_q(id)?;
-                // TFLite's QuantizedMeanOrSum: fold 1 / count into the multiplier (as the interpreter).
-                let (mult, shift) = quantize_multiplier(sx as f64 / sy as f64);
-                let count = hw as i64;
-                let sh = (63 - (count as u64).leading_zeros() as i32).min(32).min(31 + shift);
-                let mult = (((mult as i64) << sh) / count) as i32;
-                MeanArith::Affine { in_zp: zx, out_zp: zy, mult, shift: shift - sh }
+                // TFLite's QuantizedMeanOrSum: 1 / count folded into the multiplier, as the interpreter.
+                let (mult, shift) = clio::interp::int::mean_multiplier(sx as f64 / sy as f64, hw);
+                MeanArith::Affine { in_zp: zx, out_zp: zy, mult, shift }
             }
             CmsisApi::LegacyQ7 => {
                 let fx = self.operand_ty(id, 0).ok().and_then(pow2);
