@@ -35,23 +35,43 @@ int pi_cl_team_nb_cores(void) { return 1; }
 /* Addresses are 32-bit on GAP8: the host test links without PIE so that static buffers have
  * 32-bit addresses too. */
 static void *addr(uint32_t a) { return (void *)(uintptr_t)a; }
+/* Marks a command in flight (commands are often uninitialized stack variables, so a plain flag
+ * could be set by chance). */
+#define DMA_PENDING 0x5AFE0D3A
+static void dma_issue(pi_cl_dma_cmd_t *cmd, uint32_t ext, uint32_t loc, uint32_t size, uint32_t stride,
+                      uint32_t length, pi_cl_dma_dir_e dir)
+{
+  if (cmd->pending == DMA_PENDING) { fprintf(stderr, "DMA: command reused before its wait\n"); abort(); }
+  if (length == 0) { fprintf(stderr, "DMA: zero line length\n"); abort(); }
+  cmd->ext = ext;
+  cmd->loc = loc;
+  cmd->size = size;
+  cmd->stride = stride;
+  cmd->length = length;
+  cmd->dir = (int)dir;
+  cmd->pending = DMA_PENDING;
+}
 void pi_cl_dma_cmd(uint32_t ext, uint32_t loc, uint32_t size, pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd)
 {
-  (void)cmd;
-  if (dir == PI_CL_DMA_DIR_EXT2LOC) memcpy(addr(loc), addr(ext), size);
-  else memcpy(addr(ext), addr(loc), size);
+  /* 1D: one line as long as the transfer. */
+  dma_issue(cmd, ext, loc, size, size, size ? size : 1, dir);
 }
 void pi_cl_dma_cmd_2d(uint32_t ext, uint32_t loc, uint32_t size, uint32_t stride, uint32_t length,
                       pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd)
 {
-  (void)cmd;
-  for (uint32_t done = 0, line = 0; done < size; done += length, line++) {
-    uint32_t n = size - done < length ? size - done : length;
-    if (dir == PI_CL_DMA_DIR_EXT2LOC) memcpy(addr(loc + done), addr(ext + line * stride), n);
-    else memcpy(addr(ext + line * stride), addr(loc + done), n);
-  }
+  dma_issue(cmd, ext, loc, size, stride, length, dir);
 }
-void pi_cl_dma_cmd_wait(pi_cl_dma_cmd_t *cmd) { (void)cmd; }
+/* Carries the transfer out: L1 side contiguous, L2 side in lines of `length` bytes `stride` apart. */
+void pi_cl_dma_cmd_wait(pi_cl_dma_cmd_t *cmd)
+{
+  if (cmd->pending != DMA_PENDING) { fprintf(stderr, "DMA: wait without a transfer\n"); abort(); }
+  for (uint32_t done = 0, line = 0; done < cmd->size; done += cmd->length, line++) {
+    uint32_t n = cmd->size - done < cmd->length ? cmd->size - done : cmd->length;
+    if (cmd->dir == PI_CL_DMA_DIR_EXT2LOC) memcpy(addr(cmd->loc + done), addr(cmd->ext + line * cmd->stride), n);
+    else memcpy(addr(cmd->ext + line * cmd->stride), addr(cmd->loc + done), n);
+  }
+  cmd->pending = 0;
+}
 
 /* ---- HyperRAM (bsp/ram.h): 8 MB, as on the GAPUINO board ---- */
 #define CLIO_HOST_RAM_BYTES (8u << 20)

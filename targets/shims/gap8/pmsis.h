@@ -1,6 +1,6 @@
 /* Host shim of the PMSIS cluster API subset that clio's GAP8 code calls (signatures as in
  * PMSIS; clio's own declarations, not vendor code). On the host the cluster has one core,
- * a task runs synchronously and the cluster DMA is memcpy. */
+ * a task runs synchronously and the cluster DMA is memcpy, done at the wait. */
 #ifndef CLIO_SHIM_PMSIS_H
 #define CLIO_SHIM_PMSIS_H
 #include <stdint.h>
@@ -13,7 +13,9 @@ struct pi_device { void *config; void *data; };
 struct pi_cluster_conf { int id; };
 struct pi_cluster_task { void (*entry)(void *); void *arg; };
 typedef enum { PI_CL_DMA_DIR_LOC2EXT = 0, PI_CL_DMA_DIR_EXT2LOC = 1 } pi_cl_dma_dir_e;
-typedef struct { int id; } pi_cl_dma_cmd_t;
+/* A transfer is carried out when it is waited for (the latest moment the hardware may finish
+ * it), so code that uses a destination, or reuses a source, before its wait fails its test. */
+typedef struct { uint32_t ext, loc, size, stride, length; int dir, pending; } pi_cl_dma_cmd_t;
 
 void pi_cluster_conf_init(struct pi_cluster_conf *conf);
 void pi_open_from_conf(struct pi_device *device, void *conf);

@@ -438,7 +438,7 @@ fn private_buffer_decls(o: &mut String, n: &Names, mem: &Memory) {
     if mem.l1_pool_bytes > 0 {
         let _ = writeln!(
             o,
-            "/* L1: pool of the streamed cluster layers (two input buffers + int32 accumulator chunk, {} B). */\nPI_CL_L1 static int8_t {pre}_l1_pool[{}] __attribute__((aligned(4)));",
+            "/* L1: pool of the streamed cluster layers (two input buffers + int32 accumulator chunk + output tile, {} B). */\nPI_CL_L1 static int8_t {pre}_l1_pool[{}] __attribute__((aligned(4)));",
             mem.l1_pool_bytes, mem.l1_pool_bytes
         );
     }
@@ -603,22 +603,24 @@ fn stream_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, dw: bool, x:
     let kk = c.kh * c.kw;
     let (cout, chunk) = (c.cout, c.chunk);
     let xb = c.stream_xbuf(dw, chunk);
+    let ob_at = 2 * xb + 4 * chunk * hw;
     match n.width {
         Width::Q8 => {
             let _ = writeln!(
                 out,
-                "    int8_t *xb[2] = {{{p}_l1_pool, {p}_l1_pool + {xb}}};\n    int32_t *acc = (int32_t *)(void *)({p}_l1_pool + {});",
+                "    int8_t *xb[2] = {{{p}_l1_pool, {p}_l1_pool + {xb}}};\n    int32_t *acc = (int32_t *)(void *)({p}_l1_pool + {});\n    int8_t *ob = {p}_l1_pool + {ob_at};",
                 2 * xb
             );
         }
         Width::Q16 => {
             let _ = writeln!(
                 out,
-                "    int16_t *xb[2] = {{(int16_t *)(void *){p}_l1_pool, (int16_t *)(void *)({p}_l1_pool + {xb})}};\n    int32_t *acc = (int32_t *)(void *)({p}_l1_pool + {});",
+                "    int16_t *xb[2] = {{(int16_t *)(void *){p}_l1_pool, (int16_t *)(void *)({p}_l1_pool + {xb})}};\n    int32_t *acc = (int32_t *)(void *)({p}_l1_pool + {});\n    int16_t *ob = (int16_t *)(void *)({p}_l1_pool + {ob_at});",
                 2 * xb
             );
         }
     }
+    let _ = writeln!(out, "    pi_cl_dma_cmd_t wb;");
     // DMA sizes are bytes: element counts times the element size.
     let es = match n.width {
         Width::Q8 => String::new(),
@@ -635,9 +637,20 @@ fn stream_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, dw: bool, x:
     let dma = |src: &str, dst: &str, bytes: &str, cmd: &str| {
         format!("pi_cl_dma_cmd((uint32_t)(uintptr_t)({src}), (uint32_t)(uintptr_t){dst}, (uint32_t)({bytes}), PI_CL_DMA_DIR_EXT2LOC, {cmd});")
     };
+    // The chunk's outputs go to the L1 tile, then to L2 by DMA; the write-back overlaps the next
+    // chunk's computation and is waited for before the tile is written again (and at the end).
     let reduce = format!(
-        "{rt} rd = {{.Acc = acc, .Out = {y} + oc0 * {hw}, .Norm = {p}_norm{i} + oc0, .C = (uint16_t)ch, .Size = {hw}, .Lo = {}, .Hi = {}}};",
-        c.lo, c.hi
+        "if (pi_core_id() == 0 && oc0 > 0) pi_cl_dma_cmd_wait(&wb);
+        pi_cl_team_barrier();
+        {rt} rd = {{.Acc = acc, .Out = ob, .Norm = {p}_norm{i} + oc0, .C = (uint16_t)ch, .Size = {hw}, .Lo = {}, .Hi = {}}};
+        {rk}(&rd);
+        pi_cl_team_barrier();
+        if (pi_core_id() == 0) {}",
+        c.lo,
+        c.hi,
+        format_args!(
+            "pi_cl_dma_cmd((uint32_t)(uintptr_t)({y} + oc0 * {hw}), (uint32_t)(uintptr_t)ob, (uint32_t)(ch * {hw}{es}), PI_CL_DMA_DIR_LOC2EXT, &wb);"
+        )
     );
     if dw {
         let _ = write!(
@@ -661,9 +674,8 @@ fn stream_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, dw: bool, x:
         {ck}(&ca);
         pi_cl_team_barrier();
         {reduce}
-        {rk}(&rd);
-        pi_cl_team_barrier();
     }}
+    if (pi_core_id() == 0) pi_cl_dma_cmd_wait(&wb);
 ",
             first = dma(x, "xb[0]", &format!("{} * {plane}{es}", chunk.min(cout)), "&cmd[0]"),
             next = dma(&format!("{x} + (oc0 + {chunk}) * {plane}"), "xb[b ^ 1]", &format!("nch * {plane}{es}"), "&cmd[b ^ 1]"),
@@ -691,9 +703,8 @@ fn stream_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, dw: bool, x:
             pi_cl_team_barrier();
         }}
         {reduce}
-        {rk}(&rd);
-        pi_cl_team_barrier();
     }}
+    if (pi_core_id() == 0) pi_cl_dma_cmd_wait(&wb);
 ",
             cin = c.cin,
             first = dma(x, "xb[0]", &format!("{plane}{es}"), "&cmd[0]"),

@@ -312,7 +312,7 @@ impl<'a> Cx<'a> {
         let mut reason = reason;
         if step.try_stream(super::L1_STREAM_BUDGET) {
             reason.push_str(&format!(
-                "; L1 tiles: {} output channel(s) of int32 accumulator and double-buffered input {} by DMA ({} B of L1)",
+                "; L1 tiles: {} output channel(s) of int32 accumulator, double-buffered input {} by DMA in, the output tile by DMA out ({} B of L1)",
                 step.chunk,
                 if matches!(step.engine, Engine::Stream { dw: true }) { "chunks" } else { "planes" },
                 step.stream_l1_bytes(matches!(step.engine, Engine::Stream { dw: true }), step.chunk)

@@ -24,7 +24,7 @@ pub(crate) struct Memory {
     pub l1_out_elems: usize,
     /// int16 elements of the L1 filter buffer (one chunk's filters of one digit and plane).
     pub l1_f_elems: usize,
-    /// Bytes of the L1 pool of streamed layers (two input buffers and the accumulator chunk,
+    /// Bytes of the L1 pool of streamed layers (two input buffers, the accumulator chunk and the output tile,
     /// carved per layer).
     pub l1_pool_bytes: usize,
 }

@@ -66,10 +66,16 @@ pub(crate) struct ConvStep {
 }
 
 impl ConvStep {
-    /// L1 bytes of a streamed layer with `chunk` output channels: two input buffers and the
-    /// int32 accumulator chunk.
+    /// L1 bytes of a streamed layer with `chunk` output channels: two input buffers, the int32
+    /// accumulator chunk and the output tile.
     pub fn stream_l1_bytes(&self, dw: bool, chunk: usize) -> usize {
-        2 * self.stream_xbuf(dw, chunk) + 4 * chunk * self.ho * self.wo
+        2 * self.stream_xbuf(dw, chunk) + 4 * chunk * self.ho * self.wo + self.stream_obuf(chunk)
+    }
+
+    /// Bytes of the L1 output tile of a streamed layer (a chunk's output planes, 4-aligned),
+    /// written back to L2 by DMA.
+    pub fn stream_obuf(&self, chunk: usize) -> usize {
+        (chunk * self.ho * self.wo * self.es).div_ceil(4) * 4
     }
 
     /// Bytes of one L1 input buffer of a streamed layer (4-aligned).
