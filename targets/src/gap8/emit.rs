@@ -49,7 +49,7 @@ pub(crate) fn buffer_structs(n: &Names, mem: &Memory) -> String {
     int16_t pad16[{}];
 }};
          struct {pre}_l1 {{
-    int16_t l1_in[{}];
+    int16_t l1_in[2][{}];
     int16_t l1_out[3][{}];
     int16_t l1_f[{}];
     int8_t l1_pool[{}] __attribute__((aligned(4)));
@@ -234,11 +234,11 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
             };
             let call = if k == 3 {
                 format!(
-                    "HWCE_ProcessOneTile3x3_MultiOut({p}_l1_in, {p}_l1_out[0], {p}_l1_out[1], {p}_l1_out[2], f, 0, (unsigned)sw, {hp}, n == 3 ? 0x1 : n == 2 ? 0x3 : 0x7)",
+                    "HWCE_ProcessOneTile3x3_MultiOut({p}_l1_in[b], {p}_l1_out[0], {p}_l1_out[1], {p}_l1_out[2], f, 0, (unsigned)sw, {hp}, n == 3 ? 0x1 : n == 2 ? 0x3 : 0x7)",
                     hp = h.hp
                 )
             } else {
-                format!("HWCE_ProcessOneTile{k}x{k}({p}_l1_in, {p}_l1_out[0], f, 0, (unsigned)sw, {})", h.hp)
+                format!("HWCE_ProcessOneTile{k}x{k}({p}_l1_in[b], {p}_l1_out[0], f, 0, (unsigned)sw, {})", h.hp)
             };
             let _ = write!(
                 out,
@@ -248,14 +248,24 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
         ClioPad16_T pd = {{.In = {x} + ic * {plane}, .Out = {p}_pad16, .W = {w}, .H = {hh}, .Wp = {wp}, .Hp = {hp}, .PadT = {pt}, .PadL = {pl}}};
         ClioKerParPad16(&pd);
         pi_cl_team_barrier();
-        for (int x0 = 0; x0 < {wo}; x0 += {so}) {{
-            /* One vertical stripe: at most {stripe} input pixels wide, even width. */
+        /* Vertical stripes, at most {stripe} input pixels wide, even width, double-buffered in L1:
+         * the next stripe's DMA runs while the HWCE works on this one. */
+        pi_cl_dma_cmd_t sc[2];
+        if (pi_core_id() == 0) {{
+            int so0 = {wo} < {so} ? {wo} : {so};
+            int sw0 = so0 + {km1} + ((so0 + {km1}) & 1);
+            pi_cl_dma_cmd_2d((uint32_t)(uintptr_t){p}_pad16, (uint32_t)(uintptr_t){p}_l1_in[0], (uint32_t)(sw0 * {hp} * 2), {wp} * 2, (uint32_t)(sw0 * 2), PI_CL_DMA_DIR_EXT2LOC, &sc[0]);
+        }}
+        for (int x0 = 0, b = 0; x0 < {wo}; x0 += {so}, b ^= 1) {{
             int so = {wo} - x0 < {so} ? {wo} - x0 : {so};
             int sw = so + {km1} + ((so + {km1}) & 1);
             if (pi_core_id() == 0) {{
-                pi_cl_dma_cmd_t cmd;
-                pi_cl_dma_cmd_2d((uint32_t)(uintptr_t)({p}_pad16 + x0), (uint32_t)(uintptr_t){p}_l1_in, (uint32_t)(sw * {hp} * 2), {wp} * 2, (uint32_t)(sw * 2), PI_CL_DMA_DIR_EXT2LOC, &cmd);
-                pi_cl_dma_cmd_wait(&cmd);
+                pi_cl_dma_cmd_wait(&sc[b]);
+                if (x0 + {so} < {wo}) {{
+                    int nso = {wo} - x0 - {so} < {so} ? {wo} - x0 - {so} : {so};
+                    int nsw = nso + {km1} + ((nso + {km1}) & 1);
+                    pi_cl_dma_cmd_2d((uint32_t)(uintptr_t)({p}_pad16 + x0 + {so}), (uint32_t)(uintptr_t){p}_l1_in[b ^ 1], (uint32_t)(nsw * {hp} * 2), {wp} * 2, (uint32_t)(nsw * 2), PI_CL_DMA_DIR_EXT2LOC, &sc[b ^ 1]);
+                }}
             }}
             pi_cl_team_barrier();
             for (int d = 0; d < {digits}; d++) {{
@@ -428,7 +438,7 @@ fn private_buffer_decls(o: &mut String, n: &Names, mem: &Memory) {
         );
         let _ = writeln!(
             o,
-            "/* L1: HWCE input stripe, three output tiles and filters ({} B of the 64 KB). */\nPI_CL_L1 static int16_t {pre}_l1_in[{}];\nPI_CL_L1 static int16_t {pre}_l1_out[3][{}];\nPI_CL_L1 static int16_t {pre}_l1_f[{}];",
+            "/* L1: two HWCE input stripes, three output tiles and filters ({} B of the 64 KB). */\nPI_CL_L1 static int16_t {pre}_l1_in[2][{}];\nPI_CL_L1 static int16_t {pre}_l1_out[3][{}];\nPI_CL_L1 static int16_t {pre}_l1_f[{}];",
             mem.l1_bytes(),
             mem.l1_in_elems,
             mem.l1_out_elems,

@@ -18,7 +18,7 @@ pub(crate) struct Memory {
     pub acc_elems: usize,
     /// int16 elements of the padded-plane scratch (largest HWCE padded plane).
     pub pad_elems: usize,
-    /// int16 elements of the L1 input stripe.
+    /// int16 elements of each of the two (double-buffered) L1 input stripes.
     pub l1_in_elems: usize,
     /// int16 elements of each of the three L1 output tiles.
     pub l1_out_elems: usize,
@@ -38,7 +38,7 @@ impl Memory {
 
     /// Total L1 bytes of the static L1 buffers.
     pub fn l1_bytes(&self) -> usize {
-        2 * self.l1_in_elems + 2 * 3 * self.l1_out_elems + 2 * self.l1_f_elems + self.l1_pool_bytes
+        2 * 2 * self.l1_in_elems + 2 * 3 * self.l1_out_elems + 2 * self.l1_f_elems + self.l1_pool_bytes
     }
 }
 
