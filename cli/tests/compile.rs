@@ -193,6 +193,39 @@ fn compile_for_gap8_writes_the_l3_weight_image_when_weights_exceed_l2() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// `--scheme q16`: the default pipeline quantizes the device part to 16-bit Q formats; the
+/// GAP8 code is the cluster-only q16 path; `--scheme` with another target is refused.
+#[test]
+fn compile_for_gap8_in_q16() {
+    let d = tmp("gap8-q16");
+    ok(&clio_in(
+        &d,
+        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
+    ));
+    let args =
+        ["compile", "m.clio", "--target", "gap8", "--cut", "3", "--calib", "random:1", "--scheme", "q16", "-o", "out"];
+    let out = ok(&clio_in(&d, &args));
+    assert!(out.contains("(0 on the HWCE)"), "{out}");
+    let o = d.join("out");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(o.join("manifest.json")).unwrap()).unwrap();
+    assert!(m["pipeline"].as_str().unwrap().contains("scheme=q16"));
+    assert_eq!(m["quantization"], "q16 (power-of-two Q formats)");
+    assert_eq!(m["device"]["report"]["scheme"], "q16");
+    assert!(std::fs::read_to_string(o.join("clio_device.h")).unwrap().contains("const int16_t *input"));
+    let bad = clio_in(
+        &d,
+        &[
+            "compile", "m.clio", "--target", "stm32f7", "--cut", "3", "--calib", "random:1", "--scheme", "q16", "-o",
+            "o2",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--scheme is for --target gap8"));
+    assert!(!d.join("o2").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn compile_for_gap8_with_several_cuts_builds_one_switching_program() {
     let d = tmp("gap8-variants");

@@ -55,6 +55,10 @@ pub struct CompileArgs {
     /// `scheme=q8,weights=per-tensor`).
     #[arg(long, default_value = "s8", value_parser = ["s8", "legacy-q7"])]
     pub cmsis: String,
+    /// GAP8 only: the Q format of the default pipeline's device part, `q8` (8-bit, HWCE and
+    /// cluster) or `q16` (16-bit, cluster cores only). Default q8.
+    #[arg(long, value_parser = ["q8", "q16"])]
+    pub scheme: Option<String>,
     /// C symbol and file prefix.
     #[arg(long, default_value = "clio_device")]
     pub prefix: String,
@@ -99,7 +103,16 @@ fn prepare(a: &CompileArgs, m: &mut Module) -> Result<Option<String>, Error> {
     let point = find_cut(&cuts, &graph, cut).map_err(|e| Error::Format(e.to_string()))?;
     let samples = if a.samples > 0 { format!(",samples={}", a.samples) } else { String::new() };
     let scheme = if a.target == "gap8" {
-        "scheme=q8"
+        if a.scheme.as_deref() == Some("q16") {
+            "scheme=q16"
+        } else {
+            "scheme=q8"
+        }
+    } else if a.scheme.is_some() {
+        return Err(Error::Format(format!(
+            "--scheme is for --target gap8; {} takes --cmsis s8 (int8) or legacy-q7 (q8)",
+            a.target
+        )));
     } else if a.cmsis == "legacy-q7" {
         "scheme=q8,weights=per-tensor"
     } else {
@@ -344,7 +357,7 @@ fn run_gap8_variants(a: &CompileArgs, m: &Module) -> Result<(), Error> {
         "target": "gap8",
         "cuts": parts.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
         "pipelines": pipelines,
-        "quantization": "q8 (power-of-two Q formats)",
+        "quantization": format!("{} (power-of-two Q formats)", a.scheme.as_deref().unwrap_or("q8")),
         "device": {
             "header": v.header_name(),
             "sources": v.sources(),
