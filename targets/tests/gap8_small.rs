@@ -9,7 +9,7 @@ use clio::quant::math::SplitMix64;
 use clio::text::{parse_module, ParseOptions};
 use clio::Module;
 use clio_targets::gap8::{lower, Gap8Error, Gap8Options};
-use gap8_common::{check_bit_exact, functions, run_pipeline};
+use gap8_common::{check_bit_exact, check_bit_exact_with, functions, run_pipeline};
 
 fn dense(n: usize, seed: u64, scale: f64) -> String {
     let mut r = SplitMix64::new(seed);
@@ -75,6 +75,34 @@ fn net_with_5x5_and_7x7_convs_bit_exact() {
     for l in &r.layers {
         eprintln!("  %{} -> {} ({} passes)", l.node, l.function, l.hwce_passes);
     }
+}
+
+/// The 5x5/7x7 net with an L2 budget just large enough for its buffers, its small constants
+/// and the staging buffer, and 64-byte weight chunks: every layer with movable weights (HWCE
+/// filters read as 2D chunks, the streamed depthwise and 1x1 layers, the fully connected layer
+/// read from L2 by the cores) reads them from L3, several chunks each, double-buffered; the C
+/// stays bit-exact. A budget below that is a typed error.
+#[test]
+fn every_engine_reads_its_weights_from_l3_in_chunks_bit_exact() {
+    let m = five_by_five();
+    let base = lower(&m, &Gap8Options::default()).unwrap().report.l2_bytes;
+    let fits = |budget: usize| {
+        let opts = Gap8Options { l2_budget_bytes: budget, l3_chunk_bytes: 64, ..Default::default() };
+        lower(&m, &opts).map(|c| (c, opts))
+    };
+    let budget = (base..base + 16_384).step_by(64).find(|b| fits(*b).is_ok()).expect("no budget fits");
+    let err = fits(budget - 64).err().unwrap();
+    assert!(matches!(&err, Gap8Error::Graph { message, .. } if message.contains("do not fit L2 even with")), "{err}");
+    let (c, opts) = fits(budget).unwrap();
+    let r = &c.report;
+    eprintln!("budget {budget} (buffers {base}):\n{}", r.memory_table());
+    let moved: Vec<&str> = r.layers.iter().filter(|l| l.weights_in == "L3").map(|l| l.node.as_str()).collect();
+    assert_eq!(moved, ["c5", "c7", "dw", "pw", "fc"], "{}", r.memory_table());
+    for l in r.layers.iter().filter(|l| l.weights_in == "L3") {
+        assert!(l.reason.contains("weights from L3 (HyperRAM) in chunks of"), "%{}: {}", l.node, l.reason);
+    }
+    assert!(c.source.contains("pi_cl_ram_read_2d(") && c.source.contains("pi_cl_ram_read("));
+    check_bit_exact_with(&m, "k5_l3", 3, &opts);
 }
 
 fn small() -> Module {

@@ -259,7 +259,7 @@ pub fn run(a: CompileArgs) -> Result<(), Error> {
 /// top-level manifest, written atomically into the output directory.
 fn run_gap8(a: &CompileArgs, m: &Module, pipe: Option<String>) -> Result<(), Error> {
     use clio_targets::gap8;
-    let opts = gap8::Gap8Options { graph: "device".into(), prefix: a.prefix.clone() };
+    let opts = gap8::Gap8Options { graph: "device".into(), prefix: a.prefix.clone(), ..Default::default() };
     let c = gap8::lower(m, &opts).map_err(|e| Error::Format(e.to_string()))?;
     let cost = clio_targets::load_target("gap8").map_err(|e| Error::Format(e.to_string()))?;
     let g = m.graph("device").ok_or_else(|| Error::Format("no @device graph".into()))?;
@@ -338,7 +338,7 @@ fn run_gap8_variants(a: &CompileArgs, m: &Module) -> Result<(), Error> {
         parts.push((cut, one));
     }
     let refs: Vec<(u32, &Module)> = parts.iter().map(|(k, m)| (*k, m)).collect();
-    let opts = gap8::Gap8Options { graph: "device".into(), prefix: a.prefix.clone() };
+    let opts = gap8::Gap8Options { graph: "device".into(), prefix: a.prefix.clone(), ..Default::default() };
     let v = gap8::lower_variants(&refs, &opts).map_err(|e| Error::Format(e.to_string()))?;
     let dir = AtomicDir::new(&a.output)?;
     v.write_to(dir.path())?;

@@ -108,20 +108,36 @@ void pi_ram_read(struct pi_device *device, uint32_t pi_ram_addr, void *data, uin
 {
   memcpy(data, ram_at(device, pi_ram_addr, size), size);
 }
-void pi_cl_ram_read(struct pi_device *device, uint32_t pi_ram_addr, void *addr, uint32_t size, pi_cl_ram_req_t *req)
+void pi_cl_ram_read_2d(struct pi_device *device, uint32_t pi_ram_addr, void *addr, uint32_t size, uint32_t stride,
+                       uint32_t length, pi_cl_ram_req_t *req)
 {
   if (req->pending) { fprintf(stderr, "RAM: request reused before its wait\n"); abort(); }
-  (void)ram_at(device, pi_ram_addr, size);
+  if (length == 0) { fprintf(stderr, "RAM: zero line length\n"); abort(); }
+  /* Every line must lie in the RAM. */
+  uint32_t lines = (size + length - 1) / length;
+  if (lines > 0) (void)ram_at(device, pi_ram_addr, (lines - 1) * stride + (size - (lines - 1) * length));
   req->device = device;
   req->addr = addr;
   req->pi_ram_addr = pi_ram_addr;
   req->size = size;
+  req->stride = stride;
+  req->length = length;
   req->pending = 1;
 }
+void pi_cl_ram_read(struct pi_device *device, uint32_t pi_ram_addr, void *addr, uint32_t size, pi_cl_ram_req_t *req)
+{
+  pi_cl_ram_read_2d(device, pi_ram_addr, addr, size, size, size ? size : 1, req);
+}
+/* Carries the read out: the processor side contiguous, the RAM side in lines of `length`
+ * bytes `stride` apart. */
 void pi_cl_ram_read_wait(pi_cl_ram_req_t *req)
 {
   if (!req->pending) { fprintf(stderr, "RAM: wait without a read\n"); abort(); }
-  memcpy(req->addr, ram_at(req->device, req->pi_ram_addr, req->size), req->size);
+  uint8_t *dst = req->addr;
+  for (uint32_t done = 0, line = 0; done < req->size; done += req->length, line++) {
+    uint32_t n = req->size - done < req->length ? req->size - done : req->length;
+    memcpy(dst + done, ram_at(req->device, req->pi_ram_addr + line * req->stride, n), n);
+  }
   req->pending = 0;
 }
 

@@ -4,7 +4,9 @@
 //! 64 KB of cluster L1 and 512 KB of L2; and the table that states it (the generated `.c`'s
 //! head comment, [`super::Gap8Report::memory_table`]).
 
-use super::{Gap8Layer, Gap8Report, L1_BYTES, L2_BYTES};
+#[cfg(test)]
+use super::L2_BYTES;
+use super::{Gap8Layer, Gap8Report, L1_BYTES};
 use std::fmt::Write;
 
 /// Where a layer's constants live when it has none.
@@ -13,42 +15,47 @@ pub(crate) const NO_WEIGHTS: &str = "none";
 /// Places each layer's constants. When they all fit L2 next to the generated code's buffers
 /// (`l2_base` bytes), they all stay there. Otherwise the largest weight arrays
 /// (`weight_bytes`) move to L3 (HyperRAM, loaded from HyperFlash), largest first, until the
-/// rest fits: each is read into one L2 staging buffer (the size of the largest) before its
-/// layer runs, while the layer's small per-channel constants (bias / init, shifts) stay in
-/// L2. Largest first is the best order for a given number of L3 layers: the first one only
-/// pays for the staging buffer, every later one frees its whole weight array.
+/// rest fits next to the L2 staging buffer: a moved layer reads its weights chunk by chunk
+/// into the staging buffer (see `l3.rs`), which needs `stage_if_moved[i]` bytes for layer
+/// `i` (`None`: its weights cannot move), while its small per-channel constants (bias / init,
+/// shifts) stay in L2.
 ///
 /// Sets every layer's `weights_in`, `l2_bytes` and `l3_bytes` (its `l2_act_bytes` and
 /// `l2_scratch_bytes` must be set) and returns the staging buffer's bytes (0 when every
 /// layer's constants are in L2). Afterwards `l2_base` + the constants resident in L2 + the
-/// staging buffer are at most [`L2_BYTES`]; when no placement achieves that, the error says
+/// staging buffer are at most `l2_budget`; when no placement achieves that, the error says
 /// how far over it is.
-pub(crate) fn place_weights(layers: &mut [Gap8Layer], l2_base: usize) -> Result<usize, String> {
-    if l2_base > L2_BYTES {
+pub(crate) fn place_weights(
+    layers: &mut [Gap8Layer],
+    l2_base: usize,
+    stage_if_moved: &[Option<usize>],
+    l2_budget: usize,
+) -> Result<usize, String> {
+    if l2_base > l2_budget {
         let peak = layers.iter().max_by_key(|l| l.l2_act_bytes + l.l2_scratch_bytes);
         let at = peak.map(|l| format!(", {} B live at %{} ({})", l.l2_act_bytes + l.l2_scratch_bytes, l.node, l.op));
         return Err(format!(
-            "the activation arena and scratch buffers need {l2_base} B of L2 (> {L2_BYTES} B{}); \
+            "the activation arena and scratch buffers need {l2_base} B of L2 (> {l2_budget} B{}); \
              activations in L3 (HyperRAM) are not implemented: cut earlier or use a smaller input",
             at.unwrap_or_default()
         ));
     }
-    let mut by_size: Vec<usize> = (0..layers.len()).filter(|i| layers[*i].weight_bytes > 0).collect();
+    let stage_of = |i: usize| stage_if_moved.get(i).copied().flatten();
+    let mut by_size: Vec<usize> =
+        (0..layers.len()).filter(|i| layers[*i].weight_bytes > 0 && stage_of(*i).is_some()).collect();
     by_size.sort_by_key(|i| std::cmp::Reverse(layers[*i].weight_bytes));
     let mut need = l2_base + layers.iter().map(|l| l.const_bytes).sum::<usize>();
     let mut stage = 0;
     let mut moved = 0;
-    while need > L2_BYTES {
+    while need > l2_budget {
         let Some(&i) = by_size.get(moved) else {
             return Err(format!(
-                "the weights do not fit L2 even with {moved} layers' weights in L3: {need} B of L2 needed \
-                 (> {L2_BYTES} B; streaming a layer's weights in chunks is not implemented)"
+                "the weights do not fit L2 even with {moved} layers' weights in L3: {need} B of L2 needed (> {l2_budget} B)"
             ));
         };
-        let w = layers[i].weight_bytes;
-        // The first move adds the staging buffer as large as the weights it takes out.
-        need = need - w + w.saturating_sub(stage);
-        stage = stage.max(w);
+        let grown = stage.max(stage_of(i).unwrap_or(0));
+        need = need + (grown - stage) - layers[i].weight_bytes;
+        stage = grown;
         moved += 1;
     }
     let in_l3: std::collections::HashSet<usize> = by_size.iter().take(moved).copied().collect();
@@ -61,10 +68,18 @@ pub(crate) fn place_weights(layers: &mut [Gap8Layer], l2_base: usize) -> Result<
         }
         .into();
         l.l3_bytes = if l3 { l.weight_bytes } else { 0 };
-        // An L3 layer's weights occupy the staging buffer while it runs.
-        l.l2_bytes = l.l2_act_bytes + l.l2_scratch_bytes + l.const_bytes;
     }
+    assign_l2(layers, stage);
     Ok(stage)
+}
+
+/// Sets each layer's `l2_bytes` from its live activations, scratch and constants; an L3
+/// layer's resident constants plus the staging buffer (`stage` bytes) its weights pass through.
+pub(crate) fn assign_l2(layers: &mut [Gap8Layer], stage: usize) {
+    for l in layers {
+        let consts = if l.weights_in == "L3" { l.const_bytes - l.l3_bytes + stage } else { l.const_bytes };
+        l.l2_bytes = l.l2_act_bytes + l.l2_scratch_bytes + consts;
+    }
 }
 
 /// The per-layer budget table of `r` (plain text, one line per layer, then the limits and the
@@ -75,12 +90,13 @@ pub(crate) fn table(r: &Gap8Report) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "Per-layer memory budget, bytes (L1 budget {L1_BYTES}, L2 budget {L2_BYTES}):\n\
+        "Per-layer memory budget, bytes (L1 budget {L1_BYTES}, L2 budget {}):\n\
          L1 = the layer's tiles (HWCE stripe, tiles and filters, or streamed L1 tiles);\n\
          L2 = L2 act (arena activations live during the layer) + L2 scr (its int32 accumulator\n\
          chunk and padded HWCE plane) + its constants (weights, biases, shifts), the weights\n\
          in the L3 staging buffer when they are in L3;\n\
-         L3 = its weights when they do not fit L2: read from HyperRAM into the staging buffer."
+         L3 = its weights when they do not fit L2: read from HyperRAM into the staging buffer.",
+        r.l2_budget_bytes
     );
     let _ = writeln!(
         o,
@@ -108,10 +124,11 @@ pub(crate) fn table(r: &Gap8Report) -> String {
     let in_l2 = r.const_bytes.saturating_sub(l3);
     let _ = writeln!(
         o,
-        "Largest layer: L1 {} of {L1_BYTES}, L2 {} of {L2_BYTES}.\n\
+        "Largest layer: L1 {} of {L1_BYTES}, L2 {} of {}.\n\
          Static: L1 buffers {} B; L2 buffers {} B + constants in L2 {in_l2} B + L3 staging {} B = {} B; weights in L3 {l3} B.",
         max(|l| l.l1_bytes),
         max(|l| l.l2_bytes),
+        r.l2_budget_bytes,
         r.l1_bytes,
         r.l2_bytes,
         r.l3_stage_bytes,
@@ -157,43 +174,41 @@ mod tests {
         }
     }
 
-    /// Everything stays in L2 when it fits; otherwise the largest weight arrays move to L3,
-    /// largest first, until the rest (with the staging buffer) fits; layers without constants
-    /// say `none`.
+    /// Everything stays in L2 when it fits; otherwise the largest movable weight arrays move to
+    /// L3, largest first, until the rest and the staging buffer fit; layers without constants
+    /// say `none`, layers whose weights cannot move stay in L2.
     #[test]
     fn largest_weights_move_to_l3_first() {
         let mut ls = vec![layer("a", 1000, 10)];
-        assert_eq!(place_weights(&mut ls, 0), Ok(0));
+        assert_eq!(place_weights(&mut ls, 0, &[Some(2000)], L2_BYTES), Ok(0));
         assert_eq!(ls[0].weights_in, "L2");
-        // 301k of constants, 250k free: moving `a` (the largest, the first among equals) to
-        // L3 frees nothing net (the staging buffer takes its place), `c` then frees 99,980 B,
-        // and the rest fits; `e` stays in L2.
+        // 301k of constants, 250k free: `x` is the largest but cannot move; `a` (the largest
+        // movable, the first among equals) moves and adds a 32 KB staging buffer: 51,000 -
+        // 99,980 + 32,768 < 0, so the rest fits; `c` stays.
         let mut ls = vec![
             layer("a", 100_000, 10),
             layer("b", 1000, 20),
             layer("c", 100_000, 30),
             layer("d", 0, 40),
-            layer("e", 100_000, 0),
+            layer("x", 100_020, 0),
         ];
-        let base = L2_BYTES - 250_000;
-        assert_eq!(place_weights(&mut ls, base), Ok(99_980));
+        let stage = [Some(32_768), Some(2000), Some(32_768), None, None];
+        assert_eq!(place_weights(&mut ls, L2_BYTES - 250_020, &stage, L2_BYTES), Ok(32_768));
         let got: Vec<(&str, usize, usize)> =
             ls.iter().map(|l| (l.weights_in.as_str(), l.l2_bytes, l.l3_bytes)).collect();
         assert_eq!(
             got,
-            [("L3", 100_018, 99_980), ("L2", 1028, 0), ("L3", 100_038, 99_980), ("none", 48, 0), ("L2", 100_008, 0)]
+            [("L3", 32_806, 99_980), ("L2", 1028, 0), ("L2", 100_038, 0), ("none", 48, 0), ("L2", 100_028, 0)]
         );
-        let resident: usize = ls.iter().map(|l| l.const_bytes - l.l3_bytes).sum();
-        assert!(base + resident + 99_980 <= L2_BYTES);
     }
 
     /// Weights that cannot fit even streamed, and buffers past L2, are errors that say why.
     #[test]
     fn what_cannot_be_placed_is_an_error() {
         let mut ls = vec![layer("big", 300_000, 0)];
-        let e = place_weights(&mut ls, L2_BYTES - 250_000).unwrap_err();
-        assert!(e.starts_with("the weights do not fit L2 even with 1 layers' weights in L3"), "{e}");
-        let e = place_weights(&mut ls, L2_BYTES + 1).unwrap_err();
+        let e = place_weights(&mut ls, L2_BYTES - 250_000, &[None], L2_BYTES).unwrap_err();
+        assert!(e.starts_with("the weights do not fit L2 even with 0 layers' weights in L3"), "{e}");
+        let e = place_weights(&mut ls, L2_BYTES + 1, &[Some(1)], L2_BYTES).unwrap_err();
         assert!(e.contains("need 524289 B of L2 (> 524288 B, 8 B live at %big (conv2d))"), "{e}");
     }
 

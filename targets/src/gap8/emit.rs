@@ -178,9 +178,8 @@ fn conv_consts(out: &mut String, n: &Names, i: usize, c: &ConvStep, l3: Option<&
         (Some(s), _) => {
             let _ = writeln!(
                 out,
-                "/* L3: these weights ({} B) are at offset {} of {p}_l3.bin, read into the staging buffer before the layer. */\n\
-                 #define {name} ((const {ctype} *)(const void *){p}_l3_stage)",
-                s.bytes, s.offset
+                "/* L3: {name} ({} B, {ctype}) is at offset {} of {p}_l3.bin, read chunk by chunk ({} output channel(s)) into the L2 staging buffer. */",
+                s.bytes, s.offset, s.chunk
             );
         }
         (None, Engine::Hwce(h)) => array(out, &format!("PI_L2 static const {ctype} {name}"), &h.filters),
@@ -195,7 +194,7 @@ fn conv_consts(out: &mut String, n: &Names, i: usize, c: &ConvStep, l3: Option<&
     }
 }
 
-fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &str) {
+fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &str, l3: Option<(&L3Slot, usize)>) {
     let p = &n.p;
     let hw = c.ho * c.wo;
     if let Engine::Dw { norm, .. } = &c.engine {
@@ -214,12 +213,14 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
         return;
     }
     if let Engine::Stream { dw } = c.engine {
-        stream_body(out, n, i, c, dw, x, y);
+        stream_body(out, n, i, c, dw, x, y, l3);
         return;
     }
+    let ctype = if matches!(c.engine, Engine::Hwce(_)) { "short int" } else { n.width.ctype() };
+    let prologue = l3.map(|(s, half)| l3_chunk_prologue(p, s, half, ctype)).unwrap_or_default();
     let _ = writeln!(
         out,
-        "    /* int32 accumulation in chunks of {ch} output channels ({} B). */\n    for (int oc0 = 0; oc0 < {cout}; oc0 += {ch}) {{\n    int ch = {cout} - oc0 < {ch} ? {cout} - oc0 : {ch};\n    ClioAccInit_T ai = {{.Acc = {p}_acc, .Init = {p}_init{i} + oc0, .C = (uint16_t)ch, .Size = {hw}}};\n    ClioKerParAccInit(&ai);\n    pi_cl_team_barrier();",
+        "    /* int32 accumulation in chunks of {ch} output channels ({} B). */\n    for (int oc0 = 0; oc0 < {cout}; oc0 += {ch}) {{\n    int ch = {cout} - oc0 < {ch} ? {cout} - oc0 : {ch};\n{prologue}    ClioAccInit_T ai = {{.Acc = {p}_acc, .Init = {p}_init{i} + oc0, .C = (uint16_t)ch, .Size = {hw}}};\n    ClioKerParAccInit(&ai);\n    pi_cl_team_barrier();",
         4 * c.chunk * hw,
         ch = c.chunk,
         cout = c.cout,
@@ -272,7 +273,7 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
                 /* The chunk's filters of this digit and input plane: L2 -> L1 (the HWCE reads L1). */
                 if (pi_core_id() == 0) {{
                     pi_cl_dma_cmd_t fc;
-                    pi_cl_dma_cmd((uint32_t)(uintptr_t)({p}_f{i} + ((d * {cin} + ic) * {cout} + oc0) * {flen}), (uint32_t)(uintptr_t){p}_l1_f, (uint32_t)(ch * {flen} * 2), PI_CL_DMA_DIR_EXT2LOC, &fc);
+                    pi_cl_dma_cmd((uint32_t)(uintptr_t)({fsrc}), (uint32_t)(uintptr_t){p}_l1_f, (uint32_t)(ch * {flen} * 2), PI_CL_DMA_DIR_EXT2LOC, &fc);
                     pi_cl_dma_cmd_wait(&fc);
                 }}
                 pi_cl_team_barrier();
@@ -304,10 +305,14 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
                 stripe = STRIPE,
                 km1 = k - 1,
                 digits = h.digits,
-                cout = c.cout,
                 per = h.outs_per_call(),
                 flen = h.flen,
                 bits = h.bits,
+                fsrc = if l3.is_some() {
+                    format!("wl + (d * {} + ic) * ch * {}", c.cin, h.flen)
+                } else {
+                    format!("{p}_f{i} + ((d * {} + ic) * {} + oc0) * {}", c.cin, c.cout, h.flen)
+                },
             );
         }
         _ => {
@@ -325,7 +330,7 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
             };
             let _ = writeln!(
                 out,
-                "    {ct} ca = {{.In = {x} + {in_off}, .Acc = {p}_acc, .Filter = {p}_w{i} + oc0 * {fsz}, .W = {w}, .H = {h}, .Wo = {wo}, .Ho = {ho}, \
+                "    {ct} ca = {{.In = {x} + {in_off}, .Acc = {p}_acc, .Filter = {wsrc}, .W = {w}, .H = {h}, .Wo = {wo}, .Ho = {ho}, \
                  .InFeatures = {cin_expr}, .OutFeatures = (uint16_t)ch, .Groups = {g_expr}, .Fx = {kw}, .Fy = {kh}, .Sx = {sx}, .Sy = {sy}, \
                  .Dx = {dx}, .Dy = {dy}, .PadT = {pt}, .PadL = {pl}}};\n    {ck}(&ca);\n    pi_cl_team_barrier();",
                 ct = n.t("ClioKerConvAcc32"),
@@ -335,7 +340,11 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
                 wo = c.wo,
                 ho = c.ho,
                 in_off = in_off,
-                fsz = (c.cin / c.groups.max(1)) * c.kh * c.kw,
+                wsrc = if l3.is_some() {
+                    "wl".to_string()
+                } else {
+                    format!("{p}_w{i} + oc0 * {}", (c.cin / c.groups.max(1)) * c.kh * c.kw)
+                },
                 cin_expr = cin_expr,
                 g_expr = g_expr,
                 kw = c.kw,
@@ -407,10 +416,11 @@ pub(crate) fn source(p: &Program, mem: &Memory, n: &Names, est: &[String], budge
     if l3.is_used() {
         let _ = writeln!(
             o,
-            "/* L2: staging buffer of the weights read from L3 ({b} B), and the HyperRAM image. */\n\
+            "/* L2: staging buffer of the weights read from L3 (two halves of {h} B: one chunk computed, the next read), and the HyperRAM image. */\n\
              PI_L2 static int8_t {pre}_l3_stage[{b}] __attribute__((aligned(4)));\n\
-             static struct pi_device *{pre}_l3_ram;\nstatic uint32_t {pre}_l3_addr;\nstatic pi_cl_ram_req_t {pre}_l3_req;",
-            b = l3.stage_bytes
+             static struct pi_device *{pre}_l3_ram;\nstatic uint32_t {pre}_l3_addr;\nstatic pi_cl_ram_req_t {pre}_l3_req[2];",
+            b = l3.stage_bytes,
+            h = l3.half_bytes()
         );
     }
     source_body(o, p, mem, n, est, l3)
@@ -477,16 +487,9 @@ fn source_body(mut o: String, p: &Program, mem: &Memory, n: &Names, est: &[Strin
             conv_consts(&mut o, n, i, c, slot);
         }
         let _ = writeln!(o, "static void {pre}_layer{i}(void)\n{{");
-        if let Some(s) = slot {
-            let _ = writeln!(
-                o,
-                "    /* Weights from L3: wait for their read into the staging buffer (issued before layer {}). */\n    \
-                 if (pi_core_id() == 0) pi_cl_ram_read_wait(&{pre}_l3_req);\n    pi_cl_team_barrier();",
-                s.prefetch_at
-            );
-        }
+
         match &s.kind {
-            StepKind::Conv(c) => conv_body(&mut o, n, i, c, &x, &y),
+            StepKind::Conv(c) => conv_body(&mut o, n, i, c, &x, &y, slot.map(|s| (s, l3.half_bytes()))),
             StepKind::Clamp { size, lo, hi } => {
                 let _ = writeln!(
                     o,
@@ -527,9 +530,9 @@ fn source_body(mut o: String, p: &Program, mem: &Memory, n: &Names, est: &[Strin
         for (j, s) in l3.prefetched_at(i) {
             let _ = writeln!(
                 o,
-                "    /* Layer {j}'s weights: HyperRAM -> L2 staging buffer, while the layers before it run. */\n    \
-                 if (pi_core_id() == 0) pi_cl_ram_read({pre}_l3_ram, {pre}_l3_addr + {}, {pre}_l3_stage, {}, &{pre}_l3_req);",
-                s.offset, s.bytes
+                "    /* Layer {j}'s first weight chunk: HyperRAM -> L2 staging half 0, while the layers before it run. */\n    \
+                 if (pi_core_id() == 0) {}",
+                s.read(pre, l3.half_bytes(), "0", &s.chunk.min(s.layout.cout).to_string(), "0")
             );
         }
         let _ = writeln!(o, "    {pre}_layer{i}();\n    pi_cl_team_barrier();");
@@ -606,7 +609,17 @@ fn concat_body(o: &mut String, n: &Names, mem: &Memory, s: &Step, parts: &[[usiz
 }
 
 /// A streamed cluster conv: accumulator chunk in L1, inputs double-buffered into L1.
-fn stream_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, dw: bool, x: &str, y: &str) {
+#[allow(clippy::too_many_arguments)]
+fn stream_body(
+    out: &mut String,
+    n: &Names,
+    i: usize,
+    c: &ConvStep,
+    dw: bool,
+    x: &str,
+    y: &str,
+    l3: Option<(&L3Slot, usize)>,
+) {
     let p = &n.p;
     let hw = c.ho * c.wo;
     let plane = c.h * c.w;
@@ -637,6 +650,7 @@ fn stream_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, dw: bool, x:
         Width::Q16 => " * 2".to_string(),
     };
     let (ct, ck) = (n.t("ClioKerConvAcc32"), n.k("ClioKerParConvAcc32"));
+    let prologue = l3.map(|(s, half)| l3_chunk_prologue(p, s, half, n.width.ctype())).unwrap_or_default();
     let (rt, rk) = (n.t("ClioReduct"), n.k("ClioKerParReduct"));
     let conv = |inp: &str, acc: &str, filt: &str, fin: &str, fout: &str, groups: &str| {
         format!(
@@ -677,7 +691,7 @@ fn stream_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, dw: bool, x:
                 {next}
             }}
         }}
-        ClioAccInit_T ai = {{.Acc = acc, .Init = {p}_init{i} + oc0, .C = (uint16_t)ch, .Size = {hw}}};
+{prologue}        ClioAccInit_T ai = {{.Acc = acc, .Init = {p}_init{i} + oc0, .C = (uint16_t)ch, .Size = {hw}}};
         ClioKerParAccInit(&ai);
         pi_cl_team_barrier();
         {conv}
@@ -689,7 +703,14 @@ fn stream_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, dw: bool, x:
 ",
             first = dma(x, "xb[0]", &format!("{} * {plane}{es}", chunk.min(cout)), "&cmd[0]"),
             next = dma(&format!("{x} + (oc0 + {chunk}) * {plane}"), "xb[b ^ 1]", &format!("nch * {plane}{es}"), "&cmd[b ^ 1]"),
-            conv = conv("xb[b]", "acc", &format!("{p}_w{i} + oc0 * {kk}"), "(uint16_t)ch", "(uint16_t)ch", "(uint16_t)ch"),
+            conv = conv(
+                "xb[b]",
+                "acc",
+                &if l3.is_some() { "wl".to_string() } else { format!("{p}_w{i} + oc0 * {kk}") },
+                "(uint16_t)ch",
+                "(uint16_t)ch",
+                "(uint16_t)ch"
+            ),
         );
     } else {
         let _ = write!(
@@ -697,7 +718,7 @@ fn stream_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, dw: bool, x:
             "    /* Dense on L1 tiles: chunks of {chunk} output channels; input planes double-buffered by DMA. */
     for (int oc0 = 0; oc0 < {cout}; oc0 += {chunk}) {{
         int ch = {cout} - oc0 < {chunk} ? {cout} - oc0 : {chunk};
-        pi_cl_dma_cmd_t cmd[2];
+{prologue}        pi_cl_dma_cmd_t cmd[2];
         ClioAccInit_T ai = {{.Acc = acc, .Init = {p}_init{i} + oc0, .C = (uint16_t)ch, .Size = {hw}}};
         ClioKerParAccInit(&ai);
         if (pi_core_id() == 0) {first}
@@ -719,7 +740,39 @@ fn stream_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, dw: bool, x:
             cin = c.cin,
             first = dma(x, "xb[0]", &format!("{plane}{es}"), "&cmd[0]"),
             next = dma(&format!("{x} + (ic + 1) * {plane}"), "xb[b ^ 1]", &format!("{plane}{es}"), "&cmd[b ^ 1]"),
-            conv = conv("xb[b]", "acc", &format!("{p}_w{i} + (ic * {cout} + oc0) * {kk}"), "1", "(uint16_t)ch", "1"),
+            conv = conv(
+                "xb[b]",
+                "acc",
+                &if l3.is_some() {
+                    format!("wl + ic * ch * {kk}")
+                } else {
+                    format!("{p}_w{i} + (ic * {cout} + oc0) * {kk}")
+                },
+                "1",
+                "(uint16_t)ch",
+                "1"
+            ),
         );
     }
+}
+
+/// The start of a chunk of an L3 layer: core 0 waits for this chunk's weights (staging half
+/// `lb`) and starts reading the next chunk's into the other half; `wl` points at the chunk.
+fn l3_chunk_prologue(p: &str, s: &L3Slot, half: usize, ctype: &str) -> String {
+    let (chunk, cout) = (s.chunk, s.layout.cout);
+    format!(
+        "        /* This chunk's weights from L3: wait for them, and start reading the next chunk's into the other half. */
+        int lb = (oc0 / {chunk}) & 1;
+        if (pi_core_id() == 0) {{
+            pi_cl_ram_read_wait(&{p}_l3_req[lb]);
+            if (oc0 + {chunk} < {cout}) {{
+                int nch = {cout} - oc0 - {chunk} < {chunk} ? {cout} - oc0 - {chunk} : {chunk};
+                {next}
+            }}
+        }}
+        pi_cl_team_barrier();
+        const {ctype} *wl = (const {ctype} *)(const void *)({p}_l3_stage + lb * {half});
+",
+        next = s.read(p, half, &format!("oc0 + {chunk}"), "nch", "lb ^ 1")
+    )
 }

@@ -311,12 +311,7 @@ impl<'a> Cx<'a> {
         step.choose_chunk(super::ACC_BUDGET);
         let mut reason = reason;
         if step.try_stream(super::L1_STREAM_BUDGET) {
-            reason.push_str(&format!(
-                "; L1 tiles: {} output channel(s) of int32 accumulator, double-buffered input {} by DMA in, the output tile by DMA out ({} B of L1)",
-                step.chunk,
-                if matches!(step.engine, Engine::Stream { dw: true }) { "chunks" } else { "planes" },
-                step.stream_l1_bytes(matches!(step.engine, Engine::Stream { dw: true }), step.chunk)
-            ));
+            reason.push_str(&step.stream_note());
         }
         let bytes = o * ho * wo;
         self.push(id, StepKind::Conv(Box::new(step)), vec![x.loc], bytes, [o, ho, wo], reason);

@@ -50,6 +50,7 @@ mod variants;
 
 pub use cost::{Gap8Cost, Gap8Desc};
 pub use error::Gap8Error;
+pub use l3::L3_CHUNK_BYTES;
 pub use shims::{runtime_files, shim_files, write_shims};
 pub use variants::{lower_variants, Gap8Variants, VariantFootprint, VariantsReport};
 
@@ -77,11 +78,22 @@ pub struct Gap8Options {
     pub graph: String,
     /// C identifier prefix of every exported symbol and of the file names.
     pub prefix: String,
+    /// L2 bytes the generated code may use (default [`L2_BYTES`], all of it; less leaves room
+    /// for the application). Buffers over it are an error; constants over it move to L3.
+    pub l2_budget_bytes: usize,
+    /// Bytes of weights one chunk of a layer whose weights are in L3 may hold (default
+    /// [`L3_CHUNK_BYTES`]); the L2 staging buffer holds two chunks.
+    pub l3_chunk_bytes: usize,
 }
 
 impl Default for Gap8Options {
     fn default() -> Self {
-        Gap8Options { graph: "device".into(), prefix: "clio_device".into() }
+        Gap8Options {
+            graph: "device".into(),
+            prefix: "clio_device".into(),
+            l2_budget_bytes: L2_BYTES,
+            l3_chunk_bytes: L3_CHUNK_BYTES,
+        }
     }
 }
 
@@ -164,7 +176,7 @@ pub struct Gap8Report {
     pub l3_image_bytes: usize,
     /// The L1 budget every layer's `l1_bytes` is checked against ([`L1_BYTES`]).
     pub l1_budget_bytes: usize,
-    /// The L2 budget ([`L2_BYTES`]).
+    /// The L2 budget (`Gap8Options::l2_budget_bytes`, by default [`L2_BYTES`]).
     pub l2_budget_bytes: usize,
     /// Constant bytes (weights: L3 HyperFlash or L2).
     pub const_bytes: usize,
@@ -303,8 +315,8 @@ fn lower_with(m: &clio::Module, opts: &Gap8Options, shared: bool) -> Result<Gap8
     if !valid_prefix(&opts.prefix) {
         return Err(Gap8Error::Options(format!("prefix `{}` is not a C identifier", opts.prefix)));
     }
-    let program = lower::lower(m, opts.graph.trim_start_matches('@'))?;
-    let mem = memory::plan(&program);
+    let mut program = lower::lower(m, opts.graph.trim_start_matches('@'))?;
+    let mut mem = memory::plan(&program);
     if mem.l1_bytes() > L1_BYTES {
         return Err(Gap8Error::Graph {
             graph: program.graph.clone(),
@@ -314,10 +326,30 @@ fn lower_with(m: &clio::Module, opts: &Gap8Options, shared: bool) -> Result<Gap8
             ),
         });
     }
-    let (layers, est) = layer_entries(&program, &mem);
-    let mut report = report(&program, &mem, layers)?;
-    let l3 = l3::plan(&program.steps, &report.layers, report.l3_stage_bytes);
+    let (layers, mut est) = layer_entries(&program, &mem);
+    if opts.l2_budget_bytes > L2_BYTES || opts.l3_chunk_bytes == 0 {
+        return Err(Gap8Error::Options(format!(
+            "l2_budget_bytes {} must be at most {L2_BYTES} and l3_chunk_bytes {} at least 1",
+            opts.l2_budget_bytes, opts.l3_chunk_bytes
+        )));
+    }
+    let mut report = report(&program, &mem, layers, opts)?;
+    // Layers whose weights moved to L3 take smaller chunks: redo the memory plan and the
+    // entries with them, keeping the placement (everything only shrinks, so it still fits).
+    if l3::rechunk(&mut program.steps, &report.layers, opts.l3_chunk_bytes) {
+        mem = memory::plan(&program);
+        let (mut layers, est2) = layer_entries(&program, &mem);
+        for (l, placed) in layers.iter_mut().zip(&report.layers) {
+            l.weights_in = placed.weights_in.clone();
+            l.l3_bytes = placed.l3_bytes;
+        }
+        est = est2;
+        report = assemble(&program, &mem, layers, report.l3_stage_bytes, opts.l2_budget_bytes);
+    }
+    let l3 = l3::plan(&program.steps, &report.layers);
+    report.l3_stage_bytes = l3.stage_bytes;
     report.l3_image_bytes = l3.image.len();
+    budget::assign_l2(&mut report.layers, l3.stage_bytes);
     if shared && l3.is_used() {
         return Err(Gap8Error::Graph {
             graph: program.graph.clone(),
@@ -401,13 +433,28 @@ fn report(
     program: &program::Program,
     mem: &memory::Memory,
     mut layers: Vec<Gap8Layer>,
+    opts: &Gap8Options,
 ) -> Result<Gap8Report, Gap8Error> {
-    let const_bytes = layers.iter().map(|l| l.const_bytes).sum::<usize>() + program.header.len();
-    // The wire header is a constant too (in `const_bytes`), and in the buffers' L2 figure.
+    // The wire header is a constant, counted once, in the buffers' L2 figure.
     let l2_bytes = mem.plan.arena_bytes + 4 * mem.acc_elems + 2 * mem.pad_elems + program.header.len();
-    let stage = budget::place_weights(&mut layers, l2_bytes)
+    let stage_if_moved: Vec<Option<usize>> =
+        program.steps.iter().map(|s| l3::stage_bytes_if_moved(s, opts.l3_chunk_bytes)).collect();
+    let stage = budget::place_weights(&mut layers, l2_bytes, &stage_if_moved, opts.l2_budget_bytes)
         .map_err(|message| Gap8Error::Graph { graph: program.graph.clone(), message })?;
-    Ok(Gap8Report {
+    Ok(assemble(program, mem, layers, stage, opts.l2_budget_bytes))
+}
+
+/// The report of placed `layers` with an L3 staging buffer of `stage` bytes.
+fn assemble(
+    program: &program::Program,
+    mem: &memory::Memory,
+    layers: Vec<Gap8Layer>,
+    stage: usize,
+    l2_budget: usize,
+) -> Gap8Report {
+    let const_bytes = layers.iter().map(|l| l.const_bytes).sum::<usize>() + program.header.len();
+    let l2_bytes = mem.plan.arena_bytes + 4 * mem.acc_elems + 2 * mem.pad_elems + program.header.len();
+    Gap8Report {
         graph: program.graph.clone(),
         input_bytes: program.input.bytes,
         output_bytes: program.header.len() + program.output.bytes,
@@ -421,12 +468,12 @@ fn report(
         l3_stage_bytes: stage,
         l3_image_bytes: 0,
         l1_budget_bytes: L1_BYTES,
-        l2_budget_bytes: L2_BYTES,
+        l2_budget_bytes: l2_budget,
         const_bytes,
         macs: layers.iter().map(|l| l.macs).sum(),
         hwce_macs: layers.iter().filter(|l| l.unit == "hwce").map(|l| l.macs).sum(),
         est_cycles: layers.iter().map(|l| l.est_cycles).sum(),
         layers,
         scheme: program.width.scheme().into(),
-    })
+    }
 }

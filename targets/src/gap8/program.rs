@@ -78,6 +78,17 @@ impl ConvStep {
         (chunk * self.ho * self.wo * self.es).div_ceil(4) * 4
     }
 
+    /// The reason text of a streamed layer's L1 tiling (empty for other engines).
+    pub fn stream_note(&self) -> String {
+        let Engine::Stream { dw } = self.engine else { return String::new() };
+        format!(
+            "; L1 tiles: {} output channel(s) of int32 accumulator, double-buffered input {} by DMA in, the output tile by DMA out ({} B of L1)",
+            self.chunk,
+            if dw { "chunks" } else { "planes" },
+            self.stream_l1_bytes(dw, self.chunk)
+        )
+    }
+
     /// Bytes of one L1 input buffer of a streamed layer (4-aligned).
     pub fn stream_xbuf(&self, dw: bool, chunk: usize) -> usize {
         let plane = self.h * self.w;
@@ -120,16 +131,21 @@ impl ConvStep {
     /// accumulator, a multiple of the channels per group (grouped convs) or of the HWCE's
     /// three outputs per call, at least one unit.
     pub fn choose_chunk(&mut self, budget: usize) {
-        let og = self.cout / self.groups.max(1);
-        let unit = if self.groups > 1 {
-            og.max(1)
+        let unit = self.chunk_unit();
+        let fit = budget / (4 * self.ho * self.wo).max(1);
+        self.chunk = ((fit / unit).max(1) * unit).min(self.cout).max(1);
+    }
+
+    /// The granularity of output-channel chunks: whole groups of a grouped conv, the three
+    /// outputs of an HWCE 3x3 multi-out call, else one channel.
+    pub fn chunk_unit(&self) -> usize {
+        if self.groups > 1 {
+            (self.cout / self.groups.max(1)).max(1)
         } else if matches!(&self.engine, Engine::Hwce(h) if h.k == 3) {
             3
         } else {
             1
-        };
-        let fit = budget / (4 * self.ho * self.wo).max(1);
-        self.chunk = ((fit / unit).max(1) * unit).min(self.cout).max(1);
+        }
     }
 
     /// Multiply-accumulates of the layer.

@@ -125,7 +125,7 @@ pub fn lower_variants(parts: &[(u32, &Module)], opts: &Gap8Options) -> Result<Ga
         if variants.iter().any(|(k, _)| k == cut) {
             return Err(Gap8Error::Options(format!("cut {cut} is given twice")));
         }
-        let vo = Gap8Options { graph: opts.graph.clone(), prefix: format!("{}_k{cut}", opts.prefix) };
+        let vo = Gap8Options { prefix: format!("{}_k{cut}", opts.prefix), ..opts.clone() };
         let v = super::lower_with(m, &vo, true)?;
         if let Some((k0, v0)) = variants.first() {
             if v.report.scheme != v0.report.scheme {

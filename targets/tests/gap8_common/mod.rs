@@ -153,7 +153,12 @@ pub fn compile_and_run_bytes(c: &Gap8Module, dir: &Path, inputs: &[Vec<u8>]) -> 
 /// Lowers the device part of `m`, runs it in C on `n` seeded inputs and requires every
 /// message to equal the integer interpreter's, byte for byte. Returns the module.
 pub fn check_bit_exact(m: &Module, name: &str, n: usize) -> Gap8Module {
-    let c = lower(m, &Gap8Options::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    check_bit_exact_with(m, name, n, &Gap8Options::default())
+}
+
+/// [`check_bit_exact`] with backend options.
+pub fn check_bit_exact_with(m: &Module, name: &str, n: usize, opts: &Gap8Options) -> Gap8Module {
+    let c = lower(m, opts).unwrap_or_else(|e| panic!("{name}: {e}"));
     let xs = inputs(m, n, 99);
     let dir = scratch_dir(name);
     let got = compile_and_run_bytes(&c, &dir, &xs.iter().map(|x| input_bytes(m, x)).collect::<Vec<_>>());

@@ -14,6 +14,8 @@ struct pi_cl_ram_req_s {
     void *addr;
     uint32_t pi_ram_addr;
     uint32_t size;
+    uint32_t stride;
+    uint32_t length;
     uint8_t pending;
 };
 
@@ -22,5 +24,7 @@ int pi_ram_alloc(struct pi_device *device, uint32_t *addr, uint32_t size);
 void pi_ram_write(struct pi_device *device, uint32_t pi_ram_addr, void *data, uint32_t size);
 void pi_ram_read(struct pi_device *device, uint32_t pi_ram_addr, void *data, uint32_t size);
 void pi_cl_ram_read(struct pi_device *device, uint32_t pi_ram_addr, void *addr, uint32_t size, pi_cl_ram_req_t *req);
+void pi_cl_ram_read_2d(struct pi_device *device, uint32_t pi_ram_addr, void *addr, uint32_t size, uint32_t stride,
+                       uint32_t length, pi_cl_ram_req_t *req);
 void pi_cl_ram_read_wait(pi_cl_ram_req_t *req);
 #endif
