@@ -16,6 +16,11 @@ const HARNESS: &str = r#"#include <stdio.h>
 #include "clio_device.h"
 static uint8_t in[CLIO_DEVICE_INPUT_BYTES] __attribute__((aligned(4)));
 static uint8_t out[CLIO_DEVICE_MAX_OUTPUT_BYTES];
+#ifdef CLIO_DEVICE_L3_BYTES
+#include "bsp/ram.h"
+static uint8_t l3img[CLIO_DEVICE_L3_BYTES];
+static struct pi_device ram;
+#endif
 int main(int argc, char **argv)
 {
     if (argc != 3) return 10;
@@ -24,6 +29,17 @@ int main(int argc, char **argv)
     if (!fi || !fo) return 11;
     if (clio_device_invoke((const void *)in, out) != -2) return 12;   /* nothing selected yet */
     if (clio_device_select(999) != -1) return 13;       /* no such variant */
+#ifdef CLIO_DEVICE_L3_BYTES
+    {
+        uint32_t other, addr;
+        FILE *fl = fopen("clio_device_l3.bin", "rb");
+        if (!fl || fread(l3img, 1, sizeof l3img, fl) != sizeof l3img || fgetc(fl) != EOF) return 17;
+        fclose(fl);
+        if (pi_ram_open(&ram) || pi_ram_alloc(&ram, &other, 4096) || pi_ram_alloc(&ram, &addr, sizeof l3img)) return 18;
+        pi_ram_write(&ram, addr, l3img, sizeof l3img);
+        clio_device_set_l3(&ram, addr);
+    }
+#endif
     uint32_t cut;
     while (fread(&cut, sizeof cut, 1, fi) == 1 && fread(in, 1, sizeof in, fi) == sizeof in) {
         if (clio_device_select(cut) != 0) return 14;
@@ -154,17 +170,45 @@ fn variants_must_share_the_input_and_have_distinct_cuts() {
     assert!(lower_variants(&[], &Gap8Options::default()).is_err());
 }
 
-/// A variant whose weights would need L3 is a typed error naming the graph and why (the
-/// dispatcher overlays the variants' buffers; the L3 staging state is not shared yet).
+/// Cuts 3 and 21 (the whole feature extractor) in one program: all variants' L2 constants
+/// and the buffer union do not fit L2 together, so the largest arrays over both variants move
+/// to L3 (one staging buffer in the union); the combined image hands each variant its part,
+/// and frames alternating between the cuts stay bit-exact.
 #[test]
-fn variants_with_weights_in_l3_are_a_typed_error() {
+fn variants_place_their_weights_jointly_and_read_l3_bit_exact() {
     let cfg = MobileNetV2Config { width: 0.35, input: 32, classes: 10, seed: 3, variant: Variant::Cifar };
     let m = mobilenet_v2(&cfg).unwrap();
-    let early = q8_device(m.clone(), "3", 5);
-    let whole = q8_device(m, "21", 5);
-    let err = lower_variants(&[(3, &early), (21, &whole)], &Gap8Options::default()).unwrap_err();
-    assert!(
-        matches!(&err, Gap8Error::Graph { message, .. } if message.contains("partition switching with weights in L3 is not implemented")),
-        "{err}"
-    );
+    let parts: Vec<(u32, clio::Module)> =
+        [3u32, 21].iter().map(|k| (*k, q8_device(m.clone(), &k.to_string(), 5))).collect();
+    let refs: Vec<(u32, &clio::Module)> = parts.iter().map(|(k, m)| (*k, m)).collect();
+    let v = lower_variants(&refs, &Gap8Options::default()).unwrap();
+    let moved: Vec<(u32, String)> = v
+        .variants
+        .iter()
+        .flat_map(|(k, var)| var.report.layers.iter().filter(|l| l.weights_in == "L3").map(|l| (*k, l.node.clone())))
+        .collect();
+    assert_eq!(moved, [(21, "features.18.0".to_string())], "{}", v.manifest_json());
+    assert_eq!(v.report.l3_image_bytes, v.l3_image.len());
+    assert_eq!(v.l3_image.len(), 143_360);
+    assert!(v.header.contains("void clio_device_set_l3(struct pi_device *ram, uint32_t addr);"));
+    assert!(v.source.contains("clio_device_k21_set_l3(ram, addr + 0);"));
+    // Everything resident together fits: the union, each variant's constants in L2, the stage.
+    let union = v.report.shared_l2_bytes;
+    let resident: usize = v.variants.iter().map(|(_, var)| var.report.const_bytes - var.l3_image.len()).sum();
+    let stage = v.variants.iter().map(|(_, var)| var.report.l3_stage_bytes).max().unwrap();
+    assert!(union + resident + stage <= 512 * 1024, "{union} + {resident} + {stage}");
+    run_switching(&v, &parts, &[21, 3, 21, 21, 3], "variants_l3");
+
+    // Cuts 16 and 19 each fit L2 on their own, but not together: the joint placement moves
+    // weights to L3 that neither variant alone would.
+    let parts: Vec<(u32, clio::Module)> =
+        [16u32, 19].iter().map(|k| (*k, q8_device(m.clone(), &k.to_string(), 5))).collect();
+    for (k, part) in &parts {
+        let alone = clio_targets::gap8::lower(part, &Gap8Options::default()).unwrap();
+        assert_eq!(alone.report.weights_in, "L2", "cut {k} alone");
+    }
+    let refs: Vec<(u32, &clio::Module)> = parts.iter().map(|(k, m)| (*k, m)).collect();
+    let v = lower_variants(&refs, &Gap8Options::default()).unwrap();
+    assert!(v.report.l3_image_bytes > 0, "{}", v.manifest_json());
+    run_switching(&v, &parts, &[19, 16, 19], "variants_l3_joint");
 }

@@ -16,8 +16,8 @@ pub(crate) const NO_WEIGHTS: &str = "none";
 /// (`l2_base` bytes), they all stay there. Otherwise the largest weight arrays
 /// (`weight_bytes`) move to L3 (HyperRAM, loaded from HyperFlash), largest first, until the
 /// rest fits next to the L2 staging buffer: a moved layer reads its weights chunk by chunk
-/// into the staging buffer (see `l3.rs`), which needs `stage_if_moved[i]` bytes for layer
-/// `i` (`None`: its weights cannot move), while its small per-channel constants (bias / init,
+/// into the staging buffer (see `l3.rs`), which needs the layer's `stage_if_moved` bytes
+/// (`None`: its weights cannot move), while its small per-channel constants (bias / init,
 /// shifts) stay in L2.
 ///
 /// Sets every layer's `weights_in`, `l2_bytes` and `l3_bytes` (its `l2_act_bytes` and
@@ -25,12 +25,7 @@ pub(crate) const NO_WEIGHTS: &str = "none";
 /// layer's constants are in L2). Afterwards `l2_base` + the constants resident in L2 + the
 /// staging buffer are at most `l2_budget`; when no placement achieves that, the error says
 /// how far over it is.
-pub(crate) fn place_weights(
-    layers: &mut [Gap8Layer],
-    l2_base: usize,
-    stage_if_moved: &[Option<usize>],
-    l2_budget: usize,
-) -> Result<usize, String> {
+pub(crate) fn place_weights(layers: &mut [Gap8Layer], l2_base: usize, l2_budget: usize) -> Result<usize, String> {
     if l2_base > l2_budget {
         let peak = layers.iter().max_by_key(|l| l.l2_act_bytes + l.l2_scratch_bytes);
         let at = peak.map(|l| format!(", {} B live at %{} ({})", l.l2_act_bytes + l.l2_scratch_bytes, l.node, l.op));
@@ -40,7 +35,7 @@ pub(crate) fn place_weights(
             at.unwrap_or_default()
         ));
     }
-    let stage_of = |i: usize| stage_if_moved.get(i).copied().flatten();
+    let stage_of = |i: usize| layers.get(i).and_then(|l| l.stage_if_moved);
     let mut by_size: Vec<usize> =
         (0..layers.len()).filter(|i| layers[*i].weight_bytes > 0 && stage_of(*i).is_some()).collect();
     by_size.sort_by_key(|i| std::cmp::Reverse(layers[*i].weight_bytes));
@@ -59,8 +54,25 @@ pub(crate) fn place_weights(
         moved += 1;
     }
     let in_l3: std::collections::HashSet<usize> = by_size.iter().take(moved).copied().collect();
-    for (i, l) in layers.iter_mut().enumerate() {
-        let l3 = in_l3.contains(&i);
+    mark(layers, |i, _| in_l3.contains(&i));
+    assign_l2(layers, stage);
+    Ok(stage)
+}
+
+/// Places exactly the weights of the layers named in `nodes` (those that can move) in L3, the
+/// rest in L2 (a dispatcher's joint placement over its variants); returns the staging bytes.
+pub(crate) fn place_forced(layers: &mut [Gap8Layer], nodes: &std::collections::HashSet<String>) -> usize {
+    mark(layers, |_, l| l.stage_if_moved.is_some() && l.weight_bytes > 0 && nodes.contains(&l.node));
+    let stage = layers.iter().filter(|l| l.weights_in == "L3").filter_map(|l| l.stage_if_moved).max().unwrap_or(0);
+    assign_l2(layers, stage);
+    stage
+}
+
+/// Sets `weights_in` and `l3_bytes` of every layer, in L3 where `in_l3(index, layer)`.
+fn mark(layers: &mut [Gap8Layer], in_l3: impl Fn(usize, &Gap8Layer) -> bool) {
+    for i in 0..layers.len() {
+        let Some(l) = layers.get_mut(i) else { continue };
+        let l3 = in_l3(i, l);
         l.weights_in = match (l.const_bytes, l3) {
             (0, _) => NO_WEIGHTS,
             (_, false) => "L2",
@@ -69,8 +81,6 @@ pub(crate) fn place_weights(
         .into();
         l.l3_bytes = if l3 { l.weight_bytes } else { 0 };
     }
-    assign_l2(layers, stage);
-    Ok(stage)
 }
 
 /// Sets each layer's `l2_bytes` from its live activations, scratch and constants; an L3
@@ -171,6 +181,7 @@ mod tests {
             l2_bytes: 0,
             l3_bytes: 0,
             est_cycles: 0.0,
+            stage_if_moved: Some(2 * weight_bytes.min(16_384)),
         }
     }
 
@@ -180,7 +191,7 @@ mod tests {
     #[test]
     fn largest_weights_move_to_l3_first() {
         let mut ls = vec![layer("a", 1000, 10)];
-        assert_eq!(place_weights(&mut ls, 0, &[Some(2000)], L2_BYTES), Ok(0));
+        assert_eq!(place_weights(&mut ls, 0, L2_BYTES), Ok(0));
         assert_eq!(ls[0].weights_in, "L2");
         // 301k of constants, 250k free: `x` is the largest but cannot move; `a` (the largest
         // movable, the first among equals) moves and adds a 32 KB staging buffer: 51,000 -
@@ -192,8 +203,9 @@ mod tests {
             layer("d", 0, 40),
             layer("x", 100_020, 0),
         ];
-        let stage = [Some(32_768), Some(2000), Some(32_768), None, None];
-        assert_eq!(place_weights(&mut ls, L2_BYTES - 250_020, &stage, L2_BYTES), Ok(32_768));
+        ls[3].stage_if_moved = None;
+        ls[4].stage_if_moved = None;
+        assert_eq!(place_weights(&mut ls, L2_BYTES - 250_020, L2_BYTES), Ok(32_768));
         let got: Vec<(&str, usize, usize)> =
             ls.iter().map(|l| (l.weights_in.as_str(), l.l2_bytes, l.l3_bytes)).collect();
         assert_eq!(
@@ -206,9 +218,10 @@ mod tests {
     #[test]
     fn what_cannot_be_placed_is_an_error() {
         let mut ls = vec![layer("big", 300_000, 0)];
-        let e = place_weights(&mut ls, L2_BYTES - 250_000, &[None], L2_BYTES).unwrap_err();
+        ls[0].stage_if_moved = None;
+        let e = place_weights(&mut ls, L2_BYTES - 250_000, L2_BYTES).unwrap_err();
         assert!(e.starts_with("the weights do not fit L2 even with 0 layers' weights in L3"), "{e}");
-        let e = place_weights(&mut ls, L2_BYTES + 1, &[Some(1)], L2_BYTES).unwrap_err();
+        let e = place_weights(&mut ls, L2_BYTES + 1, L2_BYTES).unwrap_err();
         assert!(e.contains("need 524289 B of L2 (> 524288 B, 8 B live at %big (conv2d))"), "{e}");
     }
 

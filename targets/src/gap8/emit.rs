@@ -38,7 +38,7 @@ impl Names {
 /// The L2 and L1 buffer structs of a variant whose buffers a dispatcher shares (see
 /// [`super::variants`]): every buffer is a member (at least one element), so the dispatcher can
 /// overlay all variants in one union per memory level.
-pub(crate) fn buffer_structs(n: &Names, mem: &Memory) -> String {
+pub(crate) fn buffer_structs(n: &Names, mem: &Memory, l3: &L3Plan) -> String {
     let pre = &n.p;
     let ct = n.width.ctype();
     format!(
@@ -47,6 +47,7 @@ pub(crate) fn buffer_structs(n: &Names, mem: &Memory) -> String {
     {ct} arena[{}] __attribute__((aligned(4)));
     int32_t acc[{}];
     int16_t pad16[{}];
+    int8_t l3_stage[{}] __attribute__((aligned(4)));
 }};
          struct {pre}_l1 {{
     int16_t l1_in[2][{}];
@@ -58,6 +59,7 @@ pub(crate) fn buffer_structs(n: &Names, mem: &Memory) -> String {
         mem.plan.arena_bytes.max(4).div_ceil(n.width.bytes()),
         mem.acc_elems.max(1),
         mem.pad_elems.max(1),
+        l3.stage_bytes.max(4),
         mem.l1_in_elems.max(1),
         mem.l1_out_elems.max(1),
         mem.l1_f_elems.max(1),
@@ -79,6 +81,7 @@ extern struct {pre}_l1 *const {pre}_l1p;"
         ("arena", "l2"),
         ("acc", "l2"),
         ("pad16", "l2"),
+        ("l3_stage", "l2"),
         ("l1_in", "l1"),
         ("l1_out", "l1"),
         ("l1_f", "l1"),
@@ -133,7 +136,7 @@ pub(crate) fn function(s: &Step, width: Width) -> String {
 pub(crate) fn header(p: &Program, n: &Names, mem: &Memory, l3: &L3Plan) -> String {
     let u = &n.u;
     let pre = &n.p;
-    let mut buffers = if n.shared { buffer_structs(n, mem) } else { String::new() };
+    let mut buffers = if n.shared { buffer_structs(n, mem, l3) } else { String::new() };
     if l3.is_used() {
         let _ = write!(
             buffers,
@@ -414,12 +417,15 @@ pub(crate) fn source(p: &Program, mem: &Memory, n: &Names, est: &[String], budge
         private_buffer_decls(&mut o, n, mem);
     }
     if l3.is_used() {
+        let stage = if n.shared {
+            String::new()
+        } else {
+            format!("PI_L2 static int8_t {pre}_l3_stage[{}] __attribute__((aligned(4)));\n", l3.stage_bytes)
+        };
         let _ = writeln!(
             o,
             "/* L2: staging buffer of the weights read from L3 (two halves of {h} B: one chunk computed, the next read), and the HyperRAM image. */\n\
-             PI_L2 static int8_t {pre}_l3_stage[{b}] __attribute__((aligned(4)));\n\
-             static struct pi_device *{pre}_l3_ram;\nstatic uint32_t {pre}_l3_addr;\nstatic pi_cl_ram_req_t {pre}_l3_req[2];",
-            b = l3.stage_bytes,
+             {stage}static struct pi_device *{pre}_l3_ram;\nstatic uint32_t {pre}_l3_addr;\nstatic pi_cl_ram_req_t {pre}_l3_req[2];",
             h = l3.half_bytes()
         );
     }

@@ -139,6 +139,10 @@ pub struct Gap8Layer {
     pub l3_bytes: usize,
     /// The cost model's cycle estimate at the cluster clock.
     pub est_cycles: f64,
+    /// Bytes of the L3 staging buffer the layer needs if its weights move to L3 (`None`: they
+    /// cannot).
+    #[serde(skip)]
+    pub(crate) stage_if_moved: Option<usize>,
 }
 
 /// Sizes of the generated module.
@@ -306,12 +310,18 @@ fn est_cycles(d: &Gap8Desc, s: &program::Step, width: program::Width) -> f64 {
 /// Lowers the q8 or q16 device graph `opts.graph` of `m` to GAP8 C (see the module documentation).
 /// Errors name the node and op that cannot be lowered.
 pub fn lower(m: &clio::Module, opts: &Gap8Options) -> Result<Gap8Module, Gap8Error> {
-    lower_with(m, opts, false)
+    lower_with(m, opts, false, None)
 }
 
 /// [`lower`], with the buffers either the module's own statics or (`shared`) members of a
-/// dispatcher's unions ([`lower_variants`]).
-fn lower_with(m: &clio::Module, opts: &Gap8Options, shared: bool) -> Result<Gap8Module, Gap8Error> {
+/// dispatcher's unions ([`lower_variants`]), and the weights placed by the L2 budget or
+/// (`forced_l3`) exactly the named nodes' in L3 (a dispatcher's joint placement).
+fn lower_with(
+    m: &clio::Module,
+    opts: &Gap8Options,
+    shared: bool,
+    forced_l3: Option<&std::collections::HashSet<String>>,
+) -> Result<Gap8Module, Gap8Error> {
     if !valid_prefix(&opts.prefix) {
         return Err(Gap8Error::Options(format!("prefix `{}` is not a C identifier", opts.prefix)));
     }
@@ -326,19 +336,19 @@ fn lower_with(m: &clio::Module, opts: &Gap8Options, shared: bool) -> Result<Gap8
             ),
         });
     }
-    let (layers, mut est) = layer_entries(&program, &mem);
+    let (layers, mut est) = layer_entries(&program, &mem, opts.l3_chunk_bytes);
     if opts.l2_budget_bytes > L2_BYTES || opts.l3_chunk_bytes == 0 {
         return Err(Gap8Error::Options(format!(
             "l2_budget_bytes {} must be at most {L2_BYTES} and l3_chunk_bytes {} at least 1",
             opts.l2_budget_bytes, opts.l3_chunk_bytes
         )));
     }
-    let mut report = report(&program, &mem, layers, opts)?;
+    let mut report = report(&program, &mem, layers, opts, forced_l3)?;
     // Layers whose weights moved to L3 take smaller chunks: redo the memory plan and the
     // entries with them, keeping the placement (everything only shrinks, so it still fits).
     if l3::rechunk(&mut program.steps, &report.layers, opts.l3_chunk_bytes) {
         mem = memory::plan(&program);
-        let (mut layers, est2) = layer_entries(&program, &mem);
+        let (mut layers, est2) = layer_entries(&program, &mem, opts.l3_chunk_bytes);
         for (l, placed) in layers.iter_mut().zip(&report.layers) {
             l.weights_in = placed.weights_in.clone();
             l.l3_bytes = placed.l3_bytes;
@@ -350,16 +360,6 @@ fn lower_with(m: &clio::Module, opts: &Gap8Options, shared: bool) -> Result<Gap8
     report.l3_stage_bytes = l3.stage_bytes;
     report.l3_image_bytes = l3.image.len();
     budget::assign_l2(&mut report.layers, l3.stage_bytes);
-    if shared && l3.is_used() {
-        return Err(Gap8Error::Graph {
-            graph: program.graph.clone(),
-            message: format!(
-                "{} B of weights do not fit L2 and would be read from L3; partition switching with \
-                 weights in L3 is not implemented (lower this cut on its own)",
-                l3.image.len()
-            ),
-        });
-    }
     let mut names = emit::Names::new(&opts.prefix, shared);
     names.width = program.width;
     let header = emit::header(&program, &names, &mem, &l3);
@@ -382,7 +382,11 @@ fn step_sizes(s: &program::Step) -> (u64, usize, usize, usize, usize, usize) {
 }
 
 /// The manifest entry of every step (constants not placed yet) and its cost-model comment.
-fn layer_entries(program: &program::Program, mem: &memory::Memory) -> (Vec<Gap8Layer>, Vec<String>) {
+fn layer_entries(
+    program: &program::Program,
+    mem: &memory::Memory,
+    l3_chunk_bytes: usize,
+) -> (Vec<Gap8Layer>, Vec<String>) {
     let desc = builtin_desc();
     let hz = desc.as_ref().map(|d| d.cluster_hz).unwrap_or(1.0);
     let mut layers = vec![];
@@ -422,6 +426,7 @@ fn layer_entries(program: &program::Program, mem: &memory::Memory) -> (Vec<Gap8L
             l2_bytes: 0,
             l3_bytes: 0,
             est_cycles: cycles,
+            stage_if_moved: l3::stage_bytes_if_moved(s, l3_chunk_bytes),
         });
     }
     (layers, est)
@@ -434,13 +439,15 @@ fn report(
     mem: &memory::Memory,
     mut layers: Vec<Gap8Layer>,
     opts: &Gap8Options,
+    forced_l3: Option<&std::collections::HashSet<String>>,
 ) -> Result<Gap8Report, Gap8Error> {
     // The wire header is a constant, counted once, in the buffers' L2 figure.
     let l2_bytes = mem.plan.arena_bytes + 4 * mem.acc_elems + 2 * mem.pad_elems + program.header.len();
-    let stage_if_moved: Vec<Option<usize>> =
-        program.steps.iter().map(|s| l3::stage_bytes_if_moved(s, opts.l3_chunk_bytes)).collect();
-    let stage = budget::place_weights(&mut layers, l2_bytes, &stage_if_moved, opts.l2_budget_bytes)
-        .map_err(|message| Gap8Error::Graph { graph: program.graph.clone(), message })?;
+    let stage = match forced_l3 {
+        Some(nodes) => budget::place_forced(&mut layers, nodes),
+        None => budget::place_weights(&mut layers, l2_bytes, opts.l2_budget_bytes)
+            .map_err(|message| Gap8Error::Graph { graph: program.graph.clone(), message })?,
+    };
     Ok(assemble(program, mem, layers, stage, opts.l2_budget_bytes))
 }
 

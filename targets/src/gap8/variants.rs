@@ -24,8 +24,13 @@
 
 use super::{Gap8Error, Gap8Module, Gap8Options};
 use clio::Module;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::path::Path;
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
 
 /// One cut's memory footprint in a multi-variant program.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -61,6 +66,10 @@ pub struct VariantsReport {
     pub unshared_l2_bytes: usize,
     /// Constant bytes of all variants (HyperFlash).
     pub flash_bytes: usize,
+    /// Bytes of `<prefix>_l3.bin` (0: every weight in L2; the L2-resident constants of all
+    /// variants and the buffer union are placed jointly within the L2 budget).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub l3_image_bytes: usize,
     /// The switch procedure.
     pub switch_procedure: String,
 }
@@ -78,6 +87,9 @@ pub struct Gap8Variants {
     pub variants: Vec<(u32, Gap8Module)>,
     /// Sizes.
     pub report: VariantsReport,
+    /// `<prefix>_l3.bin`: every variant's L3 weight image, one after the other (4-byte
+    /// aligned); empty when every weight is in L2. `<prefix>_set_l3` hands each variant its part.
+    pub l3_image: Vec<u8>,
 }
 
 impl Gap8Variants {
@@ -101,11 +113,15 @@ impl Gap8Variants {
         serde_json::to_string_pretty(&self.report).unwrap_or_default()
     }
 
-    /// Writes the dispatcher, every variant (with its manifest) and clio's cluster kernels into
-    /// `dir`, each file atomically.
+    /// Writes the dispatcher, every variant (with its manifest), the combined L3 image (when
+    /// there is one) and clio's cluster kernels into `dir`, each file atomically.
     pub fn write_to(&self, dir: &Path) -> Result<(), clio::error::IoError> {
         for (_, v) in &self.variants {
-            v.write_to(dir)?;
+            let own = Gap8Module { l3_image: vec![], ..v.clone() };
+            own.write_to(dir)?;
+        }
+        if !self.l3_image.is_empty() {
+            clio::io::write_atomic(&dir.join(format!("{}_l3.bin", self.prefix)), &self.l3_image)?;
         }
         clio::io::write_atomic(&dir.join(self.header_name()), self.header.as_bytes())?;
         clio::io::write_atomic(&dir.join(self.source_name()), self.source.as_bytes())?;
@@ -120,13 +136,15 @@ pub fn lower_variants(parts: &[(u32, &Module)], opts: &Gap8Options) -> Result<Ga
     if parts.is_empty() {
         return Err(Gap8Error::Options("no variants to lower".into()));
     }
+    // First pass: every constant in L2, to see what the program needs.
+    let none = HashSet::new();
     let mut variants: Vec<(u32, Gap8Module)> = vec![];
     for (cut, m) in parts {
         if variants.iter().any(|(k, _)| k == cut) {
             return Err(Gap8Error::Options(format!("cut {cut} is given twice")));
         }
         let vo = Gap8Options { prefix: format!("{}_k{cut}", opts.prefix), ..opts.clone() };
-        let v = super::lower_with(m, &vo, true)?;
+        let v = super::lower_with(m, &vo, true, Some(&none))?;
         if let Some((k0, v0)) = variants.first() {
             if v.report.scheme != v0.report.scheme {
                 return Err(Gap8Error::Options(format!(
@@ -142,6 +160,15 @@ pub fn lower_variants(parts: &[(u32, &Module)], opts: &Gap8Options) -> Result<Ga
             }
         }
         variants.push((*cut, v));
+    }
+    // All variants' L2 constants are resident together next to the buffer union: place the
+    // weights jointly, then lower again with that placement.
+    if let Some(in_l3) = joint_placement(&variants, opts)? {
+        for ((cut, m), (_, v)) in parts.iter().zip(variants.iter_mut()) {
+            let vo = Gap8Options { prefix: format!("{}_k{cut}", opts.prefix), ..opts.clone() };
+            let nodes = in_l3.get(cut).cloned().unwrap_or_default();
+            *v = super::lower_with(m, &vo, true, Some(&nodes))?;
+        }
     }
     let footprints: Vec<VariantFootprint> = variants
         .iter()
@@ -160,6 +187,7 @@ pub fn lower_variants(parts: &[(u32, &Module)], opts: &Gap8Options) -> Result<Ga
         shared_l2_bytes: footprints.iter().map(|f| f.l2_buffer_bytes).max().unwrap_or(0),
         shared_l1_bytes: footprints.iter().map(|f| f.l1_bytes).max().unwrap_or(0),
         unshared_l2_bytes: footprints.iter().map(|f| f.l2_buffer_bytes).sum(),
+        l3_image_bytes: variants.iter().map(|(_, v)| v.l3_image.len().next_multiple_of(4)).sum(),
         flash_bytes: footprints.iter().map(|f| f.const_bytes).sum(),
         switch_procedure:
             "select(cut): bring the variant's weights from HyperFlash to L2, open its cluster on first use; \
@@ -168,7 +196,41 @@ pub fn lower_variants(parts: &[(u32, &Module)], opts: &Gap8Options) -> Result<Ga
         variants: footprints,
     };
     let (header, source) = dispatcher(&opts.prefix, &variants);
-    Ok(Gap8Variants { prefix: opts.prefix.clone(), header, source, variants, report })
+    let mut l3_image = vec![];
+    for (_, v) in &variants {
+        l3_image.extend_from_slice(&v.l3_image);
+        l3_image.resize(l3_image.len().next_multiple_of(4), 0);
+    }
+    Ok(Gap8Variants { prefix: opts.prefix.clone(), header, source, variants, report, l3_image })
+}
+
+/// The joint placement of the variants' weights: `None` when the buffer union and every
+/// variant's constants fit the L2 budget together, else the nodes (per cut) whose weights move
+/// to L3, largest first over all variants (one staging buffer in the union serves them all).
+fn joint_placement(
+    variants: &[(u32, Gap8Module)],
+    opts: &Gap8Options,
+) -> Result<Option<HashMap<u32, HashSet<String>>>, Gap8Error> {
+    // The union holds the largest variant's buffers; each variant's wire header is its own.
+    let buffers = |r: &super::Gap8Report| r.arena_bytes + r.acc_bytes + r.pad_bytes;
+    let union = variants.iter().map(|(_, v)| buffers(&v.report)).max().unwrap_or(0);
+    let headers: usize = variants.iter().map(|(_, v)| v.report.l2_bytes - buffers(&v.report)).sum();
+    let mut all: Vec<super::Gap8Layer> = variants.iter().flat_map(|(_, v)| v.report.layers.iter().cloned()).collect();
+    let stage = super::budget::place_weights(&mut all, union + headers, opts.l2_budget_bytes)
+        .map_err(|message| Gap8Error::Graph { graph: format!("{} (all variants)", opts.graph), message })?;
+    if stage == 0 {
+        return Ok(None);
+    }
+    let mut out: HashMap<u32, HashSet<String>> = HashMap::new();
+    let mut at = all.iter();
+    for (cut, v) in variants {
+        for _ in &v.report.layers {
+            if let Some(l) = at.next().filter(|l| l.weights_in == "L3") {
+                out.entry(*cut).or_default().insert(l.node.clone());
+            }
+        }
+    }
+    Ok(Some(out))
 }
 
 /// The dispatcher's header and source.
@@ -182,6 +244,7 @@ fn dispatcher(pre: &str, variants: &[(u32, Gap8Module)]) -> (String, String) {
     };
     let max_out = variants.iter().map(|(_, v)| v.report.output_bytes).max().unwrap_or(0);
     let cuts: Vec<String> = variants.iter().map(|(k, _)| k.to_string()).collect();
+    let l3_total: usize = variants.iter().map(|(_, v)| v.l3_image.len().next_multiple_of(4)).sum();
     let header = format!(
         "/* Generated by clio (GAP8 backend): one device program with the variants for cuts {cuts}.\n \
          * Select a cut, then invoke; see {pre}.c for the switch procedure. Do not edit. */\n\
@@ -192,8 +255,17 @@ fn dispatcher(pre: &str, variants: &[(u32, Gap8Module)]) -> (String, String) {
          /* The selected cut, -1 before the first select. */\nint32_t {pre}_cut(void);\n\
          /* Bytes the selected variant writes (0 before the first select). */\nuint32_t {pre}_output_bytes(void);\n\
          /* Runs the selected variant: 0, -2 if no cut is selected, or the variant's error. */\n\
-         int32_t {pre}_invoke(const {ct} *input, uint8_t *output);\n#endif\n",
+         int32_t {pre}_invoke(const {ct} *input, uint8_t *output);\n{l3}#endif\n",
         cuts = cuts.join(", "),
+        l3 = if l3_total > 0 {
+            format!(
+                "/* L3 weights: {pre}_l3.bin ({l3_total} B, every variant's part) loaded into HyperRAM at `addr`;\n \
+                 * call before the first invoke (a variant with weights in L3 fails until then). */\n\
+                 #define {u}_L3_BYTES {l3_total}\nstruct pi_device;\nvoid {pre}_set_l3(struct pi_device *ram, uint32_t addr);\n"
+            )
+        } else {
+            String::new()
+        },
     );
     let mut s = format!(
         "/* Generated by clio (GAP8 backend): the dispatcher of cuts {}.\n *\n \
@@ -246,5 +318,16 @@ fn dispatcher(pre: &str, variants: &[(u32, Gap8Module)]) -> (String, String) {
         let _ = writeln!(s, "    case {k}:\n        return {}_invoke(input, output);", v.prefix);
     }
     let _ = writeln!(s, "    default:\n        return -2;\n    }}\n}}");
+    if l3_total > 0 {
+        let _ = writeln!(s, "\nvoid {pre}_set_l3(struct pi_device *ram, uint32_t addr)\n{{");
+        let mut off = 0;
+        for (_, v) in variants {
+            if !v.l3_image.is_empty() {
+                let _ = writeln!(s, "    {}_set_l3(ram, addr + {off});", v.prefix);
+            }
+            off += v.l3_image.len().next_multiple_of(4);
+        }
+        s.push_str("}\n");
+    }
     (header, s)
 }
