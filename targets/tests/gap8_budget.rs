@@ -126,6 +126,15 @@ fn mobilenet_v2_w035_whole_net_streams_the_largest_weights_from_l3() {
         assert!(static_l2 <= 524288, "{static_l2}\n{}", r.memory_table());
         for l in &r.layers {
             assert!(l.l1_bytes <= 65536 && l.l2_bytes <= 524288, "%{}", l.node);
+            // Every convolution and linear layer works on L1 tiles (none reads L2 directly).
+            if l.op == "conv2d" || l.op == "gemm" {
+                assert!(
+                    l.l1_bytes > 0 && l.reason.contains("L1 tiles") || l.unit == "hwce",
+                    "%{}: {}",
+                    l.node,
+                    l.reason
+                );
+            }
         }
         // The generated code declares no array for the L3 layer's weights and reads them in
         // 2D chunks (one line per input plane of the streamed dense layer): the first before

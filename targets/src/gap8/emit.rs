@@ -121,7 +121,7 @@ pub(crate) fn function(s: &Step, width: Width) -> String {
                 k => format!("HWCE_ProcessOneTile{k}x{k}"),
             },
             Engine::Dw { .. } => format!("KerParConvDW3x3Stride{}_fps", c.stride[0]),
-            Engine::Cluster | Engine::Stream { .. } => k("ClioKerParConvAcc32"),
+            Engine::Cluster | Engine::Stream { .. } | Engine::Whole => k("ClioKerParConvAcc32"),
         },
         StepKind::Clamp { .. } => k("ClioKerParClamp"),
         StepKind::MaxPool(_) => k("ClioKerParMaxPool"),
@@ -219,11 +219,29 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
         stream_body(out, n, i, c, dw, x, y, l3);
         return;
     }
+    // A whole-input layer: the input goes to L1 by one DMA, accumulator and output tile are L1.
+    let whole = matches!(c.engine, Engine::Whole);
+    let (acc, xin) = if whole { ("acc".to_string(), "xin".to_string()) } else { (format!("{p}_acc"), x.to_string()) };
+    if whole {
+        let ct = n.width.ctype();
+        let inb = c.whole_in_bytes();
+        let _ = writeln!(
+            out,
+            "    /* L1 tiles: the whole input ({inb} B) by one DMA, chunks of {ch} output channels accumulated in L1, each chunk's outputs back to L2 by DMA. */\n    \
+             {ct} *xin = ({ct} *)(void *){p}_l1_pool;\n    int32_t *acc = (int32_t *)(void *)({p}_l1_pool + {inb});\n    \
+             {ct} *ob = ({ct} *)(void *)({p}_l1_pool + {ob_at});\n    pi_cl_dma_cmd_t wb, xc;\n    \
+             if (pi_core_id() == 0) {{ pi_cl_dma_cmd((uint32_t)(uintptr_t)({x}), (uint32_t)(uintptr_t)xin, {bytes}, PI_CL_DMA_DIR_EXT2LOC, &xc); pi_cl_dma_cmd_wait(&xc); }}\n    \
+             pi_cl_team_barrier();",
+            ch = c.chunk,
+            ob_at = inb + 4 * c.chunk * hw,
+            bytes = c.cin * c.h * c.w * c.es,
+        );
+    }
     let ctype = if matches!(c.engine, Engine::Hwce(_)) { "short int" } else { n.width.ctype() };
     let prologue = l3.map(|(s, half)| l3_chunk_prologue(p, s, half, ctype)).unwrap_or_default();
     let _ = writeln!(
         out,
-        "    /* int32 accumulation in chunks of {ch} output channels ({} B). */\n    for (int oc0 = 0; oc0 < {cout}; oc0 += {ch}) {{\n    int ch = {cout} - oc0 < {ch} ? {cout} - oc0 : {ch};\n{prologue}    ClioAccInit_T ai = {{.Acc = {p}_acc, .Init = {p}_init{i} + oc0, .C = (uint16_t)ch, .Size = {hw}}};\n    ClioKerParAccInit(&ai);\n    pi_cl_team_barrier();",
+        "    /* int32 accumulation in chunks of {ch} output channels ({} B). */\n    for (int oc0 = 0; oc0 < {cout}; oc0 += {ch}) {{\n    int ch = {cout} - oc0 < {ch} ? {cout} - oc0 : {ch};\n{prologue}    ClioAccInit_T ai = {{.Acc = {acc}, .Init = {p}_init{i} + oc0, .C = (uint16_t)ch, .Size = {hw}}};\n    ClioKerParAccInit(&ai);\n    pi_cl_team_barrier();",
         4 * c.chunk * hw,
         ch = c.chunk,
         cout = c.cout,
@@ -333,7 +351,7 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
             };
             let _ = writeln!(
                 out,
-                "    {ct} ca = {{.In = {x} + {in_off}, .Acc = {p}_acc, .Filter = {wsrc}, .W = {w}, .H = {h}, .Wo = {wo}, .Ho = {ho}, \
+                "    {ct} ca = {{.In = {xin} + {in_off}, .Acc = {acc}, .Filter = {wsrc}, .W = {w}, .H = {h}, .Wo = {wo}, .Ho = {ho}, \
                  .InFeatures = {cin_expr}, .OutFeatures = (uint16_t)ch, .Groups = {g_expr}, .Fx = {kw}, .Fy = {kh}, .Sx = {sx}, .Sy = {sy}, \
                  .Dx = {dx}, .Dy = {dy}, .PadT = {pt}, .PadL = {pl}}};\n    {ck}(&ca);\n    pi_cl_team_barrier();",
                 ct = n.t("ClioKerConvAcc32"),
@@ -360,6 +378,14 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
                 pl = c.pads[1],
             );
         }
+    }
+    if whole {
+        let _ = writeln!(
+            out,
+            "        {}\n    }}\n    if (pi_core_id() == 0) pi_cl_dma_cmd_wait(&wb);",
+            l1_reduce(n, i, c, y)
+        );
+        return;
     }
     let _ = writeln!(
         out,
@@ -657,7 +683,6 @@ fn stream_body(
     };
     let (ct, ck) = (n.t("ClioKerConvAcc32"), n.k("ClioKerParConvAcc32"));
     let prologue = l3.map(|(s, half)| l3_chunk_prologue(p, s, half, n.width.ctype())).unwrap_or_default();
-    let (rt, rk) = (n.t("ClioReduct"), n.k("ClioKerParReduct"));
     let conv = |inp: &str, acc: &str, filt: &str, fin: &str, fout: &str, groups: &str| {
         format!(
             "{ct} ca = {{.In = {inp}, .Acc = {acc}, .Filter = {filt}, .W = {}, .H = {}, .Wo = {}, .Ho = {}, .InFeatures = {fin}, .OutFeatures = {fout}, .Groups = {groups}, .Fx = {}, .Fy = {}, .Sx = {}, .Sy = {}, .Dx = {}, .Dy = {}, .PadT = {}, .PadL = {}}};",
@@ -667,21 +692,7 @@ fn stream_body(
     let dma = |src: &str, dst: &str, bytes: &str, cmd: &str| {
         format!("pi_cl_dma_cmd((uint32_t)(uintptr_t)({src}), (uint32_t)(uintptr_t){dst}, (uint32_t)({bytes}), PI_CL_DMA_DIR_EXT2LOC, {cmd});")
     };
-    // The chunk's outputs go to the L1 tile, then to L2 by DMA; the write-back overlaps the next
-    // chunk's computation and is waited for before the tile is written again (and at the end).
-    let reduce = format!(
-        "if (pi_core_id() == 0 && oc0 > 0) pi_cl_dma_cmd_wait(&wb);
-        pi_cl_team_barrier();
-        {rt} rd = {{.Acc = acc, .Out = ob, .Norm = {p}_norm{i} + oc0, .C = (uint16_t)ch, .Size = {hw}, .Lo = {}, .Hi = {}}};
-        {rk}(&rd);
-        pi_cl_team_barrier();
-        if (pi_core_id() == 0) {}",
-        c.lo,
-        c.hi,
-        format_args!(
-            "pi_cl_dma_cmd((uint32_t)(uintptr_t)({y} + oc0 * {hw}), (uint32_t)(uintptr_t)ob, (uint32_t)(ch * {hw}{es}), PI_CL_DMA_DIR_LOC2EXT, &wb);"
-        )
-    );
+    let reduce = l1_reduce(n, i, c, y);
     if dw {
         let _ = write!(
             out,
@@ -760,6 +771,28 @@ fn stream_body(
             ),
         );
     }
+}
+
+/// The end of a chunk of a layer whose accumulator and output tile are in L1 (`acc`, `ob`):
+/// the reduction into the tile, then its write-back to the L2 result `y` by DMA, which overlaps
+/// the next chunk's computation and is waited for before the tile is written again (the
+/// caller waits for the last one after its loop).
+fn l1_reduce(n: &Names, i: usize, c: &ConvStep, y: &str) -> String {
+    let p = &n.p;
+    let hw = c.ho * c.wo;
+    let es = if n.width == Width::Q16 { " * 2" } else { "" };
+    format!(
+        "if (pi_core_id() == 0 && oc0 > 0) pi_cl_dma_cmd_wait(&wb);
+        pi_cl_team_barrier();
+        {rt} rd = {{.Acc = acc, .Out = ob, .Norm = {p}_norm{i} + oc0, .C = (uint16_t)ch, .Size = {hw}, .Lo = {lo}, .Hi = {hi}}};
+        {rk}(&rd);
+        pi_cl_team_barrier();
+        if (pi_core_id() == 0) pi_cl_dma_cmd((uint32_t)(uintptr_t)({y} + oc0 * {hw}), (uint32_t)(uintptr_t)ob, (uint32_t)(ch * {hw}{es}), PI_CL_DMA_DIR_LOC2EXT, &wb);",
+        rt = n.t("ClioReduct"),
+        rk = n.k("ClioKerParReduct"),
+        lo = c.lo,
+        hi = c.hi,
+    )
 }
 
 /// The start of a chunk of an L3 layer: core 0 waits for this chunk's weights (staging half

@@ -53,7 +53,7 @@ pub(crate) fn chunk_layout(s: &Step) -> Option<ChunkLayout> {
         Engine::Dw { .. } => return None,
         Engine::Stream { dw: true } => (1, kk * c.es),
         Engine::Stream { dw: false } => (c.cin, kk * c.es),
-        Engine::Cluster => (1, c.cin / c.groups.max(1) * kk * c.es),
+        Engine::Cluster | Engine::Whole => (1, c.cin / c.groups.max(1) * kk * c.es),
     };
     Some(ChunkLayout { lines, oc_bytes, cout: c.cout })
 }
@@ -149,10 +149,10 @@ pub(crate) fn weight_array_bytes(s: &Step) -> Vec<u8> {
         Engine::Hwce(h) => h.filters.iter().flat_map(|v| v.to_le_bytes()).collect(),
         // int8 arrays hold the low byte of each (in-range) value.
         Engine::Dw { .. } => c.weights.iter().map(|v| *v as i8 as u8).collect(),
-        Engine::Cluster | Engine::Stream { .. } if c.es == 2 => {
+        Engine::Cluster | Engine::Stream { .. } | Engine::Whole if c.es == 2 => {
             c.weights.iter().flat_map(|v| v.to_le_bytes()).collect()
         }
-        Engine::Cluster | Engine::Stream { .. } => c.weights.iter().map(|v| *v as i8 as u8).collect(),
+        Engine::Cluster | Engine::Stream { .. } | Engine::Whole => c.weights.iter().map(|v| *v as i8 as u8).collect(),
     }
 }
 
@@ -163,10 +163,10 @@ pub(crate) fn rechunk(steps: &mut [Step], layers: &[Gap8Layer], max_chunk_bytes:
     for (s, l) in steps.iter_mut().zip(layers) {
         let layout = chunk_layout(s);
         if let (StepKind::Conv(c), Some(layout), "L3") = (&mut s.kind, layout, l.weights_in.as_str()) {
-            let note = c.stream_note();
+            let note = c.stream_note() + &c.whole_note();
             c.chunk = l3_chunk(c, layout, max_chunk_bytes);
             if !note.is_empty() {
-                s.reason = s.reason.replace(&note, &c.stream_note());
+                s.reason = s.reason.replace(&note, &(c.stream_note() + &c.whole_note()));
             }
             s.reason.push_str(&format!(
                 "; weights from L3 (HyperRAM) in chunks of {} output channel(s), {} B, double-buffered in L2",

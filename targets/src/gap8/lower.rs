@@ -312,6 +312,8 @@ impl<'a> Cx<'a> {
         let mut reason = reason;
         if step.try_stream(super::L1_STREAM_BUDGET) {
             reason.push_str(&step.stream_note());
+        } else if step.try_whole(super::L1_STREAM_BUDGET) {
+            reason.push_str(&step.whole_note());
         }
         let bytes = o * ho * wo;
         self.push(id, StepKind::Conv(Box::new(step)), vec![x.loc], bytes, [o, ho, wo], reason);
@@ -386,7 +388,10 @@ impl<'a> Cx<'a> {
         };
         let mut step = step;
         step.choose_chunk(super::ACC_BUDGET);
-        let reason = format!("cluster ({}): linear layer as a 1x1 convolution over the planar [C*H*W] vector (the NCHW flatten order, no permutation)", self.kn("ClioKerParConvAcc32"));
+        let mut reason = format!("cluster ({}): linear layer as a 1x1 convolution over the planar [C*H*W] vector (the NCHW flatten order, no permutation)", self.kn("ClioKerParConvAcc32"));
+        if step.try_whole(super::L1_STREAM_BUDGET) {
+            reason.push_str(&step.whole_note());
+        }
         self.push(id, StepKind::Conv(Box::new(step)), vec![x.loc], out, [out, 1, 1], reason);
         Ok(())
     }

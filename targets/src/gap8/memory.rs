@@ -68,6 +68,8 @@ pub(crate) fn plan(p: &Program) -> Memory {
         if let StepKind::Conv(c) = &s.kind {
             if let Engine::Stream { dw } = c.engine {
                 pool = pool.max(c.stream_l1_bytes(dw, c.chunk));
+            } else if let Engine::Whole = c.engine {
+                pool = pool.max(c.whole_l1_bytes(c.chunk));
             } else if !matches!(c.engine, Engine::Dw { .. }) {
                 acc_elems = acc_elems.max(c.chunk * c.ho * c.wo);
             }

@@ -377,6 +377,7 @@ fn step_sizes(s: &program::Step) -> (u64, usize, usize, usize, usize, usize) {
         Engine::Hwce(h) => (c.macs(), h.digits, w + 5 * c.cout, w, h.l1_bytes(c.ho, c.chunk), acc + 2 * h.wp * h.hp),
         Engine::Dw { bias, .. } => (c.macs(), 0, w + bias.len(), w, 0, 0),
         Engine::Cluster => (c.macs(), 0, w + 5 * c.cout, w, 0, acc),
+        Engine::Whole => (c.macs(), 0, w + 5 * c.cout, w, c.whole_l1_bytes(c.chunk), 0),
         Engine::Stream { dw } => (c.macs(), 0, w + 5 * c.cout, w, c.stream_l1_bytes(*dw, c.chunk), 0),
     }
 }

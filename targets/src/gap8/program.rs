@@ -31,6 +31,10 @@ pub(crate) enum Engine {
         /// Depthwise (a chunk's own planes) rather than dense (every plane for every chunk).
         dw: bool,
     },
+    /// The same kernel with the whole input copied into L1 by one DMA (layers whose planes are
+    /// too small to stream plane by plane, fully connected layers, other grouped convs), the
+    /// int32 accumulator chunk and the output tile in L1.
+    Whole,
 }
 
 /// A convolution (or a fully connected layer as a 1x1 convolution over `[depth, 1, 1]`).
@@ -86,6 +90,50 @@ impl ConvStep {
             self.chunk,
             if dw { "chunks" } else { "planes" },
             self.stream_l1_bytes(dw, self.chunk)
+        )
+    }
+
+    /// Bytes of the whole input in L1 (4-aligned).
+    pub fn whole_in_bytes(&self) -> usize {
+        (self.cin * self.h * self.w * self.es).div_ceil(4) * 4
+    }
+
+    /// L1 bytes of a [`Engine::Whole`] layer with `chunk` output channels: the input, the int32
+    /// accumulator chunk and the output tile.
+    pub fn whole_l1_bytes(&self, chunk: usize) -> usize {
+        self.whole_in_bytes() + 4 * chunk * self.ho * self.wo + self.stream_obuf(chunk)
+    }
+
+    /// Turns a `Cluster` layer into a `Whole` one when its input, one chunk unit's accumulator
+    /// and output tile fit `budget` bytes of L1; picks the largest chunk (in chunk units, at
+    /// most the current one) that fits (the proof that the layer's L1 tiles fit).
+    pub fn try_whole(&mut self, budget: usize) -> bool {
+        if !matches!(self.engine, Engine::Cluster) {
+            return false;
+        }
+        let unit = self.chunk_unit();
+        let mut chunk = 0;
+        while chunk + unit <= self.chunk.max(unit) && self.whole_l1_bytes(chunk + unit) <= budget {
+            chunk += unit;
+        }
+        if chunk == 0 {
+            return false;
+        }
+        self.chunk = chunk.min(self.cout);
+        self.engine = Engine::Whole;
+        true
+    }
+
+    /// The reason text of a [`Engine::Whole`] layer's L1 tiling (empty for other engines).
+    pub fn whole_note(&self) -> String {
+        if !matches!(self.engine, Engine::Whole) {
+            return String::new();
+        }
+        format!(
+            "; L1 tiles: the whole input ({} B) by DMA in, {} output channel(s) of int32 accumulator, the output tile by DMA out ({} B of L1)",
+            self.whole_in_bytes(),
+            self.chunk,
+            self.whole_l1_bytes(self.chunk)
         )
     }
 
