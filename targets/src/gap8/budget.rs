@@ -70,8 +70,7 @@ pub(crate) fn place_forced(layers: &mut [Gap8Layer], nodes: &std::collections::H
 
 /// Sets `weights_in` and `l3_bytes` of every layer, in L3 where `in_l3(index, layer)`.
 fn mark(layers: &mut [Gap8Layer], in_l3: impl Fn(usize, &Gap8Layer) -> bool) {
-    for i in 0..layers.len() {
-        let Some(l) = layers.get_mut(i) else { continue };
+    for (i, l) in layers.iter_mut().enumerate() {
         let l3 = in_l3(i, l);
         l.weights_in = match (l.const_bytes, l3) {
             (0, _) => NO_WEIGHTS,
@@ -131,7 +130,9 @@ pub(crate) fn table(r: &Gap8Report) -> String {
     }
     let max = |f: fn(&Gap8Layer) -> usize| r.layers.iter().map(f).max().unwrap_or(0);
     let l3: usize = r.layers.iter().map(|l| l.l3_bytes).sum();
-    let in_l2 = r.const_bytes.saturating_sub(l3);
+    // The wire header is both a constant and part of the buffers' figure: count it once.
+    let header = r.l2_bytes.saturating_sub(r.arena_bytes + r.acc_bytes + r.pad_bytes);
+    let in_l2 = r.const_bytes.saturating_sub(l3 + header);
     let _ = writeln!(
         o,
         "Largest layer: L1 {} of {L1_BYTES}, L2 {} of {}.\n\
