@@ -658,7 +658,7 @@ fn stream_body(
     let kk = c.kh * c.kw;
     let (cout, chunk) = (c.cout, c.chunk);
     let xb = c.stream_xbuf(dw, chunk);
-    let ob_at = 2 * xb + 4 * chunk * hw;
+    let ob_at = 2 * xb + 4 * chunk * c.rows * c.wo;
     match n.width {
         Width::Q8 => {
             let _ = writeln!(
@@ -728,6 +728,71 @@ fn stream_body(
                 "(uint16_t)ch",
                 "(uint16_t)ch"
             ),
+        );
+    } else if c.banded() {
+        let wsrc = if l3.is_some() {
+            format!("wl + ic * ch * {kk}")
+        } else {
+            format!("{p}_w{i} + (ic * {cout} + oc0) * {kk}")
+        };
+        let (w, h, wo, ho, rows) = (c.w, c.h, c.wo, c.ho, c.rows);
+        let (sy, pt) = (c.stride[0], c.pads[0]);
+        let kext = (c.kh - 1) * c.dil[0] + 1;
+        let in_dma = |plane_expr: &str, dst: &str, cmd: &str| {
+            dma(&format!("{x} + {plane_expr} * {plane} + r0 * {w}"), dst, &format!("hb * {w}{es}"), cmd)
+        };
+        let _ = write!(
+            out,
+            "    /* Dense on L1 tiles, row-tiled: chunks of {chunk} output channel(s) in bands of {rows} of {ho} output rows; each band's input rows double-buffered by DMA, plane by plane. */
+    for (int oc0 = 0; oc0 < {cout}; oc0 += {chunk}) {{
+        int ch = {cout} - oc0 < {chunk} ? {cout} - oc0 : {chunk};
+{prologue}        for (int y0 = 0; y0 < {ho}; y0 += {rows}) {{
+        int rows = {ho} - y0 < {rows} ? {ho} - y0 : {rows};
+        /* The band's input rows [r0, r1) (its window clipped to the plane); v0 is the first, padding included. */
+        int v0 = y0 * {sy} - {pt};
+        int r0 = v0 < 0 ? 0 : v0;
+        int r1 = (y0 + rows - 1) * {sy} + {kext} - {pt};
+        if (r1 > {h}) r1 = {h};
+        int hb = r1 - r0;
+        pi_cl_dma_cmd_t cmd[2];
+        ClioAccInit_T ai = {{.Acc = acc, .Init = {p}_init{i} + oc0, .C = (uint16_t)ch, .Size = (uint32_t)(rows * {wo})}};
+        ClioKerParAccInit(&ai);
+        if (pi_core_id() == 0) {first}
+        for (int ic = 0; ic < {cin}; ic++) {{
+            int b = ic & 1;
+            if (pi_core_id() == 0) {{
+                pi_cl_dma_cmd_wait(&cmd[b]);
+                if (ic + 1 < {cin}) {next}
+            }}
+            pi_cl_team_barrier();
+            {ct} ca = {{.In = xb[b], .Acc = acc, .Filter = {wsrc}, .W = {w}, .H = (uint16_t)hb, .Wo = {wo}, .Ho = (uint16_t)rows, .InFeatures = 1, .OutFeatures = (uint16_t)ch, .Groups = 1, .Fx = {kw}, .Fy = {kh}, .Sx = {sx}, .Sy = {sy}, .Dx = {dx}, .Dy = {dy}, .PadT = (uint8_t)(r0 - v0), .PadL = {pl}}};
+            {ck}(&ca);
+            pi_cl_team_barrier();
+        }}
+        if (pi_core_id() == 0 && (oc0 > 0 || y0 > 0)) pi_cl_dma_cmd_wait(&wb);
+        pi_cl_team_barrier();
+        {rt} rd = {{.Acc = acc, .Out = ob, .Norm = {p}_norm{i} + oc0, .C = (uint16_t)ch, .Size = (uint32_t)(rows * {wo}), .Lo = {lo}, .Hi = {hi}}};
+        {rk}(&rd);
+        pi_cl_team_barrier();
+        /* The band of each of the chunk's output planes back to L2: one line per channel. */
+        if (pi_core_id() == 0) pi_cl_dma_cmd_2d((uint32_t)(uintptr_t)({y} + oc0 * {hw} + y0 * {wo}), (uint32_t)(uintptr_t)ob, (uint32_t)(ch * rows * {wo}{es}), {hw}{es}, (uint32_t)(rows * {wo}{es}), PI_CL_DMA_DIR_LOC2EXT, &wb);
+        }}
+    }}
+    if (pi_core_id() == 0) pi_cl_dma_cmd_wait(&wb);
+",
+            cin = c.cin,
+            first = in_dma("0", "xb[0]", "&cmd[0]"),
+            next = in_dma("(ic + 1)", "xb[b ^ 1]", "&cmd[b ^ 1]"),
+            kw = c.kw,
+            kh = c.kh,
+            sx = c.stride[1],
+            dx = c.dil[1],
+            dy = c.dil[0],
+            pl = c.pads[1],
+            rt = n.t("ClioReduct"),
+            rk = n.k("ClioKerParReduct"),
+            lo = c.lo,
+            hi = c.hi,
         );
     } else {
         let _ = write!(

@@ -266,6 +266,7 @@ impl<'a> Cx<'a> {
             es: self.width.bytes(),
             engine: Engine::Cluster,
             chunk: o,
+            rows: ho,
         };
         let dense_k = groups == 1 && kh == kw && matches!(kh, 3 | 5 | 7);
         let reason = if self.width == Width::Q16 {
@@ -385,6 +386,7 @@ impl<'a> Cx<'a> {
             es: self.width.bytes(),
             engine: Engine::Cluster,
             chunk: out,
+            rows: 1,
         };
         let mut step = step;
         step.choose_chunk(super::ACC_BUDGET);

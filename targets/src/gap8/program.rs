@@ -67,28 +67,49 @@ pub(crate) struct ConvStep {
     pub engine: Engine,
     /// Output channels per accumulator chunk (the int32 accumulator holds one chunk).
     pub chunk: usize,
+    /// Output rows per band of a streamed dense layer (`ho`: the whole plane at once; fewer
+    /// when one output channel's plane does not fit L1: row tiling). `ho` for other engines.
+    pub rows: usize,
 }
 
 impl ConvStep {
     /// L1 bytes of a streamed layer with `chunk` output channels: two input buffers, the int32
     /// accumulator chunk and the output tile.
     pub fn stream_l1_bytes(&self, dw: bool, chunk: usize) -> usize {
-        2 * self.stream_xbuf(dw, chunk) + 4 * chunk * self.ho * self.wo + self.stream_obuf(chunk)
+        2 * self.stream_xbuf(dw, chunk) + 4 * chunk * self.rows * self.wo + self.stream_obuf(chunk)
     }
 
-    /// Bytes of the L1 output tile of a streamed layer (a chunk's output planes, 4-aligned),
-    /// written back to L2 by DMA.
+    /// Bytes of the L1 output tile of a streamed layer (a chunk's output planes, or bands of
+    /// `rows` rows, 4-aligned), written back to L2 by DMA.
     pub fn stream_obuf(&self, chunk: usize) -> usize {
-        (chunk * self.ho * self.wo * self.es).div_ceil(4) * 4
+        (chunk * self.rows * self.wo * self.es).div_ceil(4) * 4
+    }
+
+    /// Input rows a band of `rows` output rows reads at most (its window, clipped to the plane).
+    pub fn band_in_rows(&self, rows: usize) -> usize {
+        (rows.saturating_sub(1) * self.stride[0] + (self.kh - 1) * self.dil[0] + 1).min(self.h)
+    }
+
+    /// Whether the layer is streamed in row bands (row tiling).
+    pub fn banded(&self) -> bool {
+        matches!(self.engine, Engine::Stream { dw: false }) && self.rows < self.ho
     }
 
     /// The reason text of a streamed layer's L1 tiling (empty for other engines).
     pub fn stream_note(&self) -> String {
         let Engine::Stream { dw } = self.engine else { return String::new() };
+        let bands = if self.banded() {
+            format!(
+                " in bands of {} of {} output rows (row tiling: one output plane does not fit L1)",
+                self.rows, self.ho
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "; L1 tiles: {} output channel(s) of int32 accumulator, double-buffered input {} by DMA in, the output tile by DMA out ({} B of L1)",
+            "; L1 tiles: {} output channel(s) of int32 accumulator{bands}, double-buffered input {} by DMA in, the output tile by DMA out ({} B of L1)",
             self.chunk,
-            if dw { "chunks" } else { "planes" },
+            if dw { "chunks" } else if self.banded() { "plane bands" } else { "planes" },
             self.stream_l1_bytes(dw, self.chunk)
         )
     }
@@ -140,12 +161,14 @@ impl ConvStep {
     /// Bytes of one L1 input buffer of a streamed layer (4-aligned).
     pub fn stream_xbuf(&self, dw: bool, chunk: usize) -> usize {
         let plane = self.h * self.w;
-        ((if dw { chunk * plane } else { plane }) * self.es).div_ceil(4) * 4
+        let dense = if self.rows < self.ho { self.band_in_rows(self.rows) * self.w } else { plane };
+        ((if dw { chunk * plane } else { dense }) * self.es).div_ceil(4) * 4
     }
 
     /// Turns a `Cluster` layer into a `Stream` one when it is dense (groups 1) or depthwise,
     /// its planes are not tiny and one output channel fits `budget` bytes of L1; picks the
-    /// largest chunk that fits (a proof that the layer's L1 tiles fit).
+    /// largest chunk that fits (a proof that the layer's L1 tiles fit). A dense layer whose
+    /// single output plane does not fit is tiled in bands of output rows (the most that fit).
     pub fn try_stream(&mut self, budget: usize) -> bool {
         let dw = self.groups > 1 && self.groups == self.cin && self.cin == self.cout;
         if !matches!(self.engine, Engine::Cluster) || !(self.groups == 1 || dw) || self.h * self.w < 16 {
@@ -154,6 +177,18 @@ impl ConvStep {
         let mut chunk = 0;
         while chunk < self.cout && self.stream_l1_bytes(dw, chunk + 1) <= budget {
             chunk += 1;
+        }
+        if chunk == 0 && !dw {
+            // Row tiling: one output channel in bands of as many rows as fit.
+            chunk = 1;
+            self.rows = self.ho.saturating_sub(1);
+            while self.rows > 0 && self.stream_l1_bytes(false, 1) > budget {
+                self.rows -= 1;
+            }
+            if self.rows == 0 {
+                self.rows = self.ho;
+                return false;
+            }
         }
         if chunk == 0 {
             return false;
