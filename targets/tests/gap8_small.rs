@@ -106,7 +106,8 @@ fn every_engine_reads_its_weights_from_l3_in_chunks_bit_exact() {
 }
 
 /// Planes too large for one output channel's L1 tile: a strided 3x3 conv over 160x160, a 1x1
-/// conv and a dilated 3x3 conv over 80x80 (none of them HWCE shapes) are streamed in bands of
+/// conv, a dilated 3x3 conv and a depthwise 3x3 conv over 80x80 (none of them HWCE shapes) are
+/// streamed in bands of
 /// output rows, the band's input rows (window clipped, padding passed to the kernel) brought in
 /// plane by plane, each band's outputs written back with a 2D DMA; bit-exact.
 #[test]
@@ -117,12 +118,14 @@ fn large_planes_are_row_tiled_bit_exact() {
   weight @a.b : tensor<8xf32> = {}
   weight @b.w : tensor<4x8x1x1xf32> = {}
   weight @c.w : tensor<4x4x3x3xf32> = {}
+  weight @d.w : tensor<4x1x3x3xf32> = {}
   graph @main(%x: tensor<1x4x160x160xf32>) -> (tensor<1x4x40x40xf32>) {{
     %a = conv2d(%x, @a.w, @a.b) {{strides = [2, 2], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 1}} : tensor<1x8x80x80xf32>
     %r = relu(%a) : tensor<1x8x80x80xf32>
     %b = conv2d(%r, @b.w) {{strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], groups = 1}} : tensor<1x4x80x80xf32>
     %c = conv2d(%b, @c.w) {{strides = [1, 1], pads = [2, 2, 2, 2], dilations = [2, 2], groups = 1}} : tensor<1x4x80x80xf32>
-    %p = max_pool(%c) {{kernel = [2, 2], strides = [2, 2], pads = [0, 0, 0, 0], ceil_mode = false}} : tensor<1x4x40x40xf32>
+    %d = conv2d(%c, @d.w) {{strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 4}} : tensor<1x4x80x80xf32>
+    %p = max_pool(%d) {{kernel = [2, 2], strides = [2, 2], pads = [0, 0, 0, 0], ceil_mode = false}} : tensor<1x4x40x40xf32>
     return %p
   }}
 }}",
@@ -130,11 +133,12 @@ fn large_planes_are_row_tiled_bit_exact() {
         dense(8, 22, 0.2),
         dense(32, 23, 0.5),
         dense(144, 24, 0.4),
+        dense(36, 25, 0.6),
     );
     let mut m = parse_module(&src, &ParseOptions::default()).unwrap();
     run_pipeline(&mut m, "quantize{scheme=q8,calib=random:3,samples=2},partition{cut=p,granularity=layer}");
     let c = check_bit_exact(&m, "rows", 2);
-    for node in ["a", "b", "c"] {
+    for node in ["a", "b", "c", "d"] {
         let l = c.report.layers.iter().find(|l| l.node == node).unwrap();
         assert!(l.reason.contains("in bands of") && l.l1_bytes <= 40 * 1024, "%{node}: {}", l.reason);
     }

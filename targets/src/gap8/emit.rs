@@ -693,7 +693,75 @@ fn stream_body(
         format!("pi_cl_dma_cmd((uint32_t)(uintptr_t)({src}), (uint32_t)(uintptr_t){dst}, (uint32_t)({bytes}), PI_CL_DMA_DIR_EXT2LOC, {cmd});")
     };
     let reduce = l1_reduce(n, i, c, y);
-    if dw {
+    if dw && c.banded() {
+        let (w, h, wo, ho, rows) = (c.w, c.h, c.wo, c.ho, c.rows);
+        let (sy, pt) = (c.stride[0], c.pads[0]);
+        let kext = (c.kh - 1) * c.dil[0] + 1;
+        let nb = ho.div_ceil(rows);
+        // The band rows of pair `t` (channel t / nb, band t % nb): its first output row and
+        // input rows [r0, r0 + hb).
+        let band = |t: &str, pre: &str| {
+            format!(
+                "int {pre}y0 = ({t}) % {nb} * {rows};
+            int {pre}rows = {ho} - {pre}y0 < {rows} ? {ho} - {pre}y0 : {rows};
+            int {pre}v0 = {pre}y0 * {sy} - {pt};
+            int {pre}r0 = {pre}v0 < 0 ? 0 : {pre}v0;
+            int {pre}r1 = ({pre}y0 + {pre}rows - 1) * {sy} + {kext} - {pt};
+            if ({pre}r1 > {h}) {pre}r1 = {h};
+            int {pre}hb = {pre}r1 - {pre}r0;"
+            )
+        };
+        let _ = write!(
+            out,
+            "    /* Depthwise on L1 tiles, row-tiled: one channel at a time in bands of {rows} of {ho} output rows; the next (channel, band)'s input rows are fetched by DMA while this one is computed. */
+    pi_cl_dma_cmd_t cmd[2];
+    if (pi_core_id() == 0) {{
+            {first_band}
+            {first}
+    }}
+    for (int t = 0, b = 0; t < {cout} * {nb}; t++, b ^= 1) {{
+        int oc0 = t / {nb};
+            {this_band}
+        if (pi_core_id() == 0) {{
+            pi_cl_dma_cmd_wait(&cmd[b]);
+            if (t + 1 < {cout} * {nb}) {{
+            int noc = (t + 1) / {nb};
+            {next_band}
+            {next}
+            }}
+        }}
+        ClioAccInit_T ai = {{.Acc = acc, .Init = {p}_init{i} + oc0, .C = 1, .Size = (uint32_t)(rows * {wo})}};
+        ClioKerParAccInit(&ai);
+        pi_cl_team_barrier();
+        {ct} ca = {{.In = xb[b], .Acc = acc, .Filter = {p}_w{i} + oc0 * {kk}, .W = {w}, .H = (uint16_t)hb, .Wo = {wo}, .Ho = (uint16_t)rows, .InFeatures = 1, .OutFeatures = 1, .Groups = 1, .Fx = {kw}, .Fy = {kh}, .Sx = {sx}, .Sy = {sy}, .Dx = {dx}, .Dy = {dy}, .PadT = (uint8_t)(r0 - v0), .PadL = {pl}}};
+        {ck}(&ca);
+        pi_cl_team_barrier();
+        if (pi_core_id() == 0 && t > 0) pi_cl_dma_cmd_wait(&wb);
+        pi_cl_team_barrier();
+        {rt} rd = {{.Acc = acc, .Out = ob, .Norm = {p}_norm{i} + oc0, .C = 1, .Size = (uint32_t)(rows * {wo}), .Lo = {lo}, .Hi = {hi}}};
+        {rk}(&rd);
+        pi_cl_team_barrier();
+        if (pi_core_id() == 0) pi_cl_dma_cmd((uint32_t)(uintptr_t)({y} + oc0 * {hw} + y0 * {wo}), (uint32_t)(uintptr_t)ob, (uint32_t)(rows * {wo}{es}), PI_CL_DMA_DIR_LOC2EXT, &wb);
+    }}
+    if (pi_core_id() == 0) pi_cl_dma_cmd_wait(&wb);
+",
+            first_band = band("0", "f"),
+            first = dma(&format!("{x} + fr0 * {w}"), "xb[0]", &format!("fhb * {w}{es}"), "&cmd[0]"),
+            this_band = band("t", ""),
+            next_band = band("t + 1", "n"),
+            next = dma(&format!("{x} + noc * {plane} + nr0 * {w}"), "xb[b ^ 1]", &format!("nhb * {w}{es}"), "&cmd[b ^ 1]"),
+            kw = c.kw,
+            kh = c.kh,
+            sx = c.stride[1],
+            dx = c.dil[1],
+            dy = c.dil[0],
+            pl = c.pads[1],
+            rt = n.t("ClioReduct"),
+            rk = n.k("ClioKerParReduct"),
+            lo = c.lo,
+            hi = c.hi,
+        );
+    } else if dw {
         let _ = write!(
             out,
             "    /* Depthwise on L1 tiles: chunks of {chunk} channels; the next chunk's planes are fetched by DMA while this one is computed. */

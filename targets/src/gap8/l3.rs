@@ -51,6 +51,8 @@ pub(crate) fn chunk_layout(s: &Step) -> Option<ChunkLayout> {
     let (lines, oc_bytes) = match &c.engine {
         Engine::Hwce(h) => (h.digits * c.cin, h.flen * 2),
         Engine::Dw { .. } => return None,
+        // A row-tiled depthwise layer walks (channel, band) pairs: its weights stay in L2.
+        Engine::Stream { dw: true } if c.rows < c.ho => return None,
         Engine::Stream { dw: true } => (1, kk * c.es),
         Engine::Stream { dw: false } => (c.cin, kk * c.es),
         Engine::Cluster | Engine::Whole => (1, c.cin / c.groups.max(1) * kk * c.es),

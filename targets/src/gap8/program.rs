@@ -92,7 +92,7 @@ impl ConvStep {
 
     /// Whether the layer is streamed in row bands (row tiling).
     pub fn banded(&self) -> bool {
-        matches!(self.engine, Engine::Stream { dw: false }) && self.rows < self.ho
+        matches!(self.engine, Engine::Stream { .. }) && self.rows < self.ho
     }
 
     /// The reason text of a streamed layer's L1 tiling (empty for other engines).
@@ -109,7 +109,7 @@ impl ConvStep {
         format!(
             "; L1 tiles: {} output channel(s) of int32 accumulator{bands}, double-buffered input {} by DMA in, the output tile by DMA out ({} B of L1)",
             self.chunk,
-            if dw { "chunks" } else if self.banded() { "plane bands" } else { "planes" },
+            if self.banded() { "plane bands" } else if dw { "chunks" } else { "planes" },
             self.stream_l1_bytes(dw, self.chunk)
         )
     }
@@ -161,8 +161,9 @@ impl ConvStep {
     /// Bytes of one L1 input buffer of a streamed layer (4-aligned).
     pub fn stream_xbuf(&self, dw: bool, chunk: usize) -> usize {
         let plane = self.h * self.w;
-        let dense = if self.rows < self.ho { self.band_in_rows(self.rows) * self.w } else { plane };
-        ((if dw { chunk * plane } else { dense }) * self.es).div_ceil(4) * 4
+        // A band of one plane (row tiling; chunk 1 when depthwise), or whole planes.
+        let band = if self.rows < self.ho { self.band_in_rows(self.rows) * self.w } else { plane };
+        ((if dw { chunk * band } else { band }) * self.es).div_ceil(4) * 4
     }
 
     /// Turns a `Cluster` layer into a `Stream` one when it is dense (groups 1) or depthwise,
@@ -178,11 +179,11 @@ impl ConvStep {
         while chunk < self.cout && self.stream_l1_bytes(dw, chunk + 1) <= budget {
             chunk += 1;
         }
-        if chunk == 0 && !dw {
+        if chunk == 0 {
             // Row tiling: one output channel in bands of as many rows as fit.
             chunk = 1;
             self.rows = self.ho.saturating_sub(1);
-            while self.rows > 0 && self.stream_l1_bytes(false, 1) > budget {
+            while self.rows > 0 && self.stream_l1_bytes(dw, 1) > budget {
                 self.rows -= 1;
             }
             if self.rows == 0 {
