@@ -16,7 +16,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use crate::error::VerifyError;
-use crate::ir::{DType, Graph, Module, NodeId, Op, TensorType};
+use crate::ir::{DType, Graph, Module, NodeId, Op, Quant, TensorType, Value};
 use crate::text::type_string;
 use std::collections::HashSet;
 
@@ -30,11 +30,9 @@ pub fn verify_module(m: &Module) -> Result<(), VerifyError> {
         });
     }
     for (name, w) in m.weights() {
-        check_type(&w.ty()).map_err(|e| VerifyError {
-            graph: String::new(),
-            node: None,
-            message: format!("weight @{name}: {e}"),
-        })?;
+        let data = w.data();
+        check_parts(data.shape(), data.dtype(), w.quant.as_ref(), || type_string(&w.ty()))
+            .map_err(|e| VerifyError { graph: String::new(), node: None, message: format!("weight @{name}: {e}") })?;
         if let Some(data) = w.data().as_f32() {
             if let Some((i, v)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
                 return Err(VerifyError {
@@ -54,17 +52,25 @@ pub fn verify_module(m: &Module) -> Result<(), VerifyError> {
 /// Checks that a type has no zero dimension and that its quantization is consistent with its
 /// element type and shape.
 pub fn check_type(t: &TensorType) -> Result<(), String> {
-    if let Some(axis) = t.shape.iter().position(|d| *d == 0) {
-        return Err(format!("{}: dimension {axis} is 0 (empty tensors are not supported)", type_string(t)));
+    check_parts(&t.shape, t.dtype, t.quant.as_ref(), || type_string(t))
+}
+
+/// [`check_type`] on the parts of a type; `spelling` prints the type for error messages only.
+fn check_parts(
+    shape: &[usize],
+    dtype: DType,
+    quant: Option<&Quant>,
+    spelling: impl Fn() -> String,
+) -> Result<(), String> {
+    if let Some(axis) = shape.iter().position(|d| *d == 0) {
+        return Err(format!("{}: dimension {axis} is 0 (empty tensors are not supported)", spelling()));
     }
-    match (t.dtype, &t.quant) {
-        (DType::F32, Some(_)) => Err(format!("{} is f32 but carries quantization parameters", type_string(t))),
+    match (dtype, quant) {
+        (DType::F32, Some(_)) => Err(format!("{} is f32 but carries quantization parameters", spelling())),
         (DType::I8 | DType::I16, None) => {
-            Err(format!("{} is an integer activation type without quantization parameters", type_string(t)))
+            Err(format!("{} is an integer activation type without quantization parameters", spelling()))
         }
-        (d, Some(q)) => {
-            q.check(&t.shape, d.int_range().unwrap_or((0, 0))).map_err(|e| format!("{}: {e}", type_string(t)))
-        }
+        (d, Some(q)) => q.check(shape, d.int_range().unwrap_or((0, 0))).map_err(|e| format!("{}: {e}", spelling())),
         _ => Ok(()),
     }
 }
@@ -76,7 +82,7 @@ pub fn verify_graph(m: &Module, g: &Graph) -> Result<(), VerifyError> {
         node: node.map(|n| (g.node(n).name().to_string(), g.node(n).op.name().to_string())),
         message,
     };
-    if let Err(c) = g.topo_order() {
+    if let Err(c) = g.check_acyclic() {
         return Err(err(Some(c.0), "the graph has a cycle through this node".into()));
     }
     let inputs: HashSet<NodeId> = g.inputs().iter().copied().collect();
@@ -96,20 +102,26 @@ pub fn verify_graph(m: &Module, g: &Graph) -> Result<(), VerifyError> {
             return Err(err(None, format!("output {i} refers to a removed node or missing result")));
         }
     }
-    let mut weights_seen = HashSet::new();
+    // Weights read so far, by index in the module's weight table.
+    let mut weights_seen = vec![false; m.weights().len()];
+    // Per-node scratch, reused: operand edges (slot, value) and operand types.
+    let mut edges: Vec<(u32, Value)> = Vec::new();
+    let mut types: Vec<&TensorType> = Vec::new();
     for id in g.node_ids() {
         let n = g.node(id);
-        let slots = g.operand_slots(id);
-        if slots.iter().enumerate().any(|(i, s)| *s as usize != i) {
+        edges.clear();
+        edges.extend(g.operand_edges(id));
+        edges.sort_by_key(|(slot, _)| *slot);
+        if edges.iter().enumerate().any(|(i, (s, _))| *s as usize != i) {
+            let slots: Vec<u32> = edges.iter().map(|(s, _)| *s).collect();
             return Err(err(Some(id), format!("operand slots {slots:?} are not 0..{}", slots.len())));
         }
         let arity = n.op.arity();
-        if !arity.accepts(slots.len()) {
-            return Err(err(Some(id), format!("takes {arity} operands, has {}", slots.len())));
+        if !arity.accepts(edges.len()) {
+            return Err(err(Some(id), format!("takes {arity} operands, has {}", edges.len())));
         }
-        let operands = g.operands(id);
-        let mut types = Vec::with_capacity(operands.len());
-        for (i, v) in operands.iter().enumerate() {
+        types.clear();
+        for (i, (_, v)) in edges.iter().enumerate() {
             match g.value_type(*v) {
                 Some(t) => types.push(t),
                 None => {
@@ -128,14 +140,17 @@ pub fn verify_graph(m: &Module, g: &Graph) -> Result<(), VerifyError> {
                 return Err(err(Some(id), "input node missing from the graph's input list".into()))
             }
             Op::Weight { name } => {
-                let w = m.weight(name).ok_or_else(|| err(Some(id), format!("reads undeclared weight @{name}")))?;
-                if !more.is_empty() || *first != w.ty() {
+                let (index, _, w) = m
+                    .weights()
+                    .get_full(name.as_str())
+                    .ok_or_else(|| err(Some(id), format!("reads undeclared weight @{name}")))?;
+                if !more.is_empty() || !w.has_type(first) {
                     return Err(err(
                         Some(id),
                         format!("type {} differs from weight @{name}'s {}", type_string(first), type_string(&w.ty())),
                     ));
                 }
-                if !weights_seen.insert(name.clone()) {
+                if weights_seen.get_mut(index).is_some_and(|seen| std::mem::replace(seen, true)) {
                     return Err(err(Some(id), format!("a second node reads weight @{name} (one per graph)")));
                 }
             }

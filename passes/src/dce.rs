@@ -46,11 +46,20 @@ pub fn register(reg: &mut PassRegistry) {
 
 /// Nodes of `g` from which an output is reachable.
 pub fn live_nodes(g: &Graph) -> HashSet<NodeId> {
-    let mut live: HashSet<NodeId> = HashSet::new();
+    let live = live_mask(g);
+    g.node_ids().filter(|n| live.get(n.index()).copied().unwrap_or(false)).collect()
+}
+
+/// [`live_nodes`] as a mask indexed by node index.
+fn live_mask(g: &Graph) -> Vec<bool> {
+    let mut live = vec![false; g.node_bound()];
     let mut stack: Vec<NodeId> = g.outputs().iter().map(|v| v.node).chain(g.inputs().iter().copied()).collect();
     while let Some(n) = stack.pop() {
-        if live.insert(n) {
-            stack.extend(g.producers(n));
+        if let Some(l) = live.get_mut(n.index()) {
+            if !*l {
+                *l = true;
+                stack.extend(g.operand_edges(n).map(|(_, v)| v.node));
+            }
         }
     }
     live
@@ -63,27 +72,36 @@ impl Pass for Dce {
 
     fn run(&mut self, m: &mut Module, cx: &mut PassContext) -> Result<(), PassError> {
         for g in m.graphs_mut() {
-            let live = live_nodes(g);
-            let dead: Vec<NodeId> = g.node_ids().filter(|n| !live.contains(n)).collect();
+            let live = live_mask(g);
+            let dead: Vec<NodeId> = g.node_ids().filter(|n| !live.get(n.index()).copied().unwrap_or(false)).collect();
             cx.stat("nodes-removed", dead.len() as i64);
             for n in dead {
                 g.remove_node(n);
             }
         }
         if !self.keep_weights {
-            let used: HashSet<String> = m
-                .graphs()
-                .flat_map(|g| {
-                    g.node_ids().filter_map(move |n| match &g.node(n).op {
-                        Op::Weight { name } => Some(name.clone()),
-                        _ => None,
-                    })
-                })
-                .collect();
-            let unused: Vec<String> = m.weights().keys().filter(|k| !used.contains(*k)).cloned().collect();
-            cx.stat("weights-removed", unused.len() as i64);
-            let unused: HashSet<String> = unused.into_iter().collect();
-            m.weights_mut().retain(|k, _| !unused.contains(k));
+            // Weights read by some graph, by index in the weight table.
+            let mut used = vec![false; m.weights().len()];
+            for g in m.graphs() {
+                for n in g.node_ids() {
+                    if let Op::Weight { name } = &g.node(n).op {
+                        if let Some(u) = m.weights().get_index_of(name.as_str()).and_then(|i| used.get_mut(i)) {
+                            *u = true;
+                        }
+                    }
+                }
+            }
+            let unused = used.iter().filter(|u| !**u).count();
+            cx.stat("weights-removed", unused as i64);
+            if unused > 0 {
+                // `retain` visits the entries in order.
+                let mut i = 0;
+                m.weights_mut().retain(|_, _| {
+                    let keep = used.get(i).copied().unwrap_or(true);
+                    i += 1;
+                    keep
+                });
+            }
         }
         Ok(())
     }

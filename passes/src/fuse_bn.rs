@@ -210,9 +210,14 @@ impl FuseBn {
         };
         let x = g.operand(bn, 0)?;
         let producer = x.node;
-        let pop = g.node(producer).op.clone();
+        // The producer's kind (a gemm's attributes are needed to fold; a conv's are not).
+        let pop = match &g.node(producer).op {
+            Op::Conv2d(_) => Some(None),
+            Op::Gemm(gm) => Some(Some(gm.clone())),
+            _ => None,
+        };
         match pop {
-            Op::Conv2d(_) | Op::Gemm(_) => {
+            Some(gemm) => {
                 if g.use_count(x) != 1 || x.result != 0 {
                     cx.note(format!(
                         "@{graph} %{bn_name}: producer %{} has other readers; left alone",
@@ -233,10 +238,9 @@ impl FuseBn {
                     cx.note(format!("@{graph} %{bn_name}: producer weights are not f32 constants; left alone"));
                     return Some(Outcome::NotFoldable);
                 };
-                let folded = match &pop {
-                    Op::Conv2d(_) => fold_conv(w, b, &aff),
-                    Op::Gemm(gm) => fold_gemm(gm, w, b, &aff),
-                    _ => None,
+                let folded = match &gemm {
+                    None => fold_conv(w, b, &aff),
+                    Some(gm) => fold_gemm(gm, w, b, &aff),
                 };
                 let Some((nw, nb)) = folded else {
                     cx.note(format!("@{graph} %{bn_name}: producer shapes do not allow folding; left alone"));
@@ -260,7 +264,7 @@ impl FuseBn {
                 }
                 g.replace_all_uses(Value::of(bn), x);
                 self.remove_bn(m, graph, bn)?;
-                Some(if matches!(pop, Op::Conv2d(_)) { Outcome::FusedConv } else { Outcome::FusedGemm })
+                Some(if gemm.is_none() { Outcome::FusedConv } else { Outcome::FusedGemm })
             }
             _ if self.standalone_to_scale_shift => {
                 let to_t = |v: &[f64]| Tensor::from_f32([v.len()], v.iter().map(|x| *x as f32).collect()).ok();

@@ -28,7 +28,7 @@ use clio::ir::{Graph, NodeId, Op, Value};
 use clio::ops::Transmit;
 use clio::pass::{OptionInfo, OptionKind, Pass, PassContext, PassError, PassInfo, PassOptions, PassRegistry, StatInfo};
 use clio::Module;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Declaration of `partition`.
 pub static INFO: PassInfo = PassInfo {
@@ -86,7 +86,7 @@ pub struct Partition {
 }
 
 /// Copies `nodes` (in order) of `src` into `dst`, mapping operands through `map`.
-fn copy_nodes(src: &Graph, dst: &mut Graph, nodes: &[NodeId], map: &mut HashMap<NodeId, NodeId>) {
+fn copy_nodes(src: &Graph, dst: &mut Graph, nodes: &[NodeId], map: &mut FxHashMap<NodeId, NodeId>) {
     for n in nodes {
         let node = src.node(*n);
         let operands: Vec<Value> =
@@ -114,7 +114,7 @@ pub fn split(
         }
     }
     let order = g.topo_order().map_err(|c| format!("cycle at {}", c.0))?;
-    let mut upstream: HashSet<NodeId> = HashSet::new();
+    let mut upstream: FxHashSet<NodeId> = FxHashSet::default();
     let mut stack = vec![cut];
     while let Some(x) = stack.pop() {
         if upstream.insert(x) {
@@ -125,7 +125,7 @@ pub fn split(
     let cut_ty = g.node(cut).ty().clone();
     // Device: every upstream node, inputs first (kept in the original input order).
     let mut device = Graph::new(device_name);
-    let mut dmap = HashMap::new();
+    let mut dmap = FxHashMap::default();
     for i in g.inputs() {
         let v = device.add_input(g.node(*i).name(), g.node(*i).ty().clone());
         dmap.insert(*i, v.node);
@@ -143,7 +143,7 @@ pub fn split(
     device.set_outputs(vec![Value::of(tx)]);
     // Cloud: the cut tensor as input, then every other live node (weights read where needed).
     // Dead nodes (reaching no output) are dropped: they would read values left on the device.
-    let mut live: HashSet<NodeId> = HashSet::new();
+    let mut live: FxHashSet<NodeId> = FxHashSet::default();
     let mut stack: Vec<NodeId> = g.outputs().iter().map(|v| v.node).collect();
     while let Some(x) = stack.pop() {
         if live.insert(x) {
@@ -151,7 +151,7 @@ pub fn split(
         }
     }
     let mut cloud = Graph::new(cloud_name);
-    let mut cmap = HashMap::new();
+    let mut cmap = FxHashMap::default();
     let cin = cloud.add_input(g.node(cut).name(), cut_ty);
     cmap.insert(cut, cin.node);
     let cloud_nodes: Vec<NodeId> = order

@@ -23,7 +23,7 @@ use clio::ir::{DType, Graph, NodeId, Op, Tensor, TensorType, Value, Weight};
 use clio::ops::Conv2d;
 use clio::pass::{OptionInfo, OptionKind, Pass, PassContext, PassError, PassInfo, PassOptions, PassRegistry, StatInfo};
 use clio::Module;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Declaration of `skip-to-conv`.
 pub static INFO: PassInfo = PassInfo {
@@ -73,7 +73,7 @@ pub struct SkipToConv {
 /// True if `target`'s node is reachable backwards from `from` (strictly upstream of it).
 fn is_ancestor(g: &Graph, target: NodeId, from: NodeId) -> bool {
     let mut stack = g.producers(from);
-    let mut seen: HashSet<NodeId> = HashSet::new();
+    let mut seen: FxHashSet<NodeId> = FxHashSet::default();
     while let Some(n) = stack.pop() {
         if n == target {
             return true;
@@ -115,7 +115,7 @@ pub fn classify_residual(g: &Graph, add: NodeId) -> Option<Residual> {
         return Some(Residual::Identity(1));
     }
     // A projection shortcut: both branches start from a common value.
-    let mut up_a: HashSet<NodeId> = HashSet::new();
+    let mut up_a: FxHashSet<NodeId> = FxHashSet::default();
     let mut stack = vec![a.node];
     while let Some(n) = stack.pop() {
         if up_a.insert(n) {
@@ -123,7 +123,7 @@ pub fn classify_residual(g: &Graph, add: NodeId) -> Option<Residual> {
         }
     }
     let mut stack = vec![b.node];
-    let mut seen = HashSet::new();
+    let mut seen = FxHashSet::default();
     while let Some(n) = stack.pop() {
         if up_a.contains(&n) && !matches!(g.node(n).op, Op::Weight { .. }) {
             return Some(Residual::Projection);
@@ -179,7 +179,7 @@ impl Pass for SkipToConv {
             let g = m.graph(&graph).ok_or_else(|| PassError::failed("skip-to-conv", "graph vanished"))?;
             let order =
                 g.topo_order().map_err(|c| PassError::failed("skip-to-conv", format!("@{graph}: cycle at {}", c.0)))?;
-            let position: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+            let position: FxHashMap<NodeId, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
             let start = if self.after.is_empty() {
                 0
             } else {

@@ -22,7 +22,6 @@
 
 use clio::ir::{Attr, Graph, Module, Op};
 use clio::pass::{OptionInfo, OptionKind, Pass, PassContext, PassError, PassInfo, PassOptions, PassRegistry, StatInfo};
-use std::collections::HashSet;
 
 /// Declaration of `sparsify`.
 pub static INFO: PassInfo = PassInfo {
@@ -194,11 +193,15 @@ impl Pass for Sparsify {
             |name: &str| self.layers.is_empty() || self.layers.iter().any(|p| crate::prune::select::glob(p, name));
         // Matched weights, each once: name -> (graph, reader, op).
         let mut matched: Vec<(String, String, String, String)> = vec![];
-        let mut seen: HashSet<String> = HashSet::new();
+        // Weights matched so far, by index in the weight table.
+        let mut seen = vec![false; m.weights().len()];
         for g in m.graphs() {
             for (weight, node, op) in targets(m, g) {
-                let n = m.weight(&weight).map(|w| w.data().len()).unwrap_or(0);
-                if n >= self.min_size.max(1) && glob(&node) && seen.insert(weight.clone()) {
+                let Some((i, _, w)) = m.weights().get_full(weight.as_str()) else { continue };
+                if w.data().len() >= self.min_size.max(1)
+                    && glob(&node)
+                    && seen.get_mut(i).is_some_and(|s| !std::mem::replace(s, true))
+                {
                     matched.push((weight, g.name().to_string(), node, op));
                 }
             }

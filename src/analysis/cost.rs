@@ -5,7 +5,7 @@
 //! except batch-norm running statistics (mean and variance are buffers, not parameters, and are
 //! reported separately). A weight read by several nodes is counted once per graph.
 
-use crate::ir::{checked_product, Graph, Module, NodeId, Op};
+use crate::ir::{checked_product, Graph, Module, NodeId, Op, Weight};
 use std::collections::HashSet;
 
 /// Costs of one node.
@@ -71,6 +71,18 @@ fn macs(g: &Graph, id: NodeId) -> u64 {
 /// Costs of one node; `seen` de-duplicates weights across a graph (pass a fresh set to count a
 /// node on its own).
 pub fn node_cost(m: &Module, g: &Graph, id: NodeId, seen: &mut HashSet<String>) -> NodeCost {
+    node_cost_by(g, id, |name| {
+        if seen.contains(name) {
+            return None;
+        }
+        seen.insert(name.to_string());
+        m.weight(name)
+    })
+}
+
+/// [`node_cost`] with the de-duplication left to `first_read`: it returns the weight called
+/// `name` when this is the first read to count, `None` otherwise (or when it does not exist).
+fn node_cost_by<'m>(g: &Graph, id: NodeId, mut first_read: impl FnMut(&str) -> Option<&'m Weight>) -> NodeCost {
     let n = g.node(id);
     let mut c = NodeCost {
         macs: macs(g, id),
@@ -79,10 +91,7 @@ pub fn node_cost(m: &Module, g: &Graph, id: NodeId, seen: &mut HashSet<String>) 
     };
     for (slot, v) in g.operands(id).into_iter().enumerate() {
         let Op::Weight { name } = &g.node(v.node).op else { continue };
-        if !seen.insert(name.clone()) {
-            continue;
-        }
-        let Some(w) = m.weight(name) else { continue };
+        let Some(w) = first_read(name) else { continue };
         let count = w.data().len() as u64;
         c.weight_bytes += (w.data().len() * w.data().dtype().size_bytes()) as u64;
         if matches!(n.op, Op::BatchNorm(_)) && slot >= 3 {
@@ -96,19 +105,35 @@ pub fn node_cost(m: &Module, g: &Graph, id: NodeId, seen: &mut HashSet<String>) 
 
 /// Costs of a graph, node by node in topological order.
 pub fn graph_cost(m: &Module, g: &Graph) -> GraphCost {
-    graph_cost_sharing(m, g, &mut HashSet::new())
+    // Weights counted so far, by index in the weight table (no set of names to hash).
+    let mut seen = vec![false; m.weights().len()];
+    graph_cost_by(g, |name| {
+        let (i, _, w) = m.weights().get_full(name)?;
+        let first = seen.get_mut(i).is_some_and(|s| !std::mem::replace(s, true));
+        first.then_some(w)
+    })
 }
 
 /// Like [`graph_cost`], but weights already in `seen` (counted in another graph) are not
 /// counted again: used for module totals where graphs share weights.
 pub fn graph_cost_sharing(m: &Module, g: &Graph, seen: &mut HashSet<String>) -> GraphCost {
+    graph_cost_by(g, |name| {
+        if seen.contains(name) {
+            return None;
+        }
+        seen.insert(name.to_string());
+        m.weight(name)
+    })
+}
+
+fn graph_cost_by<'m>(g: &Graph, mut first_read: impl FnMut(&str) -> Option<&'m Weight>) -> GraphCost {
     let order = g.topo_order().unwrap_or_else(|_| g.node_ids().collect());
     let mut total = GraphCost::default();
     for id in order {
         if matches!(g.node(id).op, Op::Input | Op::Weight { .. }) {
             continue;
         }
-        let c = node_cost(m, g, id, seen);
+        let c = node_cost_by(g, id, &mut first_read);
         total.macs += c.macs;
         total.params += c.params;
         total.buffers += c.buffers;

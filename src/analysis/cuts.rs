@@ -25,9 +25,6 @@
 
 use super::graph_cost;
 use crate::ir::{Graph, Module, NodeId, Op, Value};
-use petgraph::algo::dominators::simple_fast;
-use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::{HashMap, HashSet};
 
 /// Which single-tensor cuts to list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -166,43 +163,108 @@ fn is_block_boundary(g: &Graph, n: NodeId) -> bool {
 
 /// Nodes (excluding weight reads) through which every input-to-output path passes, in
 /// topological order.
+///
+/// The flow graph has a virtual source (feeding the graph inputs and every node reading only
+/// weights), one vertex per activation node (edges between activation nodes only) and a
+/// virtual sink (fed by the outputs). It is acyclic and the activation nodes come in
+/// topological order, so both dominator trees are built in one pass each with the
+/// Cooper-Harvey-Kennedy intersection, numbering vertices in that order (forward) or in the
+/// reverse order (backward, for post-dominators): a vertex's dominators are found among the
+/// vertices processed before it.
 fn single_tensor_cut_nodes(g: &Graph) -> Result<Vec<NodeId>, CutError> {
     let order = g.topo_order().map_err(|c| CutError::Graph(format!("graph @{} has a cycle at {}", g.name(), c.0)))?;
-    let acts: Vec<NodeId> = order.iter().copied().filter(|n| !matches!(g.node(*n).op, Op::Weight { .. })).collect();
-    let mut dg: DiGraph<Option<NodeId>, ()> = DiGraph::new();
-    let source = dg.add_node(None);
-    let sink = dg.add_node(None);
-    let idx: HashMap<NodeId, NodeIndex> = acts.iter().map(|n| (*n, dg.add_node(Some(*n)))).collect();
-    for n in &acts {
-        for u in g.users(*n) {
-            if let Some(t) = idx.get(&u) {
-                dg.add_edge(idx[n], *t, ());
+    let is_weight = |n: NodeId| matches!(g.node(n).op, Op::Weight { .. });
+    let acts: Vec<NodeId> = order.iter().copied().filter(|n| !is_weight(*n)).collect();
+    let len = acts.len();
+    // Position of each activation node in `acts`, by node index.
+    let mut pos = vec![usize::MAX; g.node_bound()];
+    for (i, n) in acts.iter().enumerate() {
+        pos[n.index()] = i;
+    }
+    let act_pos = |n: NodeId| pos.get(n.index()).copied().filter(|p| *p != usize::MAX);
+    let from_source: Vec<bool> = acts
+        .iter()
+        .map(|n| matches!(g.node(*n).op, Op::Input) || g.operand_edges(*n).all(|(_, p)| is_weight(p.node)))
+        .collect();
+    let mut is_output = vec![false; len];
+    for o in g.outputs() {
+        if let Some(i) = act_pos(o.node) {
+            is_output[i] = true;
+        }
+    }
+    const NONE: usize = usize::MAX;
+    // Nearest common dominator of `a` and `b` (numbers of reachable vertices).
+    let intersect = |idom: &[usize], mut a: usize, mut b: usize| {
+        while a != b {
+            while a > b {
+                a = idom[a];
+            }
+            while b > a {
+                b = idom[b];
             }
         }
-        if matches!(g.node(*n).op, Op::Input)
-            || g.producers(*n).iter().all(|p| matches!(g.node(*p).op, Op::Weight { .. }))
-        {
-            dg.add_edge(source, idx[n], ());
+        a
+    };
+    let join = |idom: &[usize], d: usize, p: usize| match (d, idom[p]) {
+        (_, NONE) => d,
+        (NONE, _) => p,
+        _ => intersect(idom, d, p),
+    };
+    // The vertices on the dominator-tree path from `v` to the root.
+    let chain = |idom: &[usize], mut v: usize| {
+        let mut on = vec![false; idom.len()];
+        if idom[v] == NONE {
+            return on;
         }
-    }
-    for o in g.outputs() {
-        if let Some(i) = idx.get(&o.node) {
-            dg.add_edge(*i, sink, ());
+        loop {
+            on[v] = true;
+            if idom[v] == v {
+                return on;
+            }
+            v = idom[v];
         }
+    };
+    // Forward: source 0, activation node i is i + 1, sink len + 1.
+    let mut idom = vec![NONE; len + 2];
+    idom[0] = 0;
+    for (i, n) in acts.iter().enumerate() {
+        let mut d = if from_source[i] { 0 } else { NONE };
+        for (_, v) in g.operand_edges(*n) {
+            if let Some(p) = act_pos(v.node) {
+                d = join(&idom, d, p + 1);
+            }
+        }
+        idom[i + 1] = d;
     }
-    let dom = simple_fast(&dg, source);
-    let dominators_of_sink: HashSet<NodeIndex> = dom.dominators(sink).map(|it| it.collect()).unwrap_or_default();
-    let mut rev = dg.clone();
-    rev.reverse();
-    let pdom = simple_fast(&rev, sink);
-    let post_dominators_of_source: HashSet<NodeIndex> =
-        pdom.dominators(source).map(|it| it.collect()).unwrap_or_default();
+    let mut d = NONE;
+    for (i, _) in is_output.iter().enumerate().filter(|(_, o)| **o) {
+        d = join(&idom, d, i + 1);
+    }
+    idom[len + 1] = d;
+    let dominates_sink = chain(&idom, len + 1);
+    // Backward: sink 0, activation node i is len - i, source len + 1.
+    let mut ridom = vec![NONE; len + 2];
+    ridom[0] = 0;
+    for (i, n) in acts.iter().enumerate().rev() {
+        let mut d = if is_output[i] { 0 } else { NONE };
+        for u in g.petgraph().neighbors_directed(n.0, petgraph::Direction::Outgoing) {
+            if let Some(p) = act_pos(NodeId(u)) {
+                d = join(&ridom, d, len - p);
+            }
+        }
+        ridom[len - i] = d;
+    }
+    let mut d = NONE;
+    for (i, _) in from_source.iter().enumerate().filter(|(_, s)| **s) {
+        d = join(&ridom, d, len - i);
+    }
+    ridom[len + 1] = d;
+    let post_dominates_source = chain(&ridom, len + 1);
     Ok(acts
         .into_iter()
-        .filter(|n| {
-            let i = idx[n];
-            dominators_of_sink.contains(&i) && post_dominators_of_source.contains(&i) && g.node(*n).results.len() == 1
-        })
+        .enumerate()
+        .filter(|(i, n)| dominates_sink[i + 1] && post_dominates_source[len - i] && g.node(*n).results.len() == 1)
+        .map(|(_, n)| n)
         .collect())
 }
 
@@ -218,40 +280,51 @@ pub fn cut_points(m: &Module, graph: &str, granularity: Granularity) -> Result<V
     };
     let total = graph_cost(m, g);
     let order = g.topo_order().map_err(|c| CutError::Graph(format!("cycle at {}", c.0)))?;
-    let position: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    let cost_by_node: HashMap<NodeId, &super::NodeCost> = total.nodes.iter().map(|(n, c)| (*n, c)).collect();
+    // Side tables by node index.
+    let mut position = vec![usize::MAX; g.node_bound()];
+    for (i, n) in order.iter().enumerate() {
+        position[n.index()] = i;
+    }
+    let mut cost_by_node: Vec<Option<&super::NodeCost>> = vec![None; g.node_bound()];
+    for (n, c) in &total.nodes {
+        cost_by_node[n.index()] = Some(c);
+    }
     // Each cut node dominates the next one, so the device parts grow: the part of cut `k` is
     // the part of cut `k - 1` plus the new ancestors of its node, which all come after the
     // previous cut node in topological order and read nothing of the previous part but the
     // previous cut tensor. Costs and the liveness profile are therefore accumulated cut by
     // cut (linear overall instead of one traversal and one liveness per cut).
-    let mut acc = DeviceAccumulator::default();
+    let mut acc = DeviceAccumulator {
+        device: vec![false; g.node_bound()],
+        seen_weights: vec![false; m.weights().len()],
+        step: vec![usize::MAX; g.node_bound()],
+        ..Default::default()
+    };
     let mut out = Vec::with_capacity(nodes.len());
     for (k, n) in nodes.into_iter().enumerate() {
         let mut new_nodes = vec![];
         let mut stack = vec![n];
         while let Some(x) = stack.pop() {
-            if acc.device.insert(x) {
+            if !std::mem::replace(&mut acc.device[x.index()], true) {
                 new_nodes.push(x);
                 stack.extend(g.producers(x));
             }
         }
-        new_nodes.sort_by_key(|x| position[x]);
+        new_nodes.sort_by_key(|x| position[x.index()]);
         for d in &new_nodes {
-            if let Some(c) = cost_by_node.get(d) {
+            if let Some(c) = cost_by_node[d.index()] {
                 acc.macs += c.macs;
             }
             for v in g.operands(*d) {
                 if let Some(w) = g.weight_name(v) {
-                    if acc.seen_weights.insert(w.to_string()) {
-                        if let Some(w) = m.weight(w) {
-                            let bytes = (w.data().len() * w.data().dtype().size_bytes()) as u64;
-                            acc.weight_bytes += bytes;
-                            let is_bn_stat = matches!(g.node(*d).op, Op::BatchNorm(_))
-                                && g.operands(*d).iter().skip(3).any(|o| *o == v);
-                            if !is_bn_stat {
-                                acc.params += w.data().len() as u64;
-                            }
+                    let Some((wi, _, w)) = m.weights().get_full(w) else { continue };
+                    if !std::mem::replace(&mut acc.seen_weights[wi], true) {
+                        let bytes = (w.data().len() * w.data().dtype().size_bytes()) as u64;
+                        acc.weight_bytes += bytes;
+                        let is_bn_stat =
+                            matches!(g.node(*d).op, Op::BatchNorm(_)) && g.operands(*d).iter().skip(3).any(|o| *o == v);
+                        if !is_bn_stat {
+                            acc.params += w.data().len() as u64;
                         }
                     }
                 }
@@ -284,8 +357,12 @@ pub fn cut_points(m: &Module, graph: &str, granularity: Granularity) -> Result<V
 /// The device part of the cuts seen so far (see [`cut_points`]).
 #[derive(Default)]
 struct DeviceAccumulator {
-    device: HashSet<NodeId>,
-    seen_weights: HashSet<String>,
+    /// Nodes in the device part, by node index.
+    device: Vec<bool>,
+    /// Weights counted, by index in the module's weight table.
+    seen_weights: Vec<bool>,
+    /// Step of every activation node of the device part, by node index (`usize::MAX`: none).
+    step: Vec<usize>,
     macs: u64,
     params: u64,
     weight_bytes: u64,
@@ -305,7 +382,12 @@ impl DeviceAccumulator {
         let acts: Vec<NodeId> =
             new_nodes.iter().copied().filter(|n| !matches!(g.node(*n).op, Op::Weight { .. })).collect();
         let first = self.steps;
-        let step: HashMap<NodeId, usize> = acts.iter().enumerate().map(|(i, n)| (*n, first + i)).collect();
+        for (i, n) in acts.iter().enumerate() {
+            self.step[n.index()] = first + i;
+        }
+        // Steps of the new part only (older steps are `< first`).
+        let step_table = &self.step;
+        let new_step = |n: NodeId| step_table.get(n.index()).copied().filter(|s| *s != usize::MAX && *s >= first);
         let last = (first + acts.len()).saturating_sub(1);
         // Bytes live at the new steps (a difference array), plus bytes live at every old step.
         let mut diff = vec![0i128; acts.len() + 1];
@@ -318,7 +400,7 @@ impl DeviceAccumulator {
             diff[a] += bytes as i128;
             diff[b + 1] -= bytes as i128;
         };
-        let last_reader = |v: Value| g.uses(v).iter().filter_map(|(u, _)| step.get(u)).copied().max();
+        let last_reader = |v: Value| g.uses(v).iter().filter_map(|(u, _)| new_step(*u)).max();
         // The previous cut tensor now lives on to its last reader in the new part.
         if let Some((p, p_step)) = self.prev_cut {
             if let Some(end) = last_reader(Value::of(p)) {
@@ -327,7 +409,7 @@ impl DeviceAccumulator {
         }
         for x in &acts {
             let node = g.node(*x);
-            let s = step[x];
+            let s = new_step(*x).unwrap_or(first);
             for (r, t) in node.results.iter().enumerate() {
                 let v = Value { node: *x, result: r as u32 };
                 let bytes = t.size_bytes().unwrap_or(usize::MAX) as u64;
@@ -347,8 +429,8 @@ impl DeviceAccumulator {
         }
         self.steps += acts.len();
         self.peak = peak;
-        if let Some(s) = step.get(&cut) {
-            self.prev_cut = Some((cut, *s));
+        if let Some(s) = new_step(cut) {
+            self.prev_cut = Some((cut, s));
         }
         peak
     }

@@ -18,15 +18,26 @@ pub fn refresh_types(g: &mut Graph) -> Result<usize, VerifyError> {
     })?;
     let mut changed = 0;
     for id in order {
-        let types: Vec<TensorType> = g.operands(id).iter().filter_map(|v| g.value_type(*v).cloned()).collect();
-        let refs: Vec<&TensorType> = types.iter().collect();
-        let node = g.node(id);
-        let Some(inferred) = node.op.infer(&refs) else { continue };
-        let inferred = inferred.map_err(|message| VerifyError {
-            graph: g.name().to_string(),
-            node: Some((node.name().to_string(), node.op.name().to_string())),
-            message: format!("{message} (operands: {})", types.iter().map(type_string).collect::<Vec<_>>().join(", ")),
-        })?;
+        let inferred = {
+            let types: Vec<&TensorType> = g.operands(id).iter().filter_map(|v| g.value_type(*v)).collect();
+            let node = g.node(id);
+            let Some(inferred) = node.op.infer(&types) else { continue };
+            let inferred = inferred.map_err(|message| VerifyError {
+                graph: g.name().to_string(),
+                node: Some((node.name().to_string(), node.op.name().to_string())),
+                message: format!(
+                    "{message} (operands: {})",
+                    types.iter().map(|t| type_string(t)).collect::<Vec<_>>().join(", ")
+                ),
+            })?;
+            let same = |slot: &TensorType, inf: &crate::ops::Inferred| {
+                slot.shape == inf.shape && inf.dtype.is_none_or(|d| d == slot.dtype)
+            };
+            if node.results.iter().zip(&inferred).all(|(slot, inf)| same(slot, inf)) {
+                continue;
+            }
+            inferred
+        };
         let node = g.node_mut(id);
         for (slot, inf) in node.results.iter_mut().zip(inferred) {
             let dtype = inf.dtype.unwrap_or(slot.dtype);

@@ -4,11 +4,12 @@
 //! operand slot it fills, so operand order is explicit. Node names are unique inside a graph
 //! (they are the `%names` of the text format and usually the source model's names).
 
+use super::name_index::NameIndex;
 use super::{NodeId, Op, TensorType, Value};
 use petgraph::stable_graph::{EdgeIndex, StableDiGraph};
-use petgraph::visit::{EdgeRef, NodeIndexable};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
 use petgraph::Direction;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 /// An operation instance with its result types.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,11 +49,12 @@ pub struct Graph {
     g: StableDiGraph<Node, Use, u32>,
     inputs: Vec<NodeId>,
     outputs: Vec<Value>,
-    by_name: HashMap<String, NodeId>,
+    /// Every node by its name.
+    by_name: NameIndex,
     /// Index of the `weight` nodes by weight name: every node added as a `weight` op, plus
     /// nodes that became one through [`Graph::node_mut`] (folded in by the next `&mut` call).
     /// Entries may be stale (the op was edited away); lookups check them.
-    weight_nodes: HashMap<String, Vec<NodeId>>,
+    weight_nodes: NameIndex,
     /// The node last handed out by [`Graph::node_mut`], whose op edits are not indexed yet.
     pending_edit: Option<NodeId>,
 }
@@ -82,6 +84,12 @@ impl Graph {
         self.g.node_count()
     }
 
+    /// An upper bound of the node indices (`NodeId::index`): the length of a side table indexed
+    /// by node.
+    pub fn node_bound(&self) -> usize {
+        self.g.node_bound()
+    }
+
     /// True when the graph has no nodes.
     pub fn is_empty(&self) -> bool {
         self.g.node_count() == 0
@@ -95,10 +103,10 @@ impl Graph {
     /// A name not used by any node, derived from `base`.
     pub fn fresh_name(&self, base: &str) -> String {
         let base = if base.is_empty() { "v" } else { base };
-        if !self.by_name.contains_key(base) {
+        if self.find(base).is_none() {
             return base.to_string();
         }
-        (1..).map(|i| format!("{base}.{i}")).find(|n| !self.by_name.contains_key(n)).unwrap_or_default()
+        (1..).map(|i| format!("{base}.{i}")).find(|n| self.find(n).is_none()).unwrap_or_default()
     }
 
     /// Adds a node with explicit result types; the name is made unique if taken. Operands are
@@ -107,13 +115,14 @@ impl Graph {
         self.index_pending_edit();
         let name = self.fresh_name(name);
         let weight = match &op {
-            Op::Weight { name } => Some(name.clone()),
+            Op::Weight { name } => Some(NameIndex::hash(name)),
             _ => None,
         };
-        let id = NodeId(self.g.add_node(Node { name: name.clone(), op, results }));
-        self.by_name.insert(name, id);
+        let name_hash = NameIndex::hash(&name);
+        let id = NodeId(self.g.add_node(Node { name, op, results }));
+        self.by_name.insert(name_hash, id);
         if let Some(w) = weight {
-            self.index_weight_node(w, id);
+            self.weight_nodes.insert(w, id);
         }
         for (i, v) in operands.iter().enumerate() {
             self.g.add_edge(v.node.0, id.0, Use { result: v.result, operand: i as u32 });
@@ -145,16 +154,8 @@ impl Graph {
     /// smallest index, as a scan in index order would find.
     pub fn weight_node(&self, weight: &str) -> Option<NodeId> {
         let is_it = |id: &NodeId| matches!(self.g.node_weight(id.0).map(|n| &n.op), Some(Op::Weight { name }) if name == weight);
-        let indexed = self.weight_nodes.get(weight).into_iter().flatten();
-        indexed.chain(self.pending_edit.iter()).copied().filter(is_it).min_by_key(|id| id.0.index())
-    }
-
-    /// Records `id` as a node reading weight `weight` (no duplicates).
-    fn index_weight_node(&mut self, weight: String, id: NodeId) {
-        let ids = self.weight_nodes.entry(weight).or_default();
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
+        let indexed = self.weight_nodes.candidates(NameIndex::hash(weight));
+        indexed.chain(self.pending_edit).filter(is_it).min_by_key(|id| id.0.index())
     }
 
     /// Indexes the node last handed out by [`Graph::node_mut`] if its op is now a `weight`
@@ -162,8 +163,8 @@ impl Graph {
     fn index_pending_edit(&mut self) {
         if let Some(id) = self.pending_edit.take() {
             if let Some(Op::Weight { name }) = self.g.node_weight(id.0).map(|n| &n.op) {
-                let name = name.clone();
-                self.index_weight_node(name, id);
+                let hash = NameIndex::hash(name);
+                self.weight_nodes.insert(hash, id);
             }
         }
     }
@@ -238,16 +239,17 @@ impl Graph {
         if old == name {
             return old;
         }
-        self.by_name.remove(&old);
+        self.by_name.remove(NameIndex::hash(&old), id);
         let new = self.fresh_name(name);
-        self.by_name.insert(new.clone(), id);
+        self.by_name.insert(NameIndex::hash(&new), id);
         self.g[id.0].name = new.clone();
         new
     }
 
     /// Looks a node up by name.
     pub fn find(&self, name: &str) -> Option<NodeId> {
-        self.by_name.get(name).copied()
+        let mut ids = self.by_name.candidates(NameIndex::hash(name));
+        ids.find(|id| self.g.node_weight(id.0).is_some_and(|n| n.name == name))
     }
 
     /// Every live node id, in index order.
@@ -269,6 +271,14 @@ impl Graph {
             .collect();
         e.sort_by_key(|(slot, _)| *slot);
         e.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The operands of `id` with their slots, in no particular order (no allocation; for
+    /// scans that do not need the slot order).
+    pub fn operand_edges(&self, id: NodeId) -> impl Iterator<Item = (u32, Value)> + '_ {
+        self.g
+            .edges_directed(id.0, Direction::Incoming)
+            .map(|e| (e.weight().operand, Value { node: NodeId(e.source()), result: e.weight().result }))
     }
 
     /// The operand in slot `slot` of `id`.
@@ -334,7 +344,8 @@ impl Graph {
 
     /// Number of reads of `v` by nodes plus its appearances among the graph outputs.
     pub fn use_count(&self, v: Value) -> usize {
-        self.uses(v).len() + self.outputs.iter().filter(|o| **o == v).count()
+        let reads = self.g.edges_directed(v.node.0, Direction::Outgoing).filter(|e| e.weight().result == v.result);
+        reads.count() + self.outputs.iter().filter(|o| **o == v).count()
     }
 
     /// Distinct producer nodes of `id`'s operands.
@@ -362,42 +373,91 @@ impl Graph {
     pub fn remove_node(&mut self, id: NodeId) -> Option<Node> {
         self.index_pending_edit();
         let node = self.g.remove_node(id.0)?;
-        self.by_name.remove(&node.name);
+        self.by_name.remove(NameIndex::hash(&node.name), id);
         if let Op::Weight { name } = &node.op {
-            if let Some(ids) = self.weight_nodes.get_mut(name) {
-                ids.retain(|i| *i != id);
-                if ids.is_empty() {
-                    self.weight_nodes.remove(name);
-                }
-            }
+            self.weight_nodes.remove(NameIndex::hash(name), id);
         }
         self.inputs.retain(|i| *i != id);
         Some(node)
     }
 
-    /// A deterministic topological order (Kahn's algorithm, smallest node index first among
-    /// ready nodes), or the first node found on a cycle.
-    pub fn topo_order(&self) -> Result<Vec<NodeId>, CycleAt> {
-        use std::cmp::Reverse;
-        let mut indeg = vec![0usize; self.g.node_bound()];
-        for n in self.node_ids() {
-            indeg[n.index()] = self.producers(n).len();
+    /// Number of incoming edges of every node, by node index (one sequential scan of the edges).
+    fn in_edge_counts(&self) -> Vec<u32> {
+        let mut indeg = vec![0u32; self.g.node_bound()];
+        for e in self.g.edge_references() {
+            if let Some(d) = indeg.get_mut(e.target().index()) {
+                *d += 1;
+            }
         }
-        let mut ready: BinaryHeap<Reverse<NodeId>> =
-            self.node_ids().filter(|n| indeg[n.index()] == 0).map(Reverse).collect();
-        let mut order = Vec::with_capacity(self.len());
-        while let Some(Reverse(n)) = ready.pop() {
-            order.push(n);
-            for u in self.users(n) {
-                indeg[u.index()] -= 1;
-                if indeg[u.index()] == 0 {
-                    ready.push(Reverse(u));
+        indeg
+    }
+
+    /// Consumes the edges leaving `n` in `indeg`; calls `ready` on every node whose last
+    /// incoming edge that was.
+    fn release(&self, n: NodeId, indeg: &mut [u32], mut ready: impl FnMut(NodeId)) {
+        for u in self.g.neighbors_directed(n.0, Direction::Outgoing) {
+            if let Some(d) = indeg.get_mut(u.index()) {
+                *d -= 1;
+                if *d == 0 {
+                    ready(NodeId(u));
                 }
             }
         }
-        match self.node_ids().find(|n| indeg[n.index()] > 0) {
+    }
+
+    /// The first node (by index) that Kahn's algorithm could not reach, i.e. on or below a
+    /// cycle.
+    fn stuck(&self, indeg: &[u32]) -> Option<NodeId> {
+        self.node_ids().find(|n| indeg.get(n.index()).is_some_and(|d| *d > 0))
+    }
+
+    /// A deterministic topological order (Kahn's algorithm, smallest node index first among
+    /// ready nodes), or the first node found on a cycle.
+    ///
+    /// Linear apart from the heap of nodes released by their last producer: the nodes ready
+    /// from the start (inputs and weight reads, most of a graph) are already in index order and
+    /// are merged with that heap instead of being pushed into it. Edges are counted with their
+    /// multiplicity: a node is released when its last incoming edge is consumed, i.e. when its
+    /// last distinct producer is ordered.
+    pub fn topo_order(&self) -> Result<Vec<NodeId>, CycleAt> {
+        use std::cmp::Reverse;
+        let mut indeg = self.in_edge_counts();
+        let initial: Vec<NodeId> = self.node_ids().filter(|n| indeg.get(n.index()) == Some(&0)).collect();
+        let mut next_initial = 0usize;
+        let mut released: BinaryHeap<Reverse<NodeId>> = BinaryHeap::new();
+        let mut order = Vec::with_capacity(self.len());
+        loop {
+            let from_initial = initial.get(next_initial).copied();
+            let n = match (from_initial, released.peek()) {
+                (Some(a), Some(Reverse(b))) if *b < a => released.pop().map(|Reverse(b)| b),
+                (Some(a), _) => {
+                    next_initial += 1;
+                    Some(a)
+                }
+                (None, Some(_)) => released.pop().map(|Reverse(b)| b),
+                (None, None) => None,
+            };
+            let Some(n) = n else { break };
+            order.push(n);
+            self.release(n, &mut indeg, |u| released.push(Reverse(u)));
+        }
+        match self.stuck(&indeg) {
             Some(stuck) => Err(CycleAt(stuck)),
             None => Ok(order),
+        }
+    }
+
+    /// Whether the graph is acyclic, with the same error as [`Graph::topo_order`] (the first
+    /// node, by index, on or below a cycle) but without building the order.
+    pub fn check_acyclic(&self) -> Result<(), CycleAt> {
+        let mut indeg = self.in_edge_counts();
+        let mut ready: Vec<NodeId> = self.node_ids().filter(|n| indeg.get(n.index()) == Some(&0)).collect();
+        while let Some(n) = ready.pop() {
+            self.release(n, &mut indeg, |u| ready.push(u));
+        }
+        match self.stuck(&indeg) {
+            Some(stuck) => Err(CycleAt(stuck)),
+            None => Ok(()),
         }
     }
 }

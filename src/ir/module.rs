@@ -2,6 +2,7 @@
 
 use super::{AttrMap, Graph, Quant, Tensor, TensorType};
 use indexmap::IndexMap;
+use rustc_hash::FxBuildHasher;
 use std::sync::Arc;
 
 /// A named tensor in the module's weight table. Data is reference-counted, so cloning a module
@@ -48,7 +49,17 @@ impl Weight {
     pub fn ty(&self) -> TensorType {
         TensorType { shape: self.data.shape().to_vec(), dtype: self.data.dtype(), quant: self.quant.clone() }
     }
+
+    /// Whether `ty` equals [`Weight::ty`] (without building that type).
+    pub fn has_type(&self, ty: &TensorType) -> bool {
+        ty.shape == self.data.shape() && ty.dtype == self.data.dtype() && ty.quant == self.quant
+    }
 }
+
+/// The module's weight table: weights by name, in insertion order (printing order). Hashed with
+/// FxHash: passes look weights up by name for every weight read, and SipHash's DoS resistance
+/// buys nothing for names the module itself holds.
+pub type WeightMap = IndexMap<String, Weight, FxBuildHasher>;
 
 /// A compilation unit: one or more graphs (`@main`; after partitioning `@device` and one or
 /// more cloud graphs) and the weights they reference by name.
@@ -59,7 +70,7 @@ pub struct Module {
     /// Free-form metadata printed in the module header (source file, producer ...).
     pub attrs: AttrMap,
     graphs: IndexMap<String, Graph>,
-    weights: IndexMap<String, Weight>,
+    weights: WeightMap,
 }
 
 impl Module {
@@ -124,18 +135,18 @@ impl Module {
 
     /// Split borrow: a graph mutably and the weight table mutably at once (for passes that
     /// rewrite both).
-    pub fn graph_and_weights_mut(&mut self, name: &str) -> Option<(&mut Graph, &mut IndexMap<String, Weight>)> {
+    pub fn graph_and_weights_mut(&mut self, name: &str) -> Option<(&mut Graph, &mut WeightMap)> {
         let g = self.graphs.get_mut(name)?;
         Some((g, &mut self.weights))
     }
 
     /// The weight table.
-    pub fn weights(&self) -> &IndexMap<String, Weight> {
+    pub fn weights(&self) -> &WeightMap {
         &self.weights
     }
 
     /// The weight table, mutably.
-    pub fn weights_mut(&mut self) -> &mut IndexMap<String, Weight> {
+    pub fn weights_mut(&mut self) -> &mut WeightMap {
         &mut self.weights
     }
 
@@ -181,16 +192,32 @@ impl Module {
     /// weight table (removing weights one by one with [`Module::remove_weight_if_unread`] shifts
     /// the table each time: quadratic for passes that drop many weights). Returns how many were
     /// removed; the others keep their order.
-    pub fn remove_weights_if_unread(&mut self, names: impl IntoIterator<Item = String>) -> usize {
-        let dead: std::collections::HashSet<String> = names
-            .into_iter()
-            .filter(|n| self.weights.contains_key(n) && !self.graphs().any(|g| g.weight_node(n).is_some()))
-            .collect();
-        if dead.is_empty() {
+    pub fn remove_weights_if_unread<S: AsRef<str>>(&mut self, names: impl IntoIterator<Item = S>) -> usize {
+        // Dead weights by index in the table (no set of names to build and hash again).
+        let mut dead = vec![false; self.weights.len()];
+        let mut any = false;
+        for n in names {
+            let n = n.as_ref();
+            if let Some(i) = self.weights.get_index_of(n) {
+                if !self.graphs().any(|g| g.weight_node(n).is_some()) {
+                    if let Some(d) = dead.get_mut(i) {
+                        *d = true;
+                        any = true;
+                    }
+                }
+            }
+        }
+        if !any {
             return 0;
         }
         let before = self.weights.len();
-        self.weights.retain(|k, _| !dead.contains(k));
+        // `retain` visits the entries in order.
+        let mut i = 0;
+        self.weights.retain(|_, _| {
+            let keep = !dead.get(i).copied().unwrap_or(false);
+            i += 1;
+            keep
+        });
         before - self.weights.len()
     }
 

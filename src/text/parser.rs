@@ -462,7 +462,11 @@ impl<'a> Parser<'a, '_> {
                 let name = self.c.name_after_sigil('@', "a weight `@name`")?;
                 let w =
                     m.weight(&name).ok_or_else(|| self.c.error_at(pos, format!("use of undeclared weight @{name}")))?;
-                Ok(g.weight_value(&name, w.ty()))
+                // The type is only built for the first read (which creates the node).
+                match g.weight_node(&name) {
+                    Some(id) => Ok(Value::of(id)),
+                    None => Ok(g.weight_value(&name, w.ty())),
+                }
             }
             Some('%') => {
                 let name = self.c.name_after_sigil('%', "a value `%name`")?;
@@ -546,8 +550,7 @@ impl<'a> Parser<'a, '_> {
                 .c
                 .error_at(op_pos, format!("`{}` takes {arity} operands, got {}", op.name(), operands.len())));
         }
-        let types: Vec<TensorType> = operands.iter().filter_map(|v| g.value_type(*v).cloned()).collect();
-        let refs: Vec<&TensorType> = types.iter().collect();
+        let refs: Vec<&TensorType> = operands.iter().filter_map(|v| g.value_type(*v)).collect();
         if let Some(inferred) = op.infer(&refs) {
             let inferred = inferred.map_err(|e| self.c.error_at(op_pos, format!("{}: {e}", op.name())))?;
             if inferred.len() != results.len() {

@@ -12,8 +12,8 @@ use super::analysis::{compute, raise_op, ClioAnalysis, Data};
 use super::lang::{ENode, Func};
 use clio::ir::{Op, TensorType};
 use egg::{CostFunction, EGraph, Id, Language};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A cost model for extraction: `(op, present operand types, result type) -> cost`. Lower is
@@ -74,8 +74,8 @@ pub(crate) struct EggCost<'a> {
     pub egraph: &'a EGraph<ENode, ClioAnalysis>,
     pub cost: &'a CostFn,
     /// The region's own op e-nodes (canonical), preferred on ties.
-    pub originals: &'a HashSet<ENode>,
-    pub memo: HashMap<ENode, f64>,
+    pub originals: &'a FxHashSet<ENode>,
+    pub memo: FxHashMap<ENode, f64>,
 }
 
 impl EggCost<'_> {

@@ -13,7 +13,7 @@ use super::cost::{CostFn, EggCost};
 use super::lang::{op_index, ENode, FnKind, Func, Lit, OPS};
 use clio::ir::{DType, Graph, Module, NodeId, Op, Tensor, TensorType, Value, Weight};
 use egg::{EGraph, Extractor, Id, Language};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
 /// One region: its root and its nodes in post-order (root last).
@@ -45,8 +45,8 @@ pub(crate) fn modelled(g: &Graph, n: NodeId) -> Option<u8> {
 /// 100k-layer chain would not finish; rewrites across such a boundary are not found).
 pub(crate) fn find_regions(g: &Graph, max_nodes: usize) -> Result<Vec<Region>, String> {
     let order = g.topo_order().map_err(|c| format!("@{}: cycle at {}", g.name(), c.0))?;
-    let modelled: HashSet<NodeId> = order.iter().copied().filter(|n| modelled(g, *n).is_some()).collect();
-    let outputs: HashSet<Value> = g.outputs().iter().copied().collect();
+    let modelled: FxHashSet<NodeId> = order.iter().copied().filter(|n| modelled(g, *n).is_some()).collect();
+    let outputs: FxHashSet<Value> = g.outputs().iter().copied().collect();
     let absorbable = |n: NodeId| {
         if !modelled.contains(&n) || outputs.contains(&Value::of(n)) {
             return false;
@@ -56,8 +56,8 @@ pub(crate) fn find_regions(g: &Graph, max_nodes: usize) -> Result<Vec<Region>, S
     };
     // Size of the tree of internal producers rooted at each modelled node; a node whose tree
     // reached the cap is not absorbed into its reader.
-    let mut tree: HashMap<NodeId, usize> = HashMap::new();
-    let mut capped: HashSet<NodeId> = HashSet::new();
+    let mut tree: FxHashMap<NodeId, usize> = FxHashMap::default();
+    let mut capped: FxHashSet<NodeId> = FxHashSet::default();
     for &n in order.iter().filter(|n| modelled.contains(n)) {
         let size = 1 + g
             .operands(n)
@@ -104,7 +104,7 @@ pub(crate) struct Lowered {
     /// Each region node's e-node (as added; canonicalise children before comparing).
     pub enodes: Vec<ENode>,
     /// Each region node's op and operands before the rewrite.
-    pub orig: HashMap<NodeId, (Op, Vec<Value>)>,
+    pub orig: FxHashMap<NodeId, (Op, Vec<Value>)>,
 }
 
 /// Adds `region` to `eg` (whose analysis must be fresh).
@@ -114,9 +114,10 @@ pub(crate) fn lower(
     region: &Region,
     eg: &mut EGraph<ENode, ClioAnalysis>,
 ) -> Result<Lowered, String> {
-    let mut low = Lowered { root: Id::from(0), leaves: vec![], classes: vec![], enodes: vec![], orig: HashMap::new() };
-    let mut leaf_of: HashMap<Value, Id> = HashMap::new();
-    let mut class_of: HashMap<NodeId, Id> = HashMap::new();
+    let mut low =
+        Lowered { root: Id::from(0), leaves: vec![], classes: vec![], enodes: vec![], orig: FxHashMap::default() };
+    let mut leaf_of: FxHashMap<Value, Id> = FxHashMap::default();
+    let mut class_of: FxHashMap<NodeId, Id> = FxHashMap::default();
     for &n in &region.nodes {
         let node = g.node(n);
         let k = modelled(g, n).ok_or_else(|| format!("%{} is not modelled", node.name()))?;
@@ -177,7 +178,7 @@ fn add_leaf(
 ) -> Result<Id, String> {
     let ty = g.value_type(v).cloned().ok_or("a leaf without a type")?;
     let data = match g.weight_name(v).and_then(|w| m.weight(w)) {
-        Some(w) if w.quant.is_none() && w.ty() == ty => TData::constant(w.shared().clone(), None),
+        Some(w) if w.quant.is_none() && w.has_type(&ty) => TData::constant(w.shared().clone(), None),
         _ => TData::of_type(ty),
     };
     eg.analysis.leaves.push(Data::Tensor(data));
@@ -208,10 +209,10 @@ struct Planner<'a, 'e> {
     ex: &'a Extractor<'e, EggCost<'e>, ENode, ClioAnalysis>,
     low: &'a Lowered,
     region: &'a Region,
-    class_origs: HashMap<Id, Vec<NodeId>>,
-    claimed: HashSet<NodeId>,
-    memo: HashMap<Id, Pv>,
-    on_path: HashSet<Id>,
+    class_origs: FxHashMap<Id, Vec<NodeId>>,
+    claimed: FxHashSet<NodeId>,
+    memo: FxHashMap<Id, Pv>,
+    on_path: FxHashSet<Id>,
     steps: Vec<Step>,
 }
 
@@ -326,9 +327,9 @@ pub(crate) fn write_back(
     cost: &CostFn,
 ) -> Result<WriteBack, String> {
     let g = m.graph(graph).ok_or("graph vanished")?;
-    let originals: HashSet<ENode> = low.enodes.iter().map(|e| e.clone().map_children(|c| eg.find(c))).collect();
-    let ex = Extractor::new(eg, EggCost { egraph: eg, cost, originals: &originals, memo: HashMap::new() });
-    let mut class_origs: HashMap<Id, Vec<NodeId>> = HashMap::new();
+    let originals: FxHashSet<ENode> = low.enodes.iter().map(|e| e.clone().map_children(|c| eg.find(c))).collect();
+    let ex = Extractor::new(eg, EggCost { egraph: eg, cost, originals: &originals, memo: FxHashMap::default() });
+    let mut class_origs: FxHashMap<Id, Vec<NodeId>> = FxHashMap::default();
     for (n, id) in &low.classes {
         class_origs.entry(eg.find(*id)).or_default().push(*n);
     }
@@ -339,9 +340,9 @@ pub(crate) fn write_back(
         low,
         region,
         class_origs,
-        claimed: HashSet::new(),
-        memo: HashMap::new(),
-        on_path: HashSet::new(),
+        claimed: FxHashSet::default(),
+        memo: FxHashMap::default(),
+        on_path: FxHashSet::default(),
         steps: vec![],
     };
     let root_pv = p.plan(low.root, None)?;

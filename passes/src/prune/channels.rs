@@ -20,7 +20,7 @@
 //! follows their output.
 
 use clio::ir::{Graph, Module, NodeId, Op, Value};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::rc::Rc;
 
 /// A channel reference (an element of the union-find).
@@ -151,7 +151,7 @@ pub struct Analysis {
     /// Space of each reference (index into `spaces`).
     pub space_of: Vec<u32>,
     /// Channel map of each activation value of rank >= 2.
-    pub maps: HashMap<Value, Map>,
+    pub maps: FxHashMap<Value, Map>,
     /// The places the rewrite touches.
     pub sites: Vec<Site>,
 }
@@ -200,7 +200,7 @@ impl Analysis {
             uf: UnionFind::default(),
             spaces: vec![],
             space_of: vec![],
-            maps: HashMap::new(),
+            maps: FxHashMap::default(),
             sites: vec![],
         };
         for id in order {

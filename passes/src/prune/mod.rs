@@ -47,8 +47,8 @@ pub mod select;
 use clio::analysis::{graph_cost, NodeCost};
 use clio::ir::{Module, NodeId};
 use clio::pass::{OptionInfo, OptionKind, Pass, PassContext, PassError, PassInfo, PassOptions, PassRegistry, StatInfo};
+use rustc_hash::FxHashMap;
 use select::{Criterion, Scope, Settings};
-use std::collections::HashMap;
 
 /// Declaration of `prune`.
 pub static INFO: PassInfo = PassInfo {
@@ -172,8 +172,8 @@ impl Prune {
     }
 }
 
-fn costs(m: &Module, graph: &str) -> (HashMap<NodeId, NodeCost>, u64, u64) {
-    let Some(g) = m.graph(graph) else { return (HashMap::new(), 0, 0) };
+fn costs(m: &Module, graph: &str) -> (FxHashMap<NodeId, NodeCost>, u64, u64) {
+    let Some(g) = m.graph(graph) else { return (FxHashMap::default(), 0, 0) };
     let c = graph_cost(m, g);
     (c.nodes.into_iter().collect(), c.params, c.macs)
 }
@@ -242,7 +242,7 @@ impl Pass for Prune {
             cx.stat("channels-pruned", removed.iter().map(|r| r.2 as i64).sum());
             cx.stat("weights-copied", applied.weights_copied as i64);
             // One remark per changed layer, in topological order.
-            let removed_at: HashMap<NodeId, (usize, usize)> = removed.iter().map(|r| (r.0, (r.1, r.2))).collect();
+            let removed_at: FxHashMap<NodeId, (usize, usize)> = removed.iter().map(|r| (r.0, (r.1, r.2))).collect();
             let g = m.graph(&graph).ok_or_else(|| fail(format!("graph @{graph} vanished")))?;
             let order = g.topo_order().map_err(|c| fail(format!("cycle at {}", c.0)))?;
             for id in order {

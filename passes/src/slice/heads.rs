@@ -12,7 +12,7 @@
 
 use crate::prune::apply::slice_axis;
 use clio::ir::{Graph, Module, NodeId, Op, Value, Weight};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// What slicing does to one node of the region.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,9 +45,9 @@ pub enum Role {
 #[derive(Clone, Debug, Default)]
 pub struct Region {
     /// Role of every node in the region (channel-wise ops and first layers).
-    pub roles: HashMap<NodeId, Role>,
+    pub roles: FxHashMap<NodeId, Role>,
     /// Features per channel of every sliced value (1 for NCHW activations).
-    pub block: HashMap<Value, usize>,
+    pub block: FxHashMap<Value, usize>,
 }
 
 /// Why the region cannot be sliced.
@@ -231,9 +231,9 @@ pub fn build_head(
 ) -> Result<HeadWeights, String> {
     let order = cloud.topo_order().map_err(|c| format!("cycle at {}", c.0))?;
     let mut head = Graph::new(name);
-    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
-    let mut owned: HashSet<String> = HashSet::new();
-    let mut tied: HashSet<String> = HashSet::new();
+    let mut map: FxHashMap<NodeId, NodeId> = FxHashMap::default();
+    // Tied weights listed so far (names borrowed from `cloud`).
+    let mut tied: FxHashSet<&str> = FxHashSet::default();
     let mut weights = HeadWeights::default();
     for id in order {
         let node = cloud.node(id);
@@ -251,7 +251,7 @@ pub fn build_head(
             _ => {}
         }
         // Which weight operands become per-slice, and how.
-        let mut sliced_slots: HashMap<usize, (Option<usize>, usize)> = HashMap::new();
+        let mut sliced_slots: FxHashMap<usize, (Option<usize>, usize)> = FxHashMap::default();
         let mut op = node.op.clone();
         match region.roles.get(&id) {
             Some(Role::Params(params)) => {
@@ -274,27 +274,27 @@ pub fn build_head(
         }
         let mut operands = vec![];
         for (slot, v) in cloud.operands(id).into_iter().enumerate() {
-            let Some(wname) = cloud.weight_name(v).map(str::to_string) else {
+            let Some(wname) = cloud.weight_name(v) else {
                 let new = map.get(&v.node).ok_or_else(|| format!("%{} read before defined", node.name()))?;
                 operands.push(Value { node: *new, result: v.result });
                 continue;
             };
+            let per_slice;
             let use_name = match sliced_slots.get(&slot) {
                 Some((axis, n)) => {
-                    let new = per_slice_weight(m, &wname, *axis, *n, size)?;
-                    owned.insert(new.clone());
-                    weights.per_slice.push(new.clone());
-                    new
+                    per_slice = per_slice_weight(m, wname, *axis, *n, size)?;
+                    weights.per_slice.push(per_slice.clone());
+                    per_slice.as_str()
                 }
                 None => {
-                    if tied.insert(wname.clone()) {
-                        weights.tied.push(wname.clone());
+                    if tied.insert(wname) {
+                        weights.tied.push(wname.to_string());
                     }
                     wname
                 }
             };
-            let ty = m.weight(&use_name).ok_or_else(|| format!("weight @{use_name} missing"))?.ty();
-            operands.push(head.weight_value(&use_name, ty));
+            let ty = m.weight(use_name).ok_or_else(|| format!("weight @{use_name} missing"))?.ty();
+            operands.push(head.weight_value(use_name, ty));
         }
         let new = head.add_node(node.name(), op, &operands, node.results.clone());
         map.insert(id, new);

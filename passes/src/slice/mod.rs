@@ -418,13 +418,10 @@ impl Slice {
             });
         }
         // The original first-layer weights are read by no head now.
-        let read: Vec<String> = cloud
-            .node_ids()
-            .filter_map(|n| match &cloud.node(n).op {
-                Op::Weight { name } => Some(name.clone()),
-                _ => None,
-            })
-            .collect();
+        let read = cloud.node_ids().filter_map(|n| match &cloud.node(n).op {
+            Op::Weight { name } => Some(name.as_str()),
+            _ => None,
+        });
         m.remove_weights_if_unread(read);
         // The device transmits to the widest head.
         if let Some(dev) = m.graph_mut(&self.device) {

@@ -13,7 +13,8 @@ use crate::prune::apply::slice_axis;
 use crate::prune::channels::{Analysis, Map, Ref, Site};
 use crate::prune::select::{groups, Criterion};
 use clio::ir::{Module, NodeId, Value, Weight};
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 
 /// A weight axis and the new order of its positions.
 type AxisOrder = (usize, Vec<usize>);
@@ -58,9 +59,9 @@ pub struct Reordered {
 /// units of ranked roots are sorted by (how many earlier runs the same root has, rank), so each
 /// copy of the cut tensor's channels in the axis (a concat of two tensors derived from it) is
 /// reordered on its own, and the sorted units fill the ranked positions in increasing order.
-fn site_order(map: &Map, rank: &HashMap<Ref, usize>, root: &dyn Fn(Ref) -> Ref) -> Result<Option<Vec<usize>>, ()> {
+fn site_order(map: &Map, rank: &FxHashMap<Ref, usize>, root: &dyn Fn(Ref) -> Ref) -> Result<Option<Vec<usize>>, ()> {
     let mut units: Vec<(usize, usize, std::ops::Range<usize>)> = vec![];
-    let mut runs_of: HashMap<Ref, usize> = HashMap::new();
+    let mut runs_of: FxHashMap<Ref, usize> = FxHashMap::default();
     let mut i = 0;
     while i < map.len() {
         let r = root(map[i]);
@@ -130,7 +131,7 @@ pub fn reorder_cut_channels(
         }
     }
     let g = m.graph(graph).ok_or("graph vanished")?;
-    let score_of: HashMap<Ref, Option<f64>> =
+    let score_of: FxHashMap<Ref, Option<f64>> =
         groups(m, g, &mut a, criterion).into_iter().map(|gr| (gr.root, gr.score)).collect();
     let mut ranked: Vec<(usize, f64)> = vec![];
     for (i, (r, range)) in runs.iter().enumerate() {
@@ -144,8 +145,8 @@ pub fn reorder_cut_channels(
     }
     // Most important first; ties keep their position.
     ranked.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
-    let rank: HashMap<Ref, usize> = ranked.iter().enumerate().map(|(new, (old, _))| (runs[*old].0, new)).collect();
-    let mut parents: HashMap<Ref, Ref> = HashMap::new();
+    let rank: FxHashMap<Ref, usize> = ranked.iter().enumerate().map(|(new, (old, _))| (runs[*old].0, new)).collect();
+    let mut parents: FxHashMap<Ref, Ref> = FxHashMap::default();
     for r in 0..a.uf.len() as Ref {
         parents.insert(r, a.uf.find(r));
     }
