@@ -135,6 +135,16 @@ fn compile_failures_leave_nothing() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// The generated `clio_device.c` in `dir` compiles against the shipped host shims.
+fn compiles_against_gap8_shims(dir: &std::path::Path) {
+    let cc = Command::new("cc")
+        .args(["-std=c99", "-Wall", "-Werror", "-c", "-I.", "-Igap8_shims", "clio_device.c", "-o", "dev.o"])
+        .current_dir(dir)
+        .output()
+        .expect("run cc");
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+}
+
 #[test]
 fn compile_for_gap8() {
     let d = tmp("gap8");
@@ -155,13 +165,7 @@ fn compile_for_gap8() {
     assert!(m["pipeline"].as_str().unwrap().contains("scheme=q8"));
     let layers = m["device"]["report"]["layers"].as_array().unwrap();
     assert!(!layers.is_empty());
-    // The generated C compiles against the shipped host shims.
-    let cc = Command::new("cc")
-        .args(["-std=c99", "-Wall", "-Werror", "-c", "-I.", "-Igap8_shims", "clio_device.c", "-o", "dev.o"])
-        .current_dir(&o)
-        .output()
-        .expect("run cc");
-    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    compiles_against_gap8_shims(&o);
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -184,12 +188,7 @@ fn compile_for_gap8_writes_the_l3_weight_image_when_weights_exceed_l2() {
     let image = std::fs::read(o.join("clio_device_l3.bin")).unwrap();
     assert_eq!(m["device"]["report"]["l3_image_bytes"].as_u64().unwrap() as usize, image.len());
     assert_eq!(image.len(), 143_360, "features.18.0 (1280 x 112 int8)");
-    let cc = Command::new("cc")
-        .args(["-std=c99", "-Wall", "-Werror", "-c", "-I.", "-Igap8_shims", "clio_device.c", "-o", "dev.o"])
-        .current_dir(&o)
-        .output()
-        .expect("run cc");
-    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    compiles_against_gap8_shims(&o);
     let _ = std::fs::remove_dir_all(&d);
 }
 

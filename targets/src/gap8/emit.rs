@@ -733,12 +733,12 @@ fn stream_body(
         ClioAccInit_T ai = {{.Acc = acc, .Init = {p}_init{i} + oc0, .C = 1, .Size = (uint32_t)(rows * {wo})}};
         ClioKerParAccInit(&ai);
         pi_cl_team_barrier();
-        {ct} ca = {{.In = xb[b], .Acc = acc, .Filter = {p}_w{i} + oc0 * {kk}, .W = {w}, .H = (uint16_t)hb, .Wo = {wo}, .Ho = (uint16_t)rows, .InFeatures = 1, .OutFeatures = 1, .Groups = 1, .Fx = {kw}, .Fy = {kh}, .Sx = {sx}, .Sy = {sy}, .Dx = {dx}, .Dy = {dy}, .PadT = (uint8_t)(r0 - v0), .PadL = {pl}}};
+        {ct} ca = {{.In = xb[b], .Acc = acc, .Filter = {p}_w{i} + oc0 * {kk}, {window}, .OutFeatures = 1}};
         {ck}(&ca);
         pi_cl_team_barrier();
         if (pi_core_id() == 0 && t > 0) pi_cl_dma_cmd_wait(&wb);
         pi_cl_team_barrier();
-        {rt} rd = {{.Acc = acc, .Out = ob, .Norm = {p}_norm{i} + oc0, .C = 1, .Size = (uint32_t)(rows * {wo}), .Lo = {lo}, .Hi = {hi}}};
+        {rt} rd = {{.Acc = acc, .Out = ob, .Norm = {p}_norm{i} + oc0, .C = 1, {band_out}}};
         {rk}(&rd);
         pi_cl_team_barrier();
         if (pi_core_id() == 0) pi_cl_dma_cmd((uint32_t)(uintptr_t)({y} + oc0 * {hw} + y0 * {wo}), (uint32_t)(uintptr_t)ob, (uint32_t)(rows * {wo}{es}), PI_CL_DMA_DIR_LOC2EXT, &wb);
@@ -750,16 +750,10 @@ fn stream_body(
             this_band = band("t", ""),
             next_band = band("t + 1", "n"),
             next = dma(&format!("{x} + noc * {plane} + nr0 * {w}"), "xb[b ^ 1]", &format!("nhb * {w}{es}"), "&cmd[b ^ 1]"),
-            kw = c.kw,
-            kh = c.kh,
-            sx = c.stride[1],
-            dx = c.dil[1],
-            dy = c.dil[0],
-            pl = c.pads[1],
+            window = band_window(c),
+            band_out = band_out(c),
             rt = n.t("ClioReduct"),
             rk = n.k("ClioKerParReduct"),
-            lo = c.lo,
-            hi = c.hi,
         );
     } else if dw {
         let _ = write!(
@@ -825,21 +819,9 @@ fn stream_body(
         pi_cl_dma_cmd_t cmd[2];
         ClioAccInit_T ai = {{.Acc = acc, .Init = {p}_init{i} + oc0, .C = (uint16_t)ch, .Size = (uint32_t)(rows * {wo})}};
         ClioKerParAccInit(&ai);
-        if (pi_core_id() == 0) {first}
-        for (int ic = 0; ic < {cin}; ic++) {{
-            int b = ic & 1;
-            if (pi_core_id() == 0) {{
-                pi_cl_dma_cmd_wait(&cmd[b]);
-                if (ic + 1 < {cin}) {next}
-            }}
-            pi_cl_team_barrier();
-            {ct} ca = {{.In = xb[b], .Acc = acc, .Filter = {wsrc}, .W = {w}, .H = (uint16_t)hb, .Wo = {wo}, .Ho = (uint16_t)rows, .InFeatures = 1, .OutFeatures = (uint16_t)ch, .Groups = 1, .Fx = {kw}, .Fy = {kh}, .Sx = {sx}, .Sy = {sy}, .Dx = {dx}, .Dy = {dy}, .PadT = (uint8_t)(r0 - v0), .PadL = {pl}}};
-            {ck}(&ca);
-            pi_cl_team_barrier();
-        }}
-        if (pi_core_id() == 0 && (oc0 > 0 || y0 > 0)) pi_cl_dma_cmd_wait(&wb);
+{planes}        if (pi_core_id() == 0 && (oc0 > 0 || y0 > 0)) pi_cl_dma_cmd_wait(&wb);
         pi_cl_team_barrier();
-        {rt} rd = {{.Acc = acc, .Out = ob, .Norm = {p}_norm{i} + oc0, .C = (uint16_t)ch, .Size = (uint32_t)(rows * {wo}), .Lo = {lo}, .Hi = {hi}}};
+        {rt} rd = {{.Acc = acc, .Out = ob, .Norm = {p}_norm{i} + oc0, .C = (uint16_t)ch, {band_out}}};
         {rk}(&rd);
         pi_cl_team_barrier();
         /* The band of each of the chunk's output planes back to L2: one line per channel. */
@@ -848,19 +830,16 @@ fn stream_body(
     }}
     if (pi_core_id() == 0) pi_cl_dma_cmd_wait(&wb);
 ",
-            cin = c.cin,
-            first = in_dma("0", "xb[0]", "&cmd[0]"),
-            next = in_dma("(ic + 1)", "xb[b ^ 1]", "&cmd[b ^ 1]"),
-            kw = c.kw,
-            kh = c.kh,
-            sx = c.stride[1],
-            dx = c.dil[1],
-            dy = c.dil[0],
-            pl = c.pads[1],
+            planes = plane_loop(
+                c.cin,
+                &in_dma("0", "xb[0]", "&cmd[0]"),
+                &in_dma("(ic + 1)", "xb[b ^ 1]", "&cmd[b ^ 1]"),
+                &format!("{ct} ca = {{.In = xb[b], .Acc = acc, .Filter = {wsrc}, {}, .OutFeatures = (uint16_t)ch}};", band_window(c)),
+                &ck
+            ),
+            band_out = band_out(c),
             rt = n.t("ClioReduct"),
             rk = n.k("ClioKerParReduct"),
-            lo = c.lo,
-            hi = c.hi,
         );
     } else {
         let _ = write!(
@@ -871,7 +850,39 @@ fn stream_body(
 {prologue}        pi_cl_dma_cmd_t cmd[2];
         ClioAccInit_T ai = {{.Acc = acc, .Init = {p}_init{i} + oc0, .C = (uint16_t)ch, .Size = {hw}}};
         ClioKerParAccInit(&ai);
-        if (pi_core_id() == 0) {first}
+{planes}        {reduce}
+    }}
+    if (pi_core_id() == 0) pi_cl_dma_cmd_wait(&wb);
+",
+            planes = plane_loop(
+                c.cin,
+                &dma(x, "xb[0]", &format!("{plane}{es}"), "&cmd[0]"),
+                &dma(&format!("{x} + (ic + 1) * {plane}"), "xb[b ^ 1]", &format!("{plane}{es}"), "&cmd[b ^ 1]"),
+                &conv(
+                    "xb[b]",
+                    "acc",
+                    &if l3.is_some() {
+                        format!("wl + ic * ch * {kk}")
+                    } else {
+                        format!("{p}_w{i} + (ic * {cout} + oc0) * {kk}")
+                    },
+                    "1",
+                    "(uint16_t)ch",
+                    "1"
+                ),
+                &ck
+            ),
+        );
+    }
+}
+
+/// The input-plane loop of a streamed dense layer: core 0 waits for plane `ic` (in `xb[b]`)
+/// and starts the DMA of the next (`next`) into the other buffer, then every core accumulates
+/// plane `ic` with the argument struct `conv` (named `ca`) and kernel `kernel`; `first` is the
+/// DMA of plane 0.
+fn plane_loop(cin: usize, first: &str, next: &str, conv: &str, kernel: &str) -> String {
+    format!(
+        "        if (pi_core_id() == 0) {first}
         for (int ic = 0; ic < {cin}; ic++) {{
             int b = ic & 1;
             if (pi_core_id() == 0) {{
@@ -880,30 +891,11 @@ fn stream_body(
             }}
             pi_cl_team_barrier();
             {conv}
-            {ck}(&ca);
+            {kernel}(&ca);
             pi_cl_team_barrier();
         }}
-        {reduce}
-    }}
-    if (pi_core_id() == 0) pi_cl_dma_cmd_wait(&wb);
-",
-            cin = c.cin,
-            first = dma(x, "xb[0]", &format!("{plane}{es}"), "&cmd[0]"),
-            next = dma(&format!("{x} + (ic + 1) * {plane}"), "xb[b ^ 1]", &format!("{plane}{es}"), "&cmd[b ^ 1]"),
-            conv = conv(
-                "xb[b]",
-                "acc",
-                &if l3.is_some() {
-                    format!("wl + ic * ch * {kk}")
-                } else {
-                    format!("{p}_w{i} + (ic * {cout} + oc0) * {kk}")
-                },
-                "1",
-                "(uint16_t)ch",
-                "1"
-            ),
-        );
-    }
+"
+    )
 }
 
 /// The end of a chunk of a layer whose accumulator and output tile are in L1 (`acc`, `ob`):
@@ -926,6 +918,21 @@ fn l1_reduce(n: &Names, i: usize, c: &ConvStep, y: &str) -> String {
         lo = c.lo,
         hi = c.hi,
     )
+}
+
+/// The window fields of `ClioKerConvAcc32` for one input plane's band (`hb` input rows from
+/// `r0`, `rows` output rows; C variables of the banded loops), the band's top padding included.
+fn band_window(c: &ConvStep) -> String {
+    format!(
+        ".W = {}, .H = (uint16_t)hb, .Wo = {}, .Ho = (uint16_t)rows, .InFeatures = 1, .Groups = 1, .Fx = {}, .Fy = {}, \
+         .Sx = {}, .Sy = {}, .Dx = {}, .Dy = {}, .PadT = (uint8_t)(r0 - v0), .PadL = {}",
+        c.w, c.wo, c.kw, c.kh, c.stride[1], c.stride[0], c.dil[1], c.dil[0], c.pads[1]
+    )
+}
+
+/// The size and bounds fields of `ClioReduct` for a band of `rows` output rows.
+fn band_out(c: &ConvStep) -> String {
+    format!(".Size = (uint32_t)(rows * {}), .Lo = {}, .Hi = {}", c.wo, c.lo, c.hi)
 }
 
 /// The start of a chunk of an L3 layer: core 0 waits for this chunk's weights (staging half
