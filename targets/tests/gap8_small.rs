@@ -145,6 +145,40 @@ fn large_planes_are_row_tiled_bit_exact() {
     assert!(c.source.contains("PI_CL_DMA_DIR_LOC2EXT") && c.source.contains("int rows ="));
 }
 
+#[test]
+fn hwce_layers_on_tall_planes_are_row_tiled_bit_exact() {
+    // 232 rows: a full-height HWCE stripe would need more than 64 KB of L1 (before row tiling
+    // this was a typed error); an odd width exercises the even-width stripe padding.
+    let src = format!(
+        "module @tall {{
+  weight @a.w : tensor<6x2x3x3xf32> = {}
+  weight @a.b : tensor<6xf32> = {}
+  weight @b.w : tensor<4x6x5x5xf32> = {}
+  weight @c.w : tensor<2x4x7x7xf32> = {}
+  graph @main(%x: tensor<1x2x232x45xf32>) -> (tensor<1x2x232x45xf32>) {{
+    %a = conv2d(%x, @a.w, @a.b) {{strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 1}} : tensor<1x6x232x45xf32>
+    %r = relu(%a) : tensor<1x6x232x45xf32>
+    %b = conv2d(%r, @b.w) {{strides = [1, 1], pads = [2, 2, 2, 2], dilations = [1, 1], groups = 1}} : tensor<1x4x232x45xf32>
+    %c = conv2d(%b, @c.w) {{strides = [1, 1], pads = [3, 3, 3, 3], dilations = [1, 1], groups = 1}} : tensor<1x2x232x45xf32>
+    return %c
+  }}
+}}",
+        dense(108, 31, 0.4),
+        dense(6, 32, 0.2),
+        dense(600, 33, 0.2),
+        dense(392, 34, 0.1),
+    );
+    let mut m = parse_module(&src, &ParseOptions::default()).unwrap();
+    run_pipeline(&mut m, "quantize{scheme=q8,calib=random:3,samples=2},partition{cut=c,granularity=layer}");
+    let c = check_bit_exact(&m, "tall", 2);
+    for node in ["a", "b", "c"] {
+        let l = c.report.layers.iter().find(|l| l.node == node).unwrap();
+        assert_eq!(l.unit, "hwce", "%{node}: {}", l.reason);
+        assert!(l.reason.contains("in bands of") && l.l1_bytes <= 40 * 1024, "%{node}: {}", l.reason);
+    }
+    assert!(c.report.l1_bytes <= 40 * 1024, "{}", c.report.l1_bytes);
+}
+
 fn small() -> Module {
     let src = format!(
         "module @small {{

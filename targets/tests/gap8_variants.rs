@@ -7,7 +7,7 @@ mod gap8_common;
 
 use clio::models::{mobilenet_v2, MobileNetV2Config, Variant};
 use clio_targets::gap8::{lower_variants, shim_files, Gap8Error, Gap8Options, Gap8Variants};
-use gap8_common::{expected_message, input_bytes, inputs, q8_device, run_pipeline, scratch_dir};
+use gap8_common::{expected_message, input_bytes, inputs, q8_device, run_pipeline, scratch_dir, L3_LOADER};
 use std::process::Command;
 
 /// Reads `cut input` pairs from stdin-like file `plan.bin` (u32 cut, then the input bytes),
@@ -16,11 +16,7 @@ const HARNESS: &str = r#"#include <stdio.h>
 #include "clio_device.h"
 static uint8_t in[CLIO_DEVICE_INPUT_BYTES] __attribute__((aligned(4)));
 static uint8_t out[CLIO_DEVICE_MAX_OUTPUT_BYTES];
-#ifdef CLIO_DEVICE_L3_BYTES
-#include "bsp/ram.h"
-static uint8_t l3img[CLIO_DEVICE_L3_BYTES];
-static struct pi_device ram;
-#endif
+L3_LOADER
 int main(int argc, char **argv)
 {
     if (argc != 3) return 10;
@@ -30,15 +26,7 @@ int main(int argc, char **argv)
     if (clio_device_invoke((const void *)in, out) != -2) return 12;   /* nothing selected yet */
     if (clio_device_select(999) != -1) return 13;       /* no such variant */
 #ifdef CLIO_DEVICE_L3_BYTES
-    {
-        uint32_t other, addr;
-        FILE *fl = fopen("clio_device_l3.bin", "rb");
-        if (!fl || fread(l3img, 1, sizeof l3img, fl) != sizeof l3img || fgetc(fl) != EOF) return 17;
-        fclose(fl);
-        if (pi_ram_open(&ram) || pi_ram_alloc(&ram, &other, 4096) || pi_ram_alloc(&ram, &addr, sizeof l3img)) return 18;
-        pi_ram_write(&ram, addr, l3img, sizeof l3img);
-        clio_device_set_l3(&ram, addr);
-    }
+    if (load_l3() != 0) return 17;
 #endif
     uint32_t cut;
     while (fread(&cut, sizeof cut, 1, fi) == 1 && fread(in, 1, sizeof in, fi) == sizeof in) {
@@ -89,7 +77,8 @@ fn run_switching(v: &Gap8Variants, parts: &[(u32, clio::Module)], order: &[u32],
             sources.push(name.to_string());
         }
     }
-    std::fs::write(dir.join("main.c"), HARNESS).unwrap();
+    let loader = L3_LOADER.replace("PREFIX", "clio_device").replace("UPPER", "CLIO_DEVICE");
+    std::fs::write(dir.join("main.c"), HARNESS.replace("L3_LOADER", &loader)).unwrap();
     sources.push("main.c".into());
     let cc = Command::new("cc")
         .current_dir(&dir)
@@ -199,10 +188,10 @@ fn variants_place_their_weights_jointly_and_read_l3_bit_exact() {
     assert!(union + resident + stage <= 512 * 1024, "{union} + {resident} + {stage}");
     run_switching(&v, &parts, &[21, 3, 21, 21, 3], "variants_l3");
 
-    // Cuts 16 and 19 each fit L2 on their own, but not together: the joint placement moves
+    // Cuts 18 and 19 each fit L2 on their own, but not together: the joint placement moves
     // weights to L3 that neither variant alone would.
     let parts: Vec<(u32, clio::Module)> =
-        [16u32, 19].iter().map(|k| (*k, q8_device(m.clone(), &k.to_string(), 5))).collect();
+        [18u32, 19].iter().map(|k| (*k, q8_device(m.clone(), &k.to_string(), 5))).collect();
     for (k, part) in &parts {
         let alone = clio_targets::gap8::lower(part, &Gap8Options::default()).unwrap();
         assert_eq!(alone.report.weights_in, "L2", "cut {k} alone");
@@ -210,5 +199,5 @@ fn variants_place_their_weights_jointly_and_read_l3_bit_exact() {
     let refs: Vec<(u32, &clio::Module)> = parts.iter().map(|(k, m)| (*k, m)).collect();
     let v = lower_variants(&refs, &Gap8Options::default()).unwrap();
     assert!(v.report.l3_image_bytes > 0, "{}", v.manifest_json());
-    run_switching(&v, &parts, &[19, 16, 19], "variants_l3_joint");
+    run_switching(&v, &parts, &[19, 18, 19], "variants_l3_joint");
 }

@@ -100,10 +100,11 @@ pub(crate) fn table(r: &Gap8Report) -> String {
     let _ = writeln!(
         o,
         "Per-layer memory budget, bytes (L1 budget {L1_BYTES}, L2 budget {}):\n\
-         L1 = the layer's tiles (HWCE stripe, tiles and filters, or streamed L1 tiles);\n\
-         L2 = L2 act (arena activations live during the layer) + L2 scr (its int32 accumulator\n\
-         chunk and padded HWCE plane) + its constants (weights, biases, shifts), the weights\n\
-         in the L3 staging buffer when they are in L3;\n\
+         L1 = the layer's L1 tiles (HWCE stripes, tiles, filters, accumulator, output tile,\n\
+         or a streamed layer's input buffers, accumulator chunk and output tile);\n\
+         L2 = L2 act (arena activations live during the layer) + L2 scr (the int32 accumulator\n\
+         of an untiled layer, the padded band of an HWCE layer) + its constants (weights,\n\
+         biases, shifts; the weights in the L3 staging buffer when they are in L3);\n\
          L3 = its weights when they do not fit L2: read from HyperRAM into the staging buffer.",
         r.l2_budget_bytes
     );

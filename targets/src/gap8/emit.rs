@@ -2,7 +2,6 @@
 //! cluster entry (run by every core through `pi_cl_team_fork`) and the fabric-controller API
 //! (`<prefix>_init`, `<prefix>_invoke`, which sends the cluster task).
 
-use super::hwce::STRIPE;
 use super::l3::{L3Plan, L3Slot};
 use super::memory::Memory;
 use super::program::*;
@@ -50,9 +49,6 @@ pub(crate) fn buffer_structs(n: &Names, mem: &Memory, l3: &L3Plan) -> String {
     int8_t l3_stage[{}] __attribute__((aligned(4)));
 }};
          struct {pre}_l1 {{
-    int16_t l1_in[2][{}];
-    int16_t l1_out[3][{}];
-    int16_t l1_f[{}];
     int8_t l1_pool[{}] __attribute__((aligned(4)));
 }};
 ",
@@ -60,9 +56,6 @@ pub(crate) fn buffer_structs(n: &Names, mem: &Memory, l3: &L3Plan) -> String {
         mem.acc_elems.max(1),
         mem.pad_elems.max(1),
         l3.stage_bytes.max(4),
-        mem.l1_in_elems.max(1),
-        mem.l1_out_elems.max(1),
-        mem.l1_f_elems.max(1),
         mem.l1_pool_bytes.max(4),
     )
 }
@@ -77,16 +70,7 @@ fn shared_buffer_decls(o: &mut String, n: &Names) {
          extern struct {pre}_l2 *const {pre}_l2p;
 extern struct {pre}_l1 *const {pre}_l1p;"
     );
-    for (name, level) in [
-        ("arena", "l2"),
-        ("acc", "l2"),
-        ("pad16", "l2"),
-        ("l3_stage", "l2"),
-        ("l1_in", "l1"),
-        ("l1_out", "l1"),
-        ("l1_f", "l1"),
-        ("l1_pool", "l1"),
-    ] {
+    for (name, level) in [("arena", "l2"), ("acc", "l2"), ("pad16", "l2"), ("l3_stage", "l2"), ("l1_pool", "l1")] {
         let _ = writeln!(o, "#define {pre}_{name} ({pre}_{level}p->{name})");
     }
 }
@@ -219,6 +203,10 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
         stream_body(out, n, i, c, dw, x, y, l3);
         return;
     }
+    if let Engine::Hwce(_) = &c.engine {
+        super::emit_hwce::hwce_body(out, n, i, c, x, y, l3);
+        return;
+    }
     // A whole-input layer: the input goes to L1 by one DMA, accumulator and output tile are L1.
     let whole = matches!(c.engine, Engine::Whole);
     let (acc, xin) = if whole { ("acc".to_string(), "xin".to_string()) } else { (format!("{p}_acc"), x.to_string()) };
@@ -237,8 +225,7 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
             bytes = c.cin * c.h * c.w * c.es,
         );
     }
-    let ctype = if matches!(c.engine, Engine::Hwce(_)) { "short int" } else { n.width.ctype() };
-    let prologue = l3.map(|(s, half)| l3_chunk_prologue(p, s, half, ctype)).unwrap_or_default();
+    let prologue = l3.map(|(s, half)| l3_chunk_prologue(p, s, half, n.width.ctype())).unwrap_or_default();
     let _ = writeln!(
         out,
         "    /* int32 accumulation in chunks of {ch} output channels ({} B). */\n    for (int oc0 = 0; oc0 < {cout}; oc0 += {ch}) {{\n    int ch = {cout} - oc0 < {ch} ? {cout} - oc0 : {ch};\n{prologue}    ClioAccInit_T ai = {{.Acc = {acc}, .Init = {p}_init{i} + oc0, .C = (uint16_t)ch, .Size = {hw}}};\n    ClioKerParAccInit(&ai);\n    pi_cl_team_barrier();",
@@ -246,139 +233,46 @@ fn conv_body(out: &mut String, n: &Names, i: usize, c: &ConvStep, x: &str, y: &s
         ch = c.chunk,
         cout = c.cout,
     );
-    match &c.engine {
-        Engine::Hwce(h) => {
-            let k = h.k;
-            let ty = match k {
-                3 => "HWCE_CONV3x3",
-                5 => "HWCE_CONV5x5",
-                _ => "HWCE_CONV4x7",
-            };
-            let call = if k == 3 {
-                format!(
-                    "HWCE_ProcessOneTile3x3_MultiOut({p}_l1_in[b], {p}_l1_out[0], {p}_l1_out[1], {p}_l1_out[2], f, 0, (unsigned)sw, {hp}, n == 3 ? 0x1 : n == 2 ? 0x3 : 0x7)",
-                    hp = h.hp
-                )
-            } else {
-                format!("HWCE_ProcessOneTile{k}x{k}({p}_l1_in[b], {p}_l1_out[0], f, 0, (unsigned)sw, {})", h.hp)
-            };
-            let _ = write!(
-                out,
-                "    if (pi_core_id() == 0) {{ HWCE_Enable(); HwCE_SoftReset(); HWCE_GenericInit({ty}, 0, 0); HwCE_SetYinMode(1); }}
-    for (int ic = 0; ic < {cin}; ic++) {{
-        /* Zero padding on the cores: int8 plane -> int16 {wp}x{hp} plane (L2). */
-        ClioPad16_T pd = {{.In = {x} + ic * {plane}, .Out = {p}_pad16, .W = {w}, .H = {hh}, .Wp = {wp}, .Hp = {hp}, .PadT = {pt}, .PadL = {pl}}};
-        ClioKerParPad16(&pd);
-        pi_cl_team_barrier();
-        /* Vertical stripes, at most {stripe} input pixels wide, even width, double-buffered in L1:
-         * the next stripe's DMA runs while the HWCE works on this one. */
-        pi_cl_dma_cmd_t sc[2];
-        if (pi_core_id() == 0) {{
-            int so0 = {wo} < {so} ? {wo} : {so};
-            int sw0 = so0 + {km1} + ((so0 + {km1}) & 1);
-            pi_cl_dma_cmd_2d((uint32_t)(uintptr_t){p}_pad16, (uint32_t)(uintptr_t){p}_l1_in[0], (uint32_t)(sw0 * {hp} * 2), {wp} * 2, (uint32_t)(sw0 * 2), PI_CL_DMA_DIR_EXT2LOC, &sc[0]);
-        }}
-        for (int x0 = 0, b = 0; x0 < {wo}; x0 += {so}, b ^= 1) {{
-            int so = {wo} - x0 < {so} ? {wo} - x0 : {so};
-            int sw = so + {km1} + ((so + {km1}) & 1);
-            if (pi_core_id() == 0) {{
-                pi_cl_dma_cmd_wait(&sc[b]);
-                if (x0 + {so} < {wo}) {{
-                    int nso = {wo} - x0 - {so} < {so} ? {wo} - x0 - {so} : {so};
-                    int nsw = nso + {km1} + ((nso + {km1}) & 1);
-                    pi_cl_dma_cmd_2d((uint32_t)(uintptr_t)({p}_pad16 + x0 + {so}), (uint32_t)(uintptr_t){p}_l1_in[b ^ 1], (uint32_t)(nsw * {hp} * 2), {wp} * 2, (uint32_t)(nsw * 2), PI_CL_DMA_DIR_EXT2LOC, &sc[b ^ 1]);
-                }}
-            }}
-            pi_cl_team_barrier();
-            for (int d = 0; d < {digits}; d++) {{
-                /* The chunk's filters of this digit and input plane: L2 -> L1 (the HWCE reads L1). */
-                if (pi_core_id() == 0) {{
-                    pi_cl_dma_cmd_t fc;
-                    pi_cl_dma_cmd((uint32_t)(uintptr_t)({fsrc}), (uint32_t)(uintptr_t){p}_l1_f, (uint32_t)(ch * {flen} * 2), PI_CL_DMA_DIR_EXT2LOC, &fc);
-                    pi_cl_dma_cmd_wait(&fc);
-                }}
-                pi_cl_team_barrier();
-                for (int oc = oc0; oc < oc0 + ch; oc += {per}) {{
-                    int n = oc0 + ch - oc < {per} ? oc0 + ch - oc : {per};
-                    short int *f = {p}_l1_f + (oc - oc0) * {flen};
-                    if (pi_core_id() == 0) {call};
-                    pi_cl_team_barrier();
-                    ClioHwceAcc_T ha = {{.Acc = {p}_acc, .Tile = {{{p}_l1_out[0], {p}_l1_out[1], {p}_l1_out[2]}}, .N = (uint16_t)n, .Oc = (uint16_t)(oc - oc0), .So = (uint16_t)so, .TileW = (uint16_t)(sw - {km1}), .Ho = {ho}, .Wo = {wo}, .X0 = (uint16_t)x0, .Shift = (uint8_t)(d * {bits})}};
-                    ClioKerParHwceAcc(&ha);
-                    pi_cl_team_barrier();
-                }}
-            }}
-        }}
-    }}
-    if (pi_core_id() == 0) HWCE_Disable();
-",
-                cin = c.cin,
-                plane = c.h * c.w,
-                w = c.w,
-                hh = c.h,
-                wp = h.wp,
-                hp = h.hp,
-                pt = c.pads[0],
-                pl = c.pads[1],
-                wo = c.wo,
-                ho = c.ho,
-                so = h.stripe_out,
-                stripe = STRIPE,
-                km1 = k - 1,
-                digits = h.digits,
-                per = h.outs_per_call(),
-                flen = h.flen,
-                bits = h.bits,
-                fsrc = if l3.is_some() {
-                    format!("wl + (d * {} + ic) * ch * {}", c.cin, h.flen)
-                } else {
-                    format!("{p}_f{i} + ((d * {} + ic) * {} + oc0) * {}", c.cin, c.cout, h.flen)
-                },
-            );
-        }
-        _ => {
-            // A chunk of whole groups: its input planes start at group oc0 / og.
-            let og = (c.cout / c.groups.max(1)).max(1);
-            let cg = c.cin / c.groups.max(1);
-            let (in_off, cin_expr, g_expr) = if c.groups <= 1 {
-                ("0".to_string(), c.cin.to_string(), "1".to_string())
-            } else {
-                (
-                    format!("(oc0 / {og}) * {}", cg * c.h * c.w),
-                    format!("(uint16_t)(ch / {og} * {cg})"),
-                    format!("(uint16_t)(ch / {og})"),
-                )
-            };
-            let _ = writeln!(
-                out,
-                "    {ct} ca = {{.In = {xin} + {in_off}, .Acc = {acc}, .Filter = {wsrc}, .W = {w}, .H = {h}, .Wo = {wo}, .Ho = {ho}, \
-                 .InFeatures = {cin_expr}, .OutFeatures = (uint16_t)ch, .Groups = {g_expr}, .Fx = {kw}, .Fy = {kh}, .Sx = {sx}, .Sy = {sy}, \
-                 .Dx = {dx}, .Dy = {dy}, .PadT = {pt}, .PadL = {pl}}};\n    {ck}(&ca);\n    pi_cl_team_barrier();",
-                ct = n.t("ClioKerConvAcc32"),
-                ck = n.k("ClioKerParConvAcc32"),
-                w = c.w,
-                h = c.h,
-                wo = c.wo,
-                ho = c.ho,
-                in_off = in_off,
-                wsrc = if l3.is_some() {
-                    "wl".to_string()
-                } else {
-                    format!("{p}_w{i} + oc0 * {}", (c.cin / c.groups.max(1)) * c.kh * c.kw)
-                },
-                cin_expr = cin_expr,
-                g_expr = g_expr,
-                kw = c.kw,
-                kh = c.kh,
-                sx = c.stride[1],
-                sy = c.stride[0],
-                dx = c.dil[1],
-                dy = c.dil[0],
-                pt = c.pads[0],
-                pl = c.pads[1],
-            );
-        }
-    }
+    // A chunk of whole groups: its input planes start at group oc0 / og.
+    let og = (c.cout / c.groups.max(1)).max(1);
+    let cg = c.cin / c.groups.max(1);
+    let (in_off, cin_expr, g_expr) = if c.groups <= 1 {
+        ("0".to_string(), c.cin.to_string(), "1".to_string())
+    } else {
+        (
+            format!("(oc0 / {og}) * {}", cg * c.h * c.w),
+            format!("(uint16_t)(ch / {og} * {cg})"),
+            format!("(uint16_t)(ch / {og})"),
+        )
+    };
+    let _ = writeln!(
+        out,
+        "    {ct} ca = {{.In = {xin} + {in_off}, .Acc = {acc}, .Filter = {wsrc}, .W = {w}, .H = {h}, .Wo = {wo}, .Ho = {ho}, \
+         .InFeatures = {cin_expr}, .OutFeatures = (uint16_t)ch, .Groups = {g_expr}, .Fx = {kw}, .Fy = {kh}, .Sx = {sx}, .Sy = {sy}, \
+         .Dx = {dx}, .Dy = {dy}, .PadT = {pt}, .PadL = {pl}}};\n    {ck}(&ca);\n    pi_cl_team_barrier();",
+        ct = n.t("ClioKerConvAcc32"),
+        ck = n.k("ClioKerParConvAcc32"),
+        w = c.w,
+        h = c.h,
+        wo = c.wo,
+        ho = c.ho,
+        in_off = in_off,
+        wsrc = if l3.is_some() {
+            "wl".to_string()
+        } else {
+            format!("{p}_w{i} + oc0 * {}", (c.cin / c.groups.max(1)) * c.kh * c.kw)
+        },
+        cin_expr = cin_expr,
+        g_expr = g_expr,
+        kw = c.kw,
+        kh = c.kh,
+        sx = c.stride[1],
+        sy = c.stride[0],
+        dx = c.dil[1],
+        dy = c.dil[0],
+        pt = c.pads[0],
+        pl = c.pads[1],
+    );
     if whole {
         let _ = writeln!(
             out,
@@ -474,23 +368,15 @@ fn private_buffer_decls(o: &mut String, n: &Names, mem: &Memory) {
     if mem.pad_elems > 0 {
         let _ = writeln!(
             o,
-            "/* L2: zero-padded int16 input plane of an HWCE layer ({} B). */\nPI_L2 static int16_t {pre}_pad16[{}];",
+            "/* L2: zero-padded int16 band of an HWCE layer's input plane ({} B). */\nPI_L2 static int16_t {pre}_pad16[{}];",
             2 * mem.pad_elems,
             mem.pad_elems
-        );
-        let _ = writeln!(
-            o,
-            "/* L1: two HWCE input stripes, three output tiles and filters ({} B of the 64 KB). */\nPI_CL_L1 static int16_t {pre}_l1_in[2][{}];\nPI_CL_L1 static int16_t {pre}_l1_out[3][{}];\nPI_CL_L1 static int16_t {pre}_l1_f[{}];",
-            mem.l1_bytes(),
-            mem.l1_in_elems,
-            mem.l1_out_elems,
-            mem.l1_f_elems
         );
     }
     if mem.l1_pool_bytes > 0 {
         let _ = writeln!(
             o,
-            "/* L1: pool of the streamed cluster layers (two input buffers + int32 accumulator chunk + output tile, {} B). */\nPI_CL_L1 static int8_t {pre}_l1_pool[{}] __attribute__((aligned(4)));",
+            "/* L1: pool of the tiled layers' buffers (HWCE: input stripes, output tiles, filters; streamed cluster layers: input buffers; both: int32 accumulator chunk and output tile; {} B). */\nPI_CL_L1 static int8_t {pre}_l1_pool[{}] __attribute__((aligned(4)));",
             mem.l1_pool_bytes, mem.l1_pool_bytes
         );
     }
@@ -937,7 +823,7 @@ fn band_out(c: &ConvStep) -> String {
 
 /// The start of a chunk of an L3 layer: core 0 waits for this chunk's weights (staging half
 /// `lb`) and starts reading the next chunk's into the other half; `wl` points at the chunk.
-fn l3_chunk_prologue(p: &str, s: &L3Slot, half: usize, ctype: &str) -> String {
+pub(crate) fn l3_chunk_prologue(p: &str, s: &L3Slot, half: usize, ctype: &str) -> String {
     let (chunk, cout) = (s.chunk, s.layout.cout);
     format!(
         "        /* This chunk's weights from L3: wait for them, and start reading the next chunk's into the other half. */

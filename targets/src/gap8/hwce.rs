@@ -53,12 +53,6 @@ impl HwcePlan {
             1
         }
     }
-
-    /// L1 bytes for `filters` output planes per chunk: two input stripes (double-buffered),
-    /// three output tiles and one chunk's filters, all int16.
-    pub fn l1_bytes(&self, ho: usize, filters: usize) -> usize {
-        2 * 2 * STRIPE * self.hp + 2 * 3 * (STRIPE - self.k + 1) * ho + 2 * filters * self.flen
-    }
 }
 
 fn digit(w: i32, i: usize, n: usize, b: u32) -> i32 {

@@ -165,10 +165,10 @@ pub(crate) fn rechunk(steps: &mut [Step], layers: &[Gap8Layer], max_chunk_bytes:
     for (s, l) in steps.iter_mut().zip(layers) {
         let layout = chunk_layout(s);
         if let (StepKind::Conv(c), Some(layout), "L3") = (&mut s.kind, layout, l.weights_in.as_str()) {
-            let note = c.stream_note() + &c.whole_note();
+            let note = c.stream_note() + &c.whole_note() + &c.hwce_note();
             c.chunk = l3_chunk(c, layout, max_chunk_bytes);
             if !note.is_empty() {
-                s.reason = s.reason.replace(&note, &(c.stream_note() + &c.whole_note()));
+                s.reason = s.reason.replace(&note, &(c.stream_note() + &c.whole_note() + &c.hwce_note()));
             }
             s.reason.push_str(&format!(
                 "; weights from L3 (HyperRAM) in chunks of {} output channel(s), {} B, double-buffered in L2",

@@ -274,18 +274,23 @@ impl<'a> Cx<'a> {
         } else if dense_k && p.strides == [1, 1] && p.dilations == [1, 1] {
             let w8: Vec<i8> = step.weights.iter().map(|v| *v as i8).collect();
             match hwce::plan(kh, c, o, ho, wo, &w8) {
-                Some(plan) if plan.l1_bytes(ho, o) <= super::L1_BYTES => {
+                Some(plan) => {
                     let r = format!(
                         "HWCE {kh}x{kh}: dense, stride 1, dilation 1; padding on the cores; {} output plane(s) per call; {} digit pass(es) of {} bits (partial sums proven within 16 bits: max {}); int32 accumulation and one rounding on the cores",
                         plan.outs_per_call(), plan.digits, plan.bits, plan.max_bound
                     );
                     step.engine = Engine::Hwce(plan);
-                    r
+                    if step.try_hwce_tiles(super::L1_STREAM_BUDGET) {
+                        r
+                    } else {
+                        step.engine = Engine::Cluster;
+                        format!(
+                            "cluster (ClioKerParConvAcc32_fps): HWCE-eligible but not even one output row of {} channel(s) fits {} B of L1",
+                            step.chunk_unit(),
+                            super::L1_STREAM_BUDGET
+                        )
+                    }
                 }
-                Some(plan) => format!(
-                    "cluster (ClioKerParConvAcc32_fps): HWCE-eligible but its full-height stripe needs {} B of L1 (row tiling not implemented)",
-                    plan.l1_bytes(ho, o)
-                ),
                 None => "cluster (ClioKerParConvAcc32_fps): no HWCE digit split fits 16 bits".into(),
             }
         } else if dense_k {
@@ -309,8 +314,12 @@ impl<'a> Cx<'a> {
         } else {
             format!("cluster (ClioKerParConvAcc32_fps): {kh}x{kw}, groups {groups}: not an HWCE shape")
         };
-        step.choose_chunk(super::ACC_BUDGET);
         let mut reason = reason;
+        if step.hwce().is_some() {
+            reason.push_str(&step.hwce_note());
+        } else {
+            step.choose_chunk(super::ACC_BUDGET);
+        }
         if step.try_stream(super::L1_STREAM_BUDGET) {
             reason.push_str(&step.stream_note());
         } else if step.try_whole(super::L1_STREAM_BUDGET) {

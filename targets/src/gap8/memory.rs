@@ -1,8 +1,8 @@
 //! Memory of the generated code: the L2 activation arena (planned by the shared planner,
-//! [`crate::stm32::plan_arena`]), the L2 int32 accumulator and padded-plane scratch, and the
-//! L1 buffers of the HWCE stripes.
+//! [`crate::stm32::plan_arena`]), the L2 int32 accumulator of untiled cluster layers, the L2
+//! padded-band scratch of HWCE layers, and the L1 pool the tiled layers carve their buffers
+//! from.
 
-use super::hwce::STRIPE;
 use super::program::*;
 use crate::stm32::{plan_arena, ArenaPlan, Interval};
 
@@ -14,18 +14,14 @@ pub(crate) struct Memory {
     /// Each buffer's size and the steps that write it first and read it last (the arena plan's
     /// input; the graph output stays live past the last step).
     pub intervals: Vec<Interval>,
-    /// int32 elements of the accumulator scratch (largest output-channel chunk of a conv).
+    /// int32 elements of the L2 accumulator scratch (largest output-channel chunk of a conv
+    /// that is not tiled in L1).
     pub acc_elems: usize,
-    /// int16 elements of the padded-plane scratch (largest HWCE padded plane).
+    /// int16 elements of the padded-band scratch (largest zero-padded band of an HWCE layer).
     pub pad_elems: usize,
-    /// int16 elements of each of the two (double-buffered) L1 input stripes.
-    pub l1_in_elems: usize,
-    /// int16 elements of each of the three L1 output tiles.
-    pub l1_out_elems: usize,
-    /// int16 elements of the L1 filter buffer (one chunk's filters of one digit and plane).
-    pub l1_f_elems: usize,
-    /// Bytes of the L1 pool of streamed layers (two input buffers, the accumulator chunk and the output tile,
-    /// carved per layer).
+    /// Bytes of the L1 pool, carved per layer: HWCE layers (input stripes, output tiles,
+    /// filters, accumulator, output tile) and streamed / whole-input cluster layers (input
+    /// buffers, accumulator chunk, output tile).
     pub l1_pool_bytes: usize,
 }
 
@@ -36,9 +32,9 @@ impl Memory {
         self.intervals.iter().filter(|v| v.first <= i && i <= v.last).map(|v| v.size).sum()
     }
 
-    /// Total L1 bytes of the static L1 buffers.
+    /// Total L1 bytes of the static L1 buffers (the pool).
     pub fn l1_bytes(&self) -> usize {
-        2 * 2 * self.l1_in_elems + 2 * 3 * self.l1_out_elems + 2 * self.l1_f_elems + self.l1_pool_bytes
+        self.l1_pool_bytes
     }
 }
 
@@ -62,33 +58,20 @@ pub(crate) fn plan(p: &Program) -> Memory {
     }
     let plan = plan_arena(&iv, 4);
     let intervals = iv;
-    let (mut acc_elems, mut pad_elems, mut hp, mut ho, mut fl) = (0, 0, 0, 0, 0);
-    let mut pool = 0;
+    let (mut acc_elems, mut pad_elems, mut pool) = (0, 0, 0);
     for s in &p.steps {
         if let StepKind::Conv(c) = &s.kind {
-            if let Engine::Stream { dw } = c.engine {
-                pool = pool.max(c.stream_l1_bytes(dw, c.chunk));
-            } else if let Engine::Whole = c.engine {
-                pool = pool.max(c.whole_l1_bytes(c.chunk));
-            } else if !matches!(c.engine, Engine::Dw { .. }) {
-                acc_elems = acc_elems.max(c.chunk * c.ho * c.wo);
-            }
-            if let Engine::Hwce(h) = &c.engine {
-                pad_elems = pad_elems.max(h.wp * h.hp);
-                hp = hp.max(h.hp);
-                ho = ho.max(c.ho);
-                fl = fl.max(c.chunk * h.flen);
+            match &c.engine {
+                Engine::Stream { dw } => pool = pool.max(c.stream_l1_bytes(*dw, c.chunk)),
+                Engine::Whole => pool = pool.max(c.whole_l1_bytes(c.chunk)),
+                Engine::Hwce(_) => {
+                    pool = pool.max(c.hwce_l1().map_or(0, |l| l.total));
+                    pad_elems = pad_elems.max(c.hwce_pad_elems());
+                }
+                Engine::Cluster => acc_elems = acc_elems.max(c.chunk * c.ho * c.wo),
+                Engine::Dw { .. } => {}
             }
         }
     }
-    Memory {
-        plan,
-        intervals,
-        acc_elems,
-        pad_elems,
-        l1_in_elems: STRIPE * hp,
-        l1_out_elems: (STRIPE - 2) * ho,
-        l1_f_elems: fl,
-        l1_pool_bytes: pool,
-    }
+    Memory { plan, intervals, acc_elems, pad_elems, l1_pool_bytes: pool }
 }

@@ -9,9 +9,11 @@
 //! * `program.rs`: the lowered program (one step per layer, parameters computed);
 //! * `lower.rs`: IR -> program, with the per-op choice of engine and kernel and its reason;
 //! * `hwce.rs`: HWCE planning (filter packing, output modes, stripes, the 16-bit overflow proof);
-//! * `memory.rs`: L2 arena (the shared planner [`crate::stm32::plan_arena`]), scratch and L1
-//!   (HWCE stripe buffers; the pool of cluster layers streamed through double-buffered L1 tiles,
-//!   whose chunking `program.rs` proves to fit);
+//! * `hwce_tiles.rs`: an HWCE layer's L1 tiles (output-channel chunks x row bands) and their fit;
+//! * `emit_hwce.rs`: the C of an HWCE layer;
+//! * `memory.rs`: L2 arena (the shared planner [`crate::stm32::plan_arena`]), scratch and the
+//!   L1 pool every tiled layer carves its buffers from (their fit is proven by `program.rs`
+//!   and `hwce_tiles.rs`);
 //! * `budget.rs`: the per-layer L1 / L2 / L3 budget (weights in L2 when they fit, else the
 //!   largest weight arrays in L3) and its table ([`Gap8Report::memory_table`], also the head
 //!   comment of the `.c`);
@@ -39,8 +41,10 @@
 mod budget;
 mod cost;
 mod emit;
+mod emit_hwce;
 mod error;
 mod hwce;
+mod hwce_tiles;
 mod l3;
 mod lower;
 mod memory;
@@ -67,8 +71,8 @@ pub const L2_BYTES: usize = 512 * 1024;
 /// whose accumulator fits this (at least one channel group).
 pub const ACC_BUDGET: usize = 64 * 1024;
 
-/// L1 bytes a streamed cluster layer may use (the rest of the 64 KB is left to the HWCE
-/// buffers, which are separate static arrays).
+/// L1 bytes a layer's tiles may use (HWCE and streamed cluster layers alike; the rest of the
+/// 64 KB is left to the cluster cores' stacks and the application).
 pub const L1_STREAM_BUDGET: usize = 40 * 1024;
 
 /// Options of [`lower`].
@@ -330,10 +334,7 @@ fn lower_with(
     if mem.l1_bytes() > L1_BYTES {
         return Err(Gap8Error::Graph {
             graph: program.graph.clone(),
-            message: format!(
-                "the HWCE stripes need {} B of L1 (> 64 KB; row tiling is not implemented)",
-                mem.l1_bytes()
-            ),
+            message: format!("the L1 tiles need {} B of L1 (> 64 KB)", mem.l1_bytes()),
         });
     }
     let (layers, mut est) = layer_entries(&program, &mem, opts.l3_chunk_bytes);
@@ -374,7 +375,9 @@ fn step_sizes(s: &program::Step) -> (u64, usize, usize, usize, usize, usize) {
     let acc = 4 * c.chunk * c.ho * c.wo;
     let w = l3::weight_array_bytes(s).len();
     match &c.engine {
-        Engine::Hwce(h) => (c.macs(), h.digits, w + 5 * c.cout, w, h.l1_bytes(c.ho, c.chunk), acc + 2 * h.wp * h.hp),
+        Engine::Hwce(h) => {
+            (c.macs(), h.digits, w + 5 * c.cout, w, c.hwce_l1().map_or(0, |l| l.total), 2 * c.hwce_pad_elems())
+        }
         Engine::Dw { bias, .. } => (c.macs(), 0, w + bias.len(), w, 0, 0),
         Engine::Cluster => (c.macs(), 0, w + 5 * c.cout, w, 0, acc),
         Engine::Whole => (c.macs(), 0, w + 5 * c.cout, w, c.whole_l1_bytes(c.chunk), 0),

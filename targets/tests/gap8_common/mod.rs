@@ -66,18 +66,35 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     backend_common::scratch_dir_for("gap8", name)
 }
 
+/// C text (for `PREFIX` / `UPPER` substitution): when the module has weights in L3, a
+/// `load_l3()` that loads `PREFIX_l3.bin` into the emulated HyperRAM at a nonzero address
+/// (after a 4 KB allocation) and hands it to `PREFIX_set_l3`; it returns 0, or 1 for a missing
+/// or wrong-sized image, 2 when the RAM cannot be opened or allocated.
+pub const L3_LOADER: &str = r#"#ifdef UPPER_L3_BYTES
+#include "bsp/ram.h"
+static uint8_t l3img[UPPER_L3_BYTES];
+static struct pi_device ram;
+static int load_l3(void)
+{
+    uint32_t other, addr;
+    FILE *fl = fopen("PREFIX_l3.bin", "rb");
+    if (!fl || fread(l3img, 1, sizeof l3img, fl) != sizeof l3img || fgetc(fl) != EOF) return 1;
+    fclose(fl);
+    if (pi_ram_open(&ram) || pi_ram_alloc(&ram, &other, 4096) || pi_ram_alloc(&ram, &addr, sizeof l3img)) return 2;
+    pi_ram_write(&ram, addr, l3img, sizeof l3img);
+    PREFIX_set_l3(&ram, addr);
+    return 0;
+}
+#endif
+"#;
+
 /// Runs every input through `invoke`. With weights in L3 it first checks that `invoke` refuses
-/// to run before `set_l3`, then loads `PREFIX_l3.bin` into the emulated HyperRAM at a nonzero
-/// address (after a 4 KB allocation) and hands it over.
+/// to run before `set_l3`, then loads the image ([`L3_LOADER`]).
 const HARNESS: &str = r#"#include <stdio.h>
 #include "PREFIX.h"
 static uint8_t in[UPPER_INPUT_BYTES] __attribute__((aligned(4)));
 static uint8_t out[UPPER_OUTPUT_BYTES];
-#ifdef UPPER_L3_BYTES
-#include "bsp/ram.h"
-static uint8_t l3img[UPPER_L3_BYTES];
-static struct pi_device ram;
-#endif
+L3_LOADER
 int main(int argc, char **argv)
 {
     if (argc != 3) return 10;
@@ -86,16 +103,8 @@ int main(int argc, char **argv)
     if (!fi || !fo) return 11;
     if (PREFIX_init() != 0) return 12;
 #ifdef UPPER_L3_BYTES
-    {
-        uint32_t other, addr;
-        FILE *fl = fopen("PREFIX_l3.bin", "rb");
-        if (PREFIX_invoke((const void *)in, out) != -1) return 14;
-        if (!fl || fread(l3img, 1, sizeof l3img, fl) != sizeof l3img || fgetc(fl) != EOF) return 15;
-        fclose(fl);
-        if (pi_ram_open(&ram) || pi_ram_alloc(&ram, &other, 4096) || pi_ram_alloc(&ram, &addr, sizeof l3img)) return 16;
-        pi_ram_write(&ram, addr, l3img, sizeof l3img);
-        PREFIX_set_l3(&ram, addr);
-    }
+    if (PREFIX_invoke((const void *)in, out) != -1) return 14;
+    if (load_l3() != 0) return 15;
 #endif
     while (fread(in, 1, sizeof in, fi) == sizeof in) {
         if (PREFIX_invoke((const void *)in, out) != 0) return 13;
@@ -128,7 +137,10 @@ pub fn compile_and_run_bytes(c: &Gap8Module, dir: &Path, inputs: &[Vec<u8>]) -> 
             sources.push(name.to_string());
         }
     }
-    let harness = HARNESS.replace("PREFIX", &c.prefix).replace("UPPER", &c.prefix.to_ascii_uppercase());
+    let harness = HARNESS
+        .replace("L3_LOADER", L3_LOADER)
+        .replace("PREFIX", &c.prefix)
+        .replace("UPPER", &c.prefix.to_ascii_uppercase());
     std::fs::write(dir.join("main.c"), harness).unwrap();
     let exe = dir.join("run");
     let out = Command::new("cc")
