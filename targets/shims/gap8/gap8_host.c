@@ -38,6 +38,9 @@ static void *addr(uint32_t a) { return (void *)(uintptr_t)a; }
 /* Marks a command in flight (commands are often uninitialized stack variables, so a plain flag
  * could be set by chance). */
 #define DMA_PENDING 0x5AFE0D3A
+/* Host-only statistics (not PMSIS): bytes carried out by the cluster DMA per direction and by
+ * the cluster's HyperRAM reads, which the tests compare with the backend's per-layer counts. */
+uint64_t clio_host_dma_in_bytes, clio_host_dma_out_bytes, clio_host_l3_read_bytes;
 static void dma_issue(pi_cl_dma_cmd_t *cmd, uint32_t ext, uint32_t loc, uint32_t size, uint32_t stride,
                       uint32_t length, pi_cl_dma_dir_e dir)
 {
@@ -65,6 +68,8 @@ void pi_cl_dma_cmd_2d(uint32_t ext, uint32_t loc, uint32_t size, uint32_t stride
 void pi_cl_dma_cmd_wait(pi_cl_dma_cmd_t *cmd)
 {
   if (cmd->pending != DMA_PENDING) { fprintf(stderr, "DMA: wait without a transfer\n"); abort(); }
+  if (cmd->dir == PI_CL_DMA_DIR_EXT2LOC) clio_host_dma_in_bytes += cmd->size;
+  else clio_host_dma_out_bytes += cmd->size;
   for (uint32_t done = 0, line = 0; done < cmd->size; done += cmd->length, line++) {
     uint32_t n = cmd->size - done < cmd->length ? cmd->size - done : cmd->length;
     if (cmd->dir == PI_CL_DMA_DIR_EXT2LOC) memcpy(addr(cmd->loc + done), addr(cmd->ext + line * cmd->stride), n);
@@ -133,6 +138,7 @@ void pi_cl_ram_read(struct pi_device *device, uint32_t pi_ram_addr, void *addr, 
 void pi_cl_ram_read_wait(pi_cl_ram_req_t *req)
 {
   if (!req->pending) { fprintf(stderr, "RAM: wait without a read\n"); abort(); }
+  clio_host_l3_read_bytes += req->size;
   uint8_t *dst = req->addr;
   for (uint32_t done = 0, line = 0; done < req->size; done += req->length, line++) {
     uint32_t n = req->size - done < req->length ? req->size - done : req->length;

@@ -176,6 +176,8 @@ mod tests {
             const_bytes,
             weight_bytes,
             l1_bytes: 0,
+            dma_in_bytes: 0,
+            dma_out_bytes: 0,
             out_bytes: act,
             l2_act_bytes: act,
             l2_scratch_bytes: 8,

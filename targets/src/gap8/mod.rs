@@ -40,9 +40,11 @@
 
 mod budget;
 mod cost;
+mod dma;
 mod emit;
 mod emit_hwce;
 mod error;
+mod estimate;
 mod hwce;
 mod hwce_tiles;
 mod l3;
@@ -122,8 +124,13 @@ pub struct Gap8Layer {
     pub const_bytes: usize,
     /// Bytes of the weight array among them (the part that moves to L3 when L2 is short).
     pub weight_bytes: usize,
-    /// L1 bytes the layer uses (HWCE stripe and tiles).
+    /// L1 bytes the layer uses (its L1 tiles; 0 for layers that read L2 directly).
     pub l1_bytes: usize,
+    /// Bytes the layer moves L2 -> L1 by cluster DMA per inference (inputs, HWCE stripes and
+    /// filters).
+    pub dma_in_bytes: usize,
+    /// Bytes the layer moves L1 -> L2 by cluster DMA per inference (output tiles).
+    pub dma_out_bytes: usize,
     /// Bytes of the result in the L2 arena.
     pub out_bytes: usize,
     /// Bytes of the arena's activation buffers live while the layer runs (written at or before
@@ -141,7 +148,9 @@ pub struct Gap8Layer {
     pub l2_bytes: usize,
     /// Bytes the layer reads from L3 per inference: its weight array when it is in L3, else 0.
     pub l3_bytes: usize,
-    /// The cost model's cycle estimate at the cluster clock.
+    /// The cost model's cycle estimate at the cluster clock (an L3 layer: the larger of its
+    /// compute and its weight reads at `weight_load_bytes_per_s`, which overlap, plus the
+    /// per-layer overhead).
     pub est_cycles: f64,
     /// Bytes of the L3 staging buffer the layer needs if its weights move to L3 (`None`: they
     /// cannot).
@@ -194,6 +203,10 @@ pub struct Gap8Report {
     pub hwce_macs: u64,
     /// The cost model's total cycle estimate.
     pub est_cycles: f64,
+    /// Cluster-DMA bytes L2 -> L1 per inference, all layers.
+    pub dma_in_bytes: usize,
+    /// Cluster-DMA bytes L1 -> L2 per inference, all layers.
+    pub dma_out_bytes: usize,
     /// Every layer.
     pub layers: Vec<Gap8Layer>,
     /// The quantization scheme lowered: `q8` (not written to the manifest) or `q16`.
@@ -280,37 +293,6 @@ fn valid_prefix(p: &str) -> bool {
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }
 
-/// The built-in GAP8 description (`targets/data/gap8.json`).
-fn builtin_desc() -> Option<Gap8Desc> {
-    serde_json::from_str(include_str!("../../data/gap8.json")).ok()
-}
-
-/// The cost model's cycles for one step (the same rates as [`Gap8Cost`]; q16 steps run at the
-/// 16-bit cluster rate, `cluster_i16_slowdown` times slower).
-fn est_cycles(d: &Gap8Desc, s: &program::Step, width: program::Width) -> f64 {
-    let work = match &s.kind {
-        StepKind::Conv(c) => {
-            let macs = c.macs() as f64;
-            match &c.engine {
-                Engine::Hwce(h) => macs * h.digits as f64 / d.hwce_conv_macs_per_cycle,
-                Engine::Dw { .. } => macs / d.cluster_depthwise_macs_per_cycle,
-                _ if c.groups > 1 => macs / d.cluster_depthwise_macs_per_cycle,
-                _ if c.h == 1 && c.w == 1 => macs / d.cluster_linear_macs_per_cycle,
-                _ if c.kh == 1 && c.kw == 1 => macs / d.cluster_pointwise_macs_per_cycle,
-                _ => macs / d.cluster_conv_macs_per_cycle,
-            }
-        }
-        StepKind::Clamp { size, .. } | StepKind::Add { size, .. } => *size as f64 / d.cluster_elementwise_per_cycle,
-        StepKind::MaxPool(p) | StepKind::AvgPool(p) => (p.c * p.ho * p.wo) as f64 / d.cluster_elementwise_per_cycle,
-        StepKind::GlobalAvgPool(m) => (m.c * m.size) as f64 / d.cluster_elementwise_per_cycle,
-        StepKind::Concat { parts } => {
-            parts.iter().map(|p| p.iter().product::<usize>()).sum::<usize>() as f64 / d.cluster_elementwise_per_cycle
-        }
-    };
-    let work = if width == program::Width::Q16 { work * d.cluster_i16_slowdown } else { work };
-    work + d.layer_overhead_cycles
-}
-
 /// Lowers the q8 or q16 device graph `opts.graph` of `m` to GAP8 C (see the module documentation).
 /// Errors name the node and op that cannot be lowered.
 pub fn lower(m: &clio::Module, opts: &Gap8Options) -> Result<Gap8Module, Gap8Error> {
@@ -337,7 +319,7 @@ fn lower_with(
             message: format!("the L1 tiles need {} B of L1 (> 64 KB)", mem.l1_bytes()),
         });
     }
-    let (layers, mut est) = layer_entries(&program, &mem, opts.l3_chunk_bytes);
+    let layers = layer_entries(&program, &mem, opts.l3_chunk_bytes);
     if opts.l2_budget_bytes > L2_BYTES || opts.l3_chunk_bytes == 0 {
         return Err(Gap8Error::Options(format!(
             "l2_budget_bytes {} must be at most {L2_BYTES} and l3_chunk_bytes {} at least 1",
@@ -349,18 +331,19 @@ fn lower_with(
     // entries with them, keeping the placement (everything only shrinks, so it still fits).
     if l3::rechunk(&mut program.steps, &report.layers, opts.l3_chunk_bytes) {
         mem = memory::plan(&program);
-        let (mut layers, est2) = layer_entries(&program, &mem, opts.l3_chunk_bytes);
+        let mut layers = layer_entries(&program, &mem, opts.l3_chunk_bytes);
         for (l, placed) in layers.iter_mut().zip(&report.layers) {
             l.weights_in = placed.weights_in.clone();
             l.l3_bytes = placed.l3_bytes;
         }
-        est = est2;
         report = assemble(&program, &mem, layers, report.l3_stage_bytes, opts.l2_budget_bytes);
     }
     let l3 = l3::plan(&program.steps, &report.layers);
     report.l3_stage_bytes = l3.stage_bytes;
     report.l3_image_bytes = l3.image.len();
     budget::assign_l2(&mut report.layers, l3.stage_bytes);
+    estimate::charge_l3(&mut report);
+    let est = estimate::comments(&report.layers);
     let mut names = emit::Names::new(&opts.prefix, shared);
     names.width = program.width;
     let header = emit::header(&program, &names, &mem, &l3);
@@ -385,33 +368,18 @@ fn step_sizes(s: &program::Step) -> (u64, usize, usize, usize, usize, usize) {
     }
 }
 
-/// The manifest entry of every step (constants not placed yet) and its cost-model comment.
-fn layer_entries(
-    program: &program::Program,
-    mem: &memory::Memory,
-    l3_chunk_bytes: usize,
-) -> (Vec<Gap8Layer>, Vec<String>) {
-    let desc = builtin_desc();
-    let hz = desc.as_ref().map(|d| d.cluster_hz).unwrap_or(1.0);
+/// The manifest entry of every step (constants not placed yet).
+fn layer_entries(program: &program::Program, mem: &memory::Memory, l3_chunk_bytes: usize) -> Vec<Gap8Layer> {
+    let desc = estimate::builtin_desc();
     let mut layers = vec![];
-    let mut est = vec![];
     for (i, s) in program.steps.iter().enumerate() {
-        let cycles = desc.as_ref().map(|d| est_cycles(d, s, program.width).round()).unwrap_or(0.0);
+        let cycles = desc.as_ref().map(|d| estimate::est_cycles(d, s, program.width).round()).unwrap_or(0.0);
         let (macs, passes, const_bytes, weight_bytes, l1, scratch) = step_sizes(s);
+        let (dma_in_bytes, dma_out_bytes) = dma::dma_bytes(s);
         let out_bytes = match s.output {
             program::Loc::Buf(b) => program.buffers[b],
             program::Loc::Input => 0,
         };
-        est.push(format!(
-            "Cost model: {:.0} cycles = {:.1} us at {:.0} MHz for {} MACs{}; constants {} B, output {} B.",
-            cycles,
-            cycles / hz * 1e6,
-            hz / 1e6,
-            macs,
-            if passes > 1 { format!(" x {passes} HWCE digit passes") } else { String::new() },
-            const_bytes,
-            out_bytes
-        ));
         layers.push(Gap8Layer {
             node: s.node.clone(),
             op: s.op.clone(),
@@ -423,6 +391,8 @@ fn layer_entries(
             const_bytes,
             weight_bytes,
             l1_bytes: l1,
+            dma_in_bytes,
+            dma_out_bytes,
             out_bytes,
             l2_act_bytes: mem.live_bytes(i),
             l2_scratch_bytes: scratch,
@@ -433,7 +403,7 @@ fn layer_entries(
             stage_if_moved: l3::stage_bytes_if_moved(s, l3_chunk_bytes),
         });
     }
-    (layers, est)
+    layers
 }
 
 /// The module's report, with every layer's constants placed in L2 or L3; an error when the
@@ -484,6 +454,8 @@ fn assemble(
         macs: layers.iter().map(|l| l.macs).sum(),
         hwce_macs: layers.iter().filter(|l| l.unit == "hwce").map(|l| l.macs).sum(),
         est_cycles: layers.iter().map(|l| l.est_cycles).sum(),
+        dma_in_bytes: layers.iter().map(|l| l.dma_in_bytes).sum(),
+        dma_out_bytes: layers.iter().map(|l| l.dma_out_bytes).sum(),
         layers,
         scheme: program.width.scheme().into(),
     }
