@@ -151,19 +151,24 @@ fn large_planes_are_row_tiled_bit_exact() {
 #[test]
 fn hwce_layers_on_tall_planes_are_row_tiled_bit_exact() {
     // 232 rows: a full-height HWCE stripe would need more than 64 KB of L1 (before row tiling
-    // this was a typed error); an odd width exercises the even-width stripe padding.
+    // this was a typed error); an odd width exercises the even-width stripe padding. Then a
+    // padded average pool whose single plane does not fit L1 (row bands), a residual add in
+    // several flat chunks and a max pool in whole-plane tiles.
     let src = format!(
         "module @tall {{
   weight @a.w : tensor<6x2x3x3xf32> = {}
   weight @a.b : tensor<6xf32> = {}
   weight @b.w : tensor<4x6x5x5xf32> = {}
   weight @c.w : tensor<2x4x7x7xf32> = {}
-  graph @main(%x: tensor<1x2x232x45xf32>) -> (tensor<1x2x232x45xf32>) {{
-    %a = conv2d(%x, @a.w, @a.b) {{strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 1}} : tensor<1x6x232x45xf32>
-    %r = relu(%a) : tensor<1x6x232x45xf32>
-    %b = conv2d(%r, @b.w) {{strides = [1, 1], pads = [2, 2, 2, 2], dilations = [1, 1], groups = 1}} : tensor<1x4x232x45xf32>
-    %c = conv2d(%b, @c.w) {{strides = [1, 1], pads = [3, 3, 3, 3], dilations = [1, 1], groups = 1}} : tensor<1x2x232x45xf32>
-    return %c
+  graph @main(%x: tensor<1x2x232x63xf32>) -> (tensor<1x2x116x31xf32>) {{
+    %a = conv2d(%x, @a.w, @a.b) {{strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 1}} : tensor<1x6x232x63xf32>
+    %r = relu(%a) : tensor<1x6x232x63xf32>
+    %b = conv2d(%r, @b.w) {{strides = [1, 1], pads = [2, 2, 2, 2], dilations = [1, 1], groups = 1}} : tensor<1x4x232x63xf32>
+    %c = conv2d(%b, @c.w) {{strides = [1, 1], pads = [3, 3, 3, 3], dilations = [1, 1], groups = 1}} : tensor<1x2x232x63xf32>
+    %p = avg_pool(%c) {{kernel = [3, 3], strides = [1, 1], pads = [1, 1, 1, 1], ceil_mode = false, count_include_pad = false}} : tensor<1x2x232x63xf32>
+    %s = add(%c, %p) : tensor<1x2x232x63xf32>
+    %m = max_pool(%s) {{kernel = [2, 2], strides = [2, 2], pads = [0, 0, 0, 0], ceil_mode = false}} : tensor<1x2x116x31xf32>
+    return %m
   }}
 }}",
         dense(108, 31, 0.4),
@@ -172,13 +177,17 @@ fn hwce_layers_on_tall_planes_are_row_tiled_bit_exact() {
         dense(392, 34, 0.1),
     );
     let mut m = parse_module(&src, &ParseOptions::default()).unwrap();
-    run_pipeline(&mut m, "quantize{scheme=q8,calib=random:3,samples=2},partition{cut=c,granularity=layer}");
+    run_pipeline(&mut m, "quantize{scheme=q8,calib=random:3,samples=2},partition{cut=m,granularity=layer}");
     let c = check_bit_exact(&m, "tall", 2);
+    let layer = |node: &str| c.report.layers.iter().find(|l| l.node == node).unwrap();
     for node in ["a", "b", "c"] {
-        let l = c.report.layers.iter().find(|l| l.node == node).unwrap();
+        let l = layer(node);
         assert_eq!(l.unit, "hwce", "%{node}: {}", l.reason);
         assert!(l.reason.contains("in bands of") && l.l1_bytes <= 40 * 1024, "%{node}: {}", l.reason);
     }
+    assert!(layer("p").reason.contains("in bands of"), "{}", layer("p").reason);
+    assert!(layer("s").reason.contains("L1 tiles: chunks of 6824 elements"), "{}", layer("s").reason);
+    assert!(layer("m").reason.contains("L1 tiles: 1 channel(s), input"), "{}", layer("m").reason);
     assert!(c.report.l1_bytes <= 40 * 1024, "{}", c.report.l1_bytes);
 }
 
@@ -276,5 +285,8 @@ fn vendor_depthwise_kernel_when_exact() {
     let m = parse_module(&src, &ParseOptions::default()).unwrap();
     let c = check_bit_exact(&m, "vendor_dw", 4);
     assert_eq!(functions(&c), ["KerParConvDW3x3Stride2_fps", "ClioKerParClamp_fps"]);
+    // Both run on L1 tiles: the vendor kernel on chunks of whole channels, the clamp on flat chunks.
+    assert!(c.report.layers[0].reason.contains("whole channel(s)"), "{}", c.report.layers[0].reason);
+    assert!(c.report.layers[1].reason.contains("L1 tiles: chunks of"), "{}", c.report.layers[1].reason);
     assert!(c.source.contains(".Norm = 7"), "{}", c.source);
 }

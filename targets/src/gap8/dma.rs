@@ -6,9 +6,12 @@
 use super::hwce::HwcePlan;
 use super::program::{ConvStep, Engine, Step, StepKind};
 
-/// `(L2 -> L1, L1 -> L2)` bytes step `s` moves by cluster DMA per inference (0 for layers
-/// whose kernels read L2 directly).
-pub(crate) fn dma_bytes(s: &Step) -> (usize, usize) {
+/// `(L2 -> L1, L1 -> L2)` bytes step `s` (elements of `es` bytes) moves by cluster DMA per
+/// inference (0 for layers whose kernels read L2 directly).
+pub(crate) fn dma_bytes(s: &Step, es: usize) -> (usize, usize) {
+    if let Some(t) = s.tiles {
+        return super::elem_tiles::dma_bytes(s, t, es);
+    }
     let StepKind::Conv(c) = &s.kind else { return (0, 0) };
     let out = c.cout * c.ho * c.wo * c.es;
     let chunks = c.cout.div_ceil(c.chunk.max(1));

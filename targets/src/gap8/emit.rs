@@ -2,6 +2,8 @@
 //! cluster entry (run by every core through `pi_cl_team_fork`) and the fabric-controller API
 //! (`<prefix>_init`, `<prefix>_invoke`, which sends the cluster task).
 
+use super::elem_tiles::Tiles;
+use super::emit_elem;
 use super::l3::{L3Plan, L3Slot};
 use super::memory::Memory;
 use super::program::*;
@@ -24,12 +26,12 @@ impl Names {
     }
 
     /// A kernel with the width's suffix: `ClioKerParClamp` -> `ClioKerParClamp_fps` / `_fp`.
-    fn k(&self, base: &str) -> String {
+    pub(crate) fn k(&self, base: &str) -> String {
         format!("{base}{}", self.width.suffix())
     }
 
     /// An argument struct of the width: `ClioClamp` -> `ClioClamp_T` / `ClioClamp_fp_T`.
-    fn t(&self, base: &str) -> String {
+    pub(crate) fn t(&self, base: &str) -> String {
         format!("{base}{}_T", self.width.infix())
     }
 }
@@ -112,6 +114,7 @@ pub(crate) fn function(s: &Step, width: Width) -> String {
         StepKind::AvgPool(_) => k("ClioKerParAvgPool"),
         StepKind::GlobalAvgPool(_) => k("ClioKerParGlobalAvgPool"),
         StepKind::Add { .. } => k("ClioKerParAdd"),
+        StepKind::Concat { .. } if s.tiles.is_some() => "pi_cl_dma_cmd".into(),
         StepKind::Concat { .. } => k("ClioKerParConcat"),
     }
 }
@@ -406,9 +409,17 @@ fn source_body(mut o: String, p: &Program, mem: &Memory, n: &Names, est: &[Strin
         }
         let _ = writeln!(o, "static void {pre}_layer{i}(void)\n{{");
 
-        match &s.kind {
-            StepKind::Conv(c) => conv_body(&mut o, n, i, c, &x, &y, slot.map(|s| (s, l3.half_bytes()))),
-            StepKind::Clamp { size, lo, hi } => {
+        match (&s.kind, s.tiles) {
+            (StepKind::Conv(c), Some(t)) => emit_elem::vendor_dw(&mut o, n, i, c, t, &x, &y),
+            (StepKind::Conv(c), None) => conv_body(&mut o, n, i, c, &x, &y, slot.map(|s| (s, l3.half_bytes()))),
+            (StepKind::Clamp { size, lo, hi }, Some(Tiles::Flat { elems })) => {
+                let (st, kn) = (n.t("ClioClamp"), n.k("ClioKerParClamp"));
+                let call = |t: &[String]| {
+                    format!("{st} a = {{.In = {}, .Out = ob[t], .Size = (uint32_t)n, .Lo = {lo}, .Hi = {hi}}};\n        {kn}(&a);", t[0])
+                };
+                emit_elem::flat(&mut o, n, *size, elems, std::slice::from_ref(&x), &y, &call);
+            }
+            (StepKind::Clamp { size, lo, hi }, _) => {
                 let _ = writeln!(
                     o,
                     "    {} a = {{.In = {x}, .Out = {y}, .Size = {size}, .Lo = {lo}, .Hi = {hi}}};\n    {}(&a);",
@@ -416,9 +427,12 @@ fn source_body(mut o: String, p: &Program, mem: &Memory, n: &Names, est: &[Strin
                     n.k("ClioKerParClamp")
                 );
             }
-            StepKind::MaxPool(q) => pool_body(&mut o, n, q, &x, &y, &n.k("ClioKerParMaxPool")),
-            StepKind::AvgPool(q) => pool_body(&mut o, n, q, &x, &y, &n.k("ClioKerParAvgPool")),
-            StepKind::GlobalAvgPool(m) => {
+            (StepKind::MaxPool(q), Some(t)) => emit_elem::pool(&mut o, n, q, t, &x, &y, &n.k("ClioKerParMaxPool")),
+            (StepKind::AvgPool(q), Some(t)) => emit_elem::pool(&mut o, n, q, t, &x, &y, &n.k("ClioKerParAvgPool")),
+            (StepKind::MaxPool(q), None) => pool_body(&mut o, n, q, &x, &y, &n.k("ClioKerParMaxPool")),
+            (StepKind::AvgPool(q), None) => pool_body(&mut o, n, q, &x, &y, &n.k("ClioKerParAvgPool")),
+            (StepKind::GlobalAvgPool(m), Some(t)) => emit_elem::mean(&mut o, n, m, t, &x, &y),
+            (StepKind::GlobalAvgPool(m), None) => {
                 let _ = writeln!(
                     o,
                     "    {} a = {{.In = {x}, .Out = {y}, .C = {}, .Size = {}, .Left = {}, .Divisor = {}}};\n    {}(&a);",
@@ -430,15 +444,19 @@ fn source_body(mut o: String, p: &Program, mem: &Memory, n: &Names, est: &[Strin
                     n.k("ClioKerParGlobalAvgPool")
                 );
             }
-            StepKind::Concat { parts } => concat_body(&mut o, n, mem, s, parts, &y),
-            StepKind::Add { size, shift_a, shift_b, norm, left } => {
+            (StepKind::Concat { parts }, t) => concat_body(&mut o, n, mem, s, parts, &y, t),
+            (StepKind::Add { size, shift_a, shift_b, norm, left }, t) => {
                 let x2 = loc(n, mem, s.inputs.get(1).copied().unwrap_or(Loc::Input));
-                let _ = writeln!(
-                    o,
-                    "    {} a = {{.In1 = {x}, .In2 = {x2}, .Out = {y}, .Size = {size}, .ShiftA = {shift_a}, .ShiftB = {shift_b}, .Norm = {norm}, .LeftShift = {left}}};\n    {}(&a);",
-                    n.t("ClioAdd"),
-                    n.k("ClioKerParAdd")
-                );
+                let (st, kn) = (n.t("ClioAdd"), n.k("ClioKerParAdd"));
+                let fields = format!(".ShiftA = {shift_a}, .ShiftB = {shift_b}, .Norm = {norm}, .LeftShift = {left}");
+                if let Some(Tiles::Flat { elems }) = t {
+                    let call = |t: &[String]| {
+                        format!("{st} a = {{.In1 = {}, .In2 = {}, .Out = ob[t], .Size = (uint32_t)n, {fields}}};\n        {kn}(&a);", t[0], t[1])
+                    };
+                    emit_elem::flat(&mut o, n, *size, elems, &[x.clone(), x2], &y, &call);
+                } else {
+                    let _ = writeln!(o, "    {st} a = {{.In1 = {x}, .In2 = {x2}, .Out = {y}, .Size = {size}, {fields}}};\n    {kn}(&a);");
+                }
             }
         }
         o.push_str("}\n");
@@ -510,18 +528,23 @@ fn pool_body(o: &mut String, n: &Names, q: &PoolStep, x: &str, y: &str, kernel: 
 }
 
 /// A channel concatenation: one planar copy per operand, each at its channel offset of the
-/// result (the cores split each operand's channels).
-fn concat_body(o: &mut String, n: &Names, mem: &Memory, s: &Step, parts: &[[usize; 3]], y: &str) {
+/// result: through L1 by DMA when tiled (`t`), else by the cores (which split each operand's
+/// channels).
+fn concat_body(o: &mut String, n: &Names, mem: &Memory, s: &Step, parts: &[[usize; 3]], y: &str, t: Option<Tiles>) {
     let mut off = 0;
     for (i, [c, h, w]) in parts.iter().enumerate() {
         let x = loc(n, mem, s.inputs.get(i).copied().unwrap_or(Loc::Input));
-        let _ = writeln!(
-            o,
-            "    {{ {} a = {{.In = {x}, .Out = {y} + {off}, .C = {c}, .Size = {}}}; {}(&a); }}",
-            n.t("ClioConcat"),
-            h * w,
-            n.k("ClioKerParConcat")
-        );
+        if let Some(Tiles::Flat { elems }) = t {
+            emit_elem::copy(o, n, c * h * w, elems, &x, &format!("{y} + {off}"));
+        } else {
+            let _ = writeln!(
+                o,
+                "    {{ {} a = {{.In = {x}, .Out = {y} + {off}, .C = {c}, .Size = {}}}; {}(&a); }}",
+                n.t("ClioConcat"),
+                h * w,
+                n.k("ClioKerParConcat")
+            );
+        }
         off += c * h * w;
     }
 }

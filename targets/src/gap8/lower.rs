@@ -181,6 +181,7 @@ impl<'a> Cx<'a> {
             inputs,
             output: Loc::Buf(b),
             reason,
+            tiles: None,
         });
         self.acts.insert(Value::of(id), Act { loc: Loc::Buf(b), chw });
     }
@@ -690,6 +691,8 @@ pub(crate) fn lower(m: &Module, graph: &str) -> Result<Program, Gap8Error> {
     let payload = t.len() * width.bytes();
     let header = msg[..msg.len() - payload].to_vec();
     let output = Io { name: g.node(out.node).name().to_string(), shape: ty.shape.clone(), frac: f, bytes: payload };
+    let mut steps = cx.steps;
+    super::elem_tiles::assign(&mut steps, width.bytes(), super::L1_STREAM_BUDGET);
     Ok(Program {
         graph: graph.to_string(),
         width,
@@ -697,7 +700,7 @@ pub(crate) fn lower(m: &Module, graph: &str) -> Result<Program, Gap8Error> {
         output,
         output_loc: act.loc,
         header,
-        steps: cx.steps,
+        steps,
         buffers: cx.buffers,
     })
 }

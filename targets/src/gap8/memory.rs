@@ -60,6 +60,9 @@ pub(crate) fn plan(p: &Program) -> Memory {
     let intervals = iv;
     let (mut acc_elems, mut pad_elems, mut pool) = (0, 0, 0);
     for s in &p.steps {
+        if let Some(t) = s.tiles {
+            pool = pool.max(super::elem_tiles::l1_bytes(s, t, p.width.bytes()));
+        }
         if let StepKind::Conv(c) = &s.kind {
             match &c.engine {
                 Engine::Stream { dw } => pool = pool.max(c.stream_l1_bytes(*dw, c.chunk)),

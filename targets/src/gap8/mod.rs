@@ -11,6 +11,8 @@
 //! * `hwce.rs`: HWCE planning (filter packing, output modes, stripes, the 16-bit overflow proof);
 //! * `hwce_tiles.rs`: an HWCE layer's L1 tiles (output-channel chunks x row bands) and their fit;
 //! * `emit_hwce.rs`: the C of an HWCE layer;
+//! * `elem_tiles.rs` / `emit_elem.rs`: L1 tiles of elementwise layers, pools, global average
+//!   pooling and the AutoTiler depthwise kernel, and their C;
 //! * `memory.rs`: L2 arena (the shared planner [`crate::stm32::plan_arena`]), scratch and the
 //!   L1 pool every tiled layer carves its buffers from (their fit is proven by `program.rs`
 //!   and `hwce_tiles.rs`);
@@ -41,7 +43,9 @@
 mod budget;
 mod cost;
 mod dma;
+mod elem_tiles;
 mod emit;
+mod emit_elem;
 mod emit_hwce;
 mod error;
 mod estimate;
@@ -353,15 +357,16 @@ fn lower_with(
 
 /// `(macs, HWCE passes, constant bytes, weight array bytes, L1 bytes, L2 scratch bytes)` of a
 /// step.
-fn step_sizes(s: &program::Step) -> (u64, usize, usize, usize, usize, usize) {
-    let StepKind::Conv(c) = &s.kind else { return (0, 0, 0, 0, 0, 0) };
+fn step_sizes(s: &program::Step, es: usize) -> (u64, usize, usize, usize, usize, usize) {
+    let tile_l1 = s.tiles.map_or(0, |t| elem_tiles::l1_bytes(s, t, es));
+    let StepKind::Conv(c) = &s.kind else { return (0, 0, 0, 0, tile_l1, 0) };
     let acc = 4 * c.chunk * c.ho * c.wo;
     let w = l3::weight_array_bytes(s).len();
     match &c.engine {
         Engine::Hwce(h) => {
             (c.macs(), h.digits, w + 5 * c.cout, w, c.hwce_l1().map_or(0, |l| l.total), 2 * c.hwce_pad_elems())
         }
-        Engine::Dw { bias, .. } => (c.macs(), 0, w + bias.len(), w, 0, 0),
+        Engine::Dw { bias, .. } => (c.macs(), 0, w + bias.len(), w, tile_l1, 0),
         Engine::Cluster => (c.macs(), 0, w + 5 * c.cout, w, 0, acc),
         Engine::Whole => (c.macs(), 0, w + 5 * c.cout, w, c.whole_l1_bytes(c.chunk), 0),
         Engine::Stream { dw } => (c.macs(), 0, w + 5 * c.cout, w, c.stream_l1_bytes(*dw, c.chunk), 0),
@@ -374,8 +379,9 @@ fn layer_entries(program: &program::Program, mem: &memory::Memory, l3_chunk_byte
     let mut layers = vec![];
     for (i, s) in program.steps.iter().enumerate() {
         let cycles = desc.as_ref().map(|d| estimate::est_cycles(d, s, program.width).round()).unwrap_or(0.0);
-        let (macs, passes, const_bytes, weight_bytes, l1, scratch) = step_sizes(s);
-        let (dma_in_bytes, dma_out_bytes) = dma::dma_bytes(s);
+        let es = program.width.bytes();
+        let (macs, passes, const_bytes, weight_bytes, l1, scratch) = step_sizes(s, es);
+        let (dma_in_bytes, dma_out_bytes) = dma::dma_bytes(s, es);
         let out_bytes = match s.output {
             program::Loc::Buf(b) => program.buffers[b],
             program::Loc::Input => 0,

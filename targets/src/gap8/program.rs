@@ -300,6 +300,9 @@ pub(crate) struct Step {
     pub output: Loc,
     /// Why this engine and kernel (the generated comment and the manifest say it).
     pub reason: String,
+    /// L1 tiles of a layer that is not a tiled convolution (`None`: it reads L2 directly, or
+    /// it is a convolution tiled by its engine).
+    pub tiles: Option<super::elem_tiles::Tiles>,
 }
 
 /// The data width of a program: q8 (`int8_t` activations and weights, the `_fps` kernels and
