@@ -34,6 +34,19 @@ void ClioKerParPad16(ClioPad16_T *a)
     }
 }
 
+void ClioKerParPad16D(ClioPad16D_T *a)
+{
+  uint32_t f, l;
+  chunk(a->Hp, &f, &l);
+  for (uint32_t y = f; y < l; y++)
+    for (uint32_t x = 0; x < a->Wp; x++) {
+      int iy = (int)y - a->PadT, ix = (int)x - a->PadL;
+      int32_t v = (iy >= 0 && iy < a->H && ix >= 0 && ix < a->W) ? a->In[iy * a->W + ix] : 0;
+      int32_t lo = ((v + 128) & 255) - 128;
+      a->Out[y * a->Wp + x] = (int16_t)(a->Digit ? (v - lo) / 256 : lo);
+    }
+}
+
 void ClioKerParHwceAcc(ClioHwceAcc_T *a)
 {
   uint32_t f, l;

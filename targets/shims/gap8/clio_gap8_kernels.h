@@ -15,6 +15,12 @@ void ClioKerParAccInit(ClioAccInit_T *Arg);
 typedef struct { const int8_t *In; int16_t *Out; uint16_t W, H, Wp, Hp; uint8_t PadT, PadL; } ClioPad16_T;
 void ClioKerParPad16(ClioPad16_T *Arg);
 
+/* The same for 16-bit data (q16 layers on the HWCE): Out = balanced 8-bit digit Digit of the
+ * 16-bit plane In, x = 256 xh + xl with xl = ((x + 128) mod 256) - 128 (Digit 0) in
+ * [-128, 127] and xh = (x - xl) / 256 (Digit 1) in [-128, 128]; zeros outside the plane. */
+typedef struct { const int16_t *In; int16_t *Out; uint16_t W, H, Wp, Hp; uint8_t PadT, PadL, Digit; } ClioPad16D_T;
+void ClioKerParPad16D(ClioPad16D_T *Arg);
+
 /* Acc[Oc + j][y][X0 + x] += Tile[j][y * TileW + x] << Shift for j < N, x < So, y < Ho. */
 typedef struct {
   int32_t *Acc; const int16_t *Tile[3];

@@ -43,8 +43,9 @@ fn band_rows(c: &ConvStep) -> usize {
         .sum()
 }
 
-/// L2 -> L1 bytes of an HWCE layer: per chunk, band and input plane, every stripe of the
-/// padded band (int16, even widths) and, per stripe and digit pass, the chunk's filters.
+/// L2 -> L1 bytes of an HWCE layer: per chunk, band, input plane and input digit, every stripe
+/// of the padded band (int16, even widths) and, per stripe and weight digit, the chunk's
+/// filters.
 fn hwce_in(c: &ConvStep, h: &HwcePlan) -> usize {
     let km1 = h.k - 1;
     let (mut stripe_cols, mut stripes) = (0, 0);
@@ -58,7 +59,7 @@ fn hwce_in(c: &ConvStep, h: &HwcePlan) -> usize {
         let ch = c.chunk.min(c.cout - oc0);
         for y0 in (0..c.ho).step_by(c.rows.max(1)) {
             let hb = c.rows.min(c.ho - y0) + km1;
-            total += c.cin * (2 * stripe_cols * hb + stripes * h.digits * 2 * ch * h.flen);
+            total += c.cin * h.in_digits * (2 * stripe_cols * hb + stripes * h.digits * 2 * ch * h.flen);
         }
     }
     total

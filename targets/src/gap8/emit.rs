@@ -307,8 +307,9 @@ pub(crate) fn source(p: &Program, mem: &Memory, n: &Names, est: &[String], budge
         }
         Width::Q16 => {
             "q16 (16-bit Q format) device part.
- * Every layer runs on the cluster cores (clio's _fp kernels: 16-bit data, int32 accumulation,
- * one rounding, 16-bit saturation); the HWCE is not used (each layer's comment says why).
+ * Layers run on the cluster cores (clio's _fp kernels: 16-bit data, int32 accumulation,
+ * one rounding, 16-bit saturation), dense KxK layers on the HWCE in input-digit x weight-digit
+ * passes when that is faster (each layer's comment says why).
  * Activations are planar CHW int16 in one L2 arena."
         }
     };

@@ -53,6 +53,24 @@ pub(crate) fn hwce_body(
         )
     };
     let (cout, chunk, rows, ho, wo) = (c.cout, c.chunk, c.rows, c.ho, c.wo);
+    let q16 = h.in_digits > 1;
+    // Zero padding on the cores, into the int16 band scratch: the int8 plane (q8), or input
+    // digit `e` of the int16 plane (q16).
+    let pad = {
+        let fields = format!(
+            ".In = {x} + ic * {plane} + r0 * {w}, .Out = {p}_pad16, .W = {w}, .H = (uint16_t)({h} - r0), .Wp = {wp}, .Hp = (uint16_t)hb, .PadT = (uint8_t)(r0 - v0), .PadL = {pl}",
+            plane = c.h * c.w,
+            w = c.w,
+            h = c.h,
+            wp = h.wp,
+            pl = c.pads[1]
+        );
+        if q16 {
+            format!("/* Zero padding on the cores: balanced 8-bit digit e of the band's rows of the int16 plane -> int16 {wp}-wide rows (L2). */\n        ClioPad16D_T pd = {{{fields}, .Digit = (uint8_t)e}};\n        ClioKerParPad16D(&pd);", wp = h.wp)
+        } else {
+            format!("/* Zero padding on the cores: the band's rows of the int8 plane -> int16 {wp}-wide rows (L2). */\n        ClioPad16_T pd = {{{fields}}};\n        ClioKerParPad16(&pd);", wp = h.wp)
+        }
+    };
     let (so, km1) = (h.stripe_out, k - 1);
     let hw = ho * wo;
     let _ = write!(
@@ -62,7 +80,7 @@ pub(crate) fn hwce_body(
     short int *ot[3] = {{(short int *){t0}, (short int *){t1}, (short int *){t2}}};
     short int *fl = (short int *){fa};
     int32_t *acc = (int32_t *){aa};
-    int8_t *ob = (int8_t *){oa};
+    {ct} *ob = ({ct} *){oa};
     pi_cl_dma_cmd_t wb;
     if (pi_core_id() == 0) {{ HWCE_Enable(); HwCE_SoftReset(); HWCE_GenericInit({ty}, 0, 0); HwCE_SetYinMode(1); }}
     /* Chunks of {chunk} output channel(s), bands of {rows} of {ho} output rows. */
@@ -78,9 +96,7 @@ pub(crate) fn hwce_body(
     ClioKerParAccInit(&ai);
     pi_cl_team_barrier();
     for (int ic = 0; ic < {cin}; ic++) {{
-        /* Zero padding on the cores: the band's rows of the int8 plane -> int16 {wp}-wide rows (L2). */
-        ClioPad16_T pd = {{.In = {x} + ic * {plane} + r0 * {w}, .Out = {p}_pad16, .W = {w}, .H = (uint16_t)({h} - r0), .Wp = {wp}, .Hp = (uint16_t)hb, .PadT = (uint8_t)(r0 - v0), .PadL = {pl}}};
-        ClioKerParPad16(&pd);
+{e_open}        {pad}
         pi_cl_team_barrier();
         /* Vertical stripes, at most {stripe_w} input pixels wide, even width, double-buffered in L1:
          * the next stripe's DMA runs while the HWCE works on this one. */
@@ -115,20 +131,20 @@ pub(crate) fn hwce_body(
                     short int *f = fl + (oc - oc0) * {flen};
                     if (pi_core_id() == 0) {call};
                     pi_cl_team_barrier();
-                    ClioHwceAcc_T ha = {{.Acc = acc, .Tile = {{ot[0], ot[1], ot[2]}}, .N = (uint16_t)n, .Oc = (uint16_t)(oc - oc0), .So = (uint16_t)so, .TileW = (uint16_t)(sw - {km1}), .Ho = (uint16_t)rows, .Wo = {wo}, .X0 = (uint16_t)x0, .Shift = (uint8_t)(d * {bits})}};
+                    ClioHwceAcc_T ha = {{.Acc = acc, .Tile = {{ot[0], ot[1], ot[2]}}, .N = (uint16_t)n, .Oc = (uint16_t)(oc - oc0), .So = (uint16_t)so, .TileW = (uint16_t)(sw - {km1}), .Ho = (uint16_t)rows, .Wo = {wo}, .X0 = (uint16_t)x0, .Shift = (uint8_t)({shift})}};
                     ClioKerParHwceAcc(&ha);
                     pi_cl_team_barrier();
                 }}
             }}
         }}
-    }}
+{e_close}    }}
     /* One rounding into the L1 output tile (once its previous write-back is done), then the band of each of the chunk's planes back to L2. */
     if (pi_core_id() == 0 && (oc0 > 0 || y0 > 0)) pi_cl_dma_cmd_wait(&wb);
     pi_cl_team_barrier();
-    ClioReduct_T rd = {{.Acc = acc, .Out = ob, .Norm = {p}_norm{i} + oc0, .C = (uint16_t)ch, .Size = (uint32_t)(rows * {wo}), .Lo = {lo}, .Hi = {hi}}};
-    ClioKerParReduct_fps(&rd);
+    {rt} rd = {{.Acc = acc, .Out = ob, .Norm = {p}_norm{i} + oc0, .C = (uint16_t)ch, .Size = (uint32_t)(rows * {wo}), .Lo = {lo}, .Hi = {hi}}};
+    {rk}(&rd);
     pi_cl_team_barrier();
-    if (pi_core_id() == 0) pi_cl_dma_cmd_2d((uint32_t)(uintptr_t)({y} + oc0 * {hw} + y0 * {wo}), (uint32_t)(uintptr_t)ob, (uint32_t)(ch * rows * {wo}), {hw}, (uint32_t)(rows * {wo}), PI_CL_DMA_DIR_LOC2EXT, &wb);
+    if (pi_core_id() == 0) pi_cl_dma_cmd_2d((uint32_t)(uintptr_t)({y} + oc0 * {hw} + y0 * {wo}), (uint32_t)(uintptr_t)ob, (uint32_t)(ch * rows * {wo}{es}), {hw}{es}, (uint32_t)(rows * {wo}{es}), PI_CL_DMA_DIR_LOC2EXT, &wb);
     }}
     }}
     if (pi_core_id() == 0) {{ pi_cl_dma_cmd_wait(&wb); HWCE_Disable(); }}
@@ -143,20 +159,23 @@ pub(crate) fn hwce_body(
         aa = pool(l1.acc_at),
         oa = pool(l1.out_at),
         cin = c.cin,
-        plane = c.h * c.w,
-        w = c.w,
         h = c.h,
-        wp = h.wp,
         pt = c.pads[0],
-        pl = c.pads[1],
         stripe_w = super::hwce::STRIPE,
         first = stripe("0", "xs[0]", "&sc[0]"),
         next = stripe(&format!("x0 + {so}"), "xs[b ^ 1]", "&sc[b ^ 1]"),
         digits = h.digits,
         per = h.outs_per_call(),
         flen = h.flen,
-        bits = h.bits,
         lo = c.lo,
         hi = c.hi,
+        ct = n.width.ctype(),
+        rt = n.t("ClioReduct"),
+        rk = n.k("ClioKerParReduct"),
+        es = if q16 { " * 2" } else { "" },
+        e_open = if q16 { "    for (int e = 0; e < 2; e++) {\n" } else { "" },
+        e_close = if q16 { "    }\n" } else { "" },
+        pad = pad,
+        shift = if q16 { format!("d * {} + 8 * e", h.bits) } else { format!("d * {}", h.bits) },
     );
 }

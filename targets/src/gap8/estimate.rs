@@ -18,7 +18,10 @@ pub(crate) fn est_cycles(d: &Gap8Desc, s: &program::Step, width: program::Width)
         StepKind::Conv(c) => {
             let macs = c.macs() as f64;
             match &c.engine {
-                Engine::Hwce(h) => macs * h.digits as f64 / d.hwce_conv_macs_per_cycle,
+                // The HWCE's rate does not depend on the data width (16-bit in both schemes).
+                Engine::Hwce(h) => {
+                    return macs * h.passes() as f64 / d.hwce_conv_macs_per_cycle + d.layer_overhead_cycles
+                }
                 Engine::Dw { .. } => macs / d.cluster_depthwise_macs_per_cycle,
                 _ if c.groups > 1 => macs / d.cluster_depthwise_macs_per_cycle,
                 _ if c.h == 1 && c.w == 1 => macs / d.cluster_linear_macs_per_cycle,

@@ -270,15 +270,26 @@ impl<'a> Cx<'a> {
             rows: ho,
         };
         let dense_k = groups == 1 && kh == kw && matches!(kh, 3 | 5 | 7);
-        let reason = if self.width == Width::Q16 {
-            q16_conv_reason(&step, dense_k && p.strides == [1, 1] && p.dilations == [1, 1])
-        } else if dense_k && p.strides == [1, 1] && p.dilations == [1, 1] {
-            let w8: Vec<i8> = step.weights.iter().map(|v| *v as i8).collect();
-            match hwce::plan(kh, c, o, ho, wo, &w8) {
+        let hwce_shape = dense_k && p.strides == [1, 1] && p.dilations == [1, 1];
+        let q16 = self.width == Width::Q16;
+        let reason = if hwce_shape {
+            match hwce::plan(kh, c, o, ho, wo, &step.weights, q16) {
+                Some(plan) if q16 && !q16_hwce_is_faster(&plan) => q16_conv_reason(&step, Some(&plan)),
                 Some(plan) => {
+                    let digits = if q16 {
+                        format!(
+                            "q16 on the HWCE: 2 balanced 8-bit input digits x {} weight digit(s) of {} bits = {} passes, faster than the cores at 16 bits ({})",
+                            plan.digits,
+                            plan.bits,
+                            plan.passes(),
+                            q16_rates(&plan)
+                        )
+                    } else {
+                        format!("{} digit pass(es) of {} bits", plan.digits, plan.bits)
+                    };
                     let r = format!(
-                        "HWCE {kh}x{kh}: dense, stride 1, dilation 1; padding on the cores; {} output plane(s) per call; {} digit pass(es) of {} bits (partial sums proven within 16 bits: max {}); int32 accumulation and one rounding on the cores",
-                        plan.outs_per_call(), plan.digits, plan.bits, plan.max_bound
+                        "HWCE {kh}x{kh}: dense, stride 1, dilation 1; padding on the cores; {} output plane(s) per call; {digits} (partial sums proven within 16 bits: max {}); int32 accumulation and one rounding on the cores",
+                        plan.outs_per_call(), plan.max_bound
                     );
                     step.engine = Engine::Hwce(plan);
                     if step.try_hwce_tiles(super::L1_STREAM_BUDGET) {
@@ -286,14 +297,18 @@ impl<'a> Cx<'a> {
                     } else {
                         step.engine = Engine::Cluster;
                         format!(
-                            "cluster (ClioKerParConvAcc32_fps): HWCE-eligible but not even one output row of {} channel(s) fits {} B of L1",
+                            "cluster (ClioKerParConvAcc32{}): HWCE-eligible but not even one output row of {} channel(s) fits {} B of L1",
+                            self.width.suffix(),
                             step.chunk_unit(),
                             super::L1_STREAM_BUDGET
                         )
                     }
                 }
+                None if q16 => q16_conv_reason(&step, None),
                 None => "cluster (ClioKerParConvAcc32_fps): no HWCE digit split fits 16 bits".into(),
             }
+        } else if q16 {
+            q16_conv_reason(&step, None)
         } else if dense_k {
             format!(
                 "cluster (ClioKerParConvAcc32_fps): the HWCE computes stride-1, dilation-1 convolutions only (stride {:?}, dilation {:?})",
@@ -705,13 +720,42 @@ pub(crate) fn lower(m: &Module, graph: &str) -> Result<Program, Gap8Error> {
     })
 }
 
-/// Why a q16 convolution runs on the cluster cores (never on the HWCE).
-fn q16_conv_reason(s: &ConvStep, hwce_shape: bool) -> String {
-    let what = if hwce_shape {
+/// Cycles per MAC of an exact q16 HWCE plan and of the cluster cores at 16 bits, from the
+/// built-in cost model (`passes / hwce_conv_macs_per_cycle` against
+/// `cluster_i16_slowdown / cluster_conv_macs_per_cycle`).
+fn q16_cycles_per_mac(plan: &hwce::HwcePlan) -> (f64, f64) {
+    match super::estimate::builtin_desc() {
+        Some(d) => {
+            (plan.passes() as f64 / d.hwce_conv_macs_per_cycle, d.cluster_i16_slowdown / d.cluster_conv_macs_per_cycle)
+        }
+        None => (f64::INFINITY, 0.0),
+    }
+}
+
+/// Whether an exact q16 HWCE plan beats the cluster cores at 16 bits.
+fn q16_hwce_is_faster(plan: &hwce::HwcePlan) -> bool {
+    let (hwce, cores) = q16_cycles_per_mac(plan);
+    hwce < cores
+}
+
+/// The two rates of [`q16_cycles_per_mac`] as text.
+fn q16_rates(plan: &hwce::HwcePlan) -> String {
+    let (hwce, cores) = q16_cycles_per_mac(plan);
+    format!("{hwce:.3} against {cores:.3} cycles per MAC")
+}
+
+/// Why a q16 convolution runs on the cluster cores: not an HWCE shape, or (`plan`) the exact
+/// HWCE split it would need is slower than the cores.
+fn q16_conv_reason(s: &ConvStep, plan: Option<&hwce::HwcePlan>) -> String {
+    let what = if let Some(plan) = plan {
         format!(
-            "q16, not the HWCE although it is a dense {k}x{k} stride-1 layer: the HWCE returns one 16-bit output per input plane, and the only exact mode (Norm = 0, y_in off, int32 sums on the cores) needs every per-plane partial sum within 16 bits; with 16-bit inputs and weights a partial sum reaches 32768 * sum|w|, far beyond; splitting the weights into digits is not enough (even 1-bit digits leave partial sums up to {kk} * 32768), the inputs would have to be split too",
-            k = s.kh,
-            kk = s.kh * s.kw
+            "q16, not the HWCE although it is a dense {k}x{k} stride-1 layer: exact 16-bit partial sums on the HWCE take 2 balanced 8-bit input digits x {} weight digit(s) of {} bits (its weights need {} bits) = {} passes, slower than the cores at 16 bits ({})",
+            plan.digits,
+            plan.bits,
+            hwce::weight_bits(&s.weights),
+            plan.passes(),
+            q16_rates(plan),
+            k = s.kh
         )
     } else if s.groups > 1 {
         format!("q16, {}x{} groups {}", s.kh, s.kw, s.groups)

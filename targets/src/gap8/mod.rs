@@ -1,8 +1,9 @@
 //! GAP8: the cost model ([`Gap8Cost`]) and the backend that lowers a q8 (power-of-two, 8-bit
 //! Q format) device graph to C for the GAP8 cluster: dense 3x3 / 5x5 / 7x7 stride-1
 //! convolutions on the HWCE, everything else on the 8 cluster cores. A q16 (16-bit Q format)
-//! device graph runs entirely on the cluster cores with 16-bit data (clio's `_fp` kernels): the
-//! HWCE's 16-bit per-plane outputs cannot hold 16-bit x 16-bit partial sums exactly.
+//! device graph runs on the cluster cores with 16-bit data (clio's `_fp` kernels), and its
+//! dense KxK layers on the HWCE in input-digit x weight-digit passes (exact 16-bit partial
+//! sums) when the cost model rates those passes faster than the cores.
 //!
 //! One concept per file:
 //! * `cost.rs`: the GAP8 cost model ([`Gap8Cost`], [`Gap8Desc`]);
@@ -122,7 +123,7 @@ pub struct Gap8Layer {
     pub reason: String,
     /// Multiply-accumulates of the layer.
     pub macs: u64,
-    /// HWCE digit passes (1 = plain; 0 off the HWCE).
+    /// HWCE passes per input plane: input digits x weight digits (1 = plain; 0 off the HWCE).
     pub hwce_passes: usize,
     /// Constant bytes (weights, biases, shifts).
     pub const_bytes: usize,
@@ -364,7 +365,7 @@ fn step_sizes(s: &program::Step, es: usize) -> (u64, usize, usize, usize, usize,
     let w = l3::weight_array_bytes(s).len();
     match &c.engine {
         Engine::Hwce(h) => {
-            (c.macs(), h.digits, w + 5 * c.cout, w, c.hwce_l1().map_or(0, |l| l.total), 2 * c.hwce_pad_elems())
+            (c.macs(), h.passes(), w + 5 * c.cout, w, c.hwce_l1().map_or(0, |l| l.total), 2 * c.hwce_pad_elems())
         }
         Engine::Dw { bias, .. } => (c.macs(), 0, w + bias.len(), w, tile_l1, 0),
         Engine::Cluster => (c.macs(), 0, w + 5 * c.cout, w, 0, acc),
