@@ -209,6 +209,6 @@ fn q16_convs_with_narrow_weights_run_on_the_hwce_bit_exact() {
         "{}",
         wide.reason
     );
-    assert!(c.source.contains("ClioKerParPad16D(&pd);") && c.source.contains("ClioKerParReduct_fp(&rd);"));
+    assert!(c.source.contains("ClioKerParStripe16D(&st);") && c.source.contains("ClioKerParReduct_fp(&rd);"));
     assert!(!c.source.contains("_fps("), "q8 kernels in q16 code");
 }

@@ -23,28 +23,31 @@ void ClioKerParAccInit(ClioAccInit_T *a)
     for (uint32_t i = 0; i < a->Size; i++) a->Acc[c * a->Size + i] = a->Init[c];
 }
 
-void ClioKerParPad16(ClioPad16_T *a)
+/* Runs BODY for each cell (y, x) of stripe `a`'s Sw x Hb output (rows split over the cores),
+ * with V the band value there (int32, 0 in the padding). */
+#define CLIO_STRIPE_CELLS(a, V, BODY) \
+  do { \
+    uint32_t f_, l_; \
+    chunk((a)->Hb, &f_, &l_); \
+    for (uint32_t y = f_; y < l_; y++) \
+      for (uint32_t x = 0; x < (a)->Sw; x++) { \
+        int iy_ = (int)y - (a)->PadT, ix_ = (int)((a)->X0 + x) - (a)->PadL; \
+        int32_t V = (iy_ >= 0 && iy_ < (a)->Hr && ix_ >= 0 && ix_ < (a)->W) ? (a)->In[iy_ * (a)->W + ix_] : 0; \
+        BODY \
+      } \
+  } while (0)
+
+void ClioKerParStripe16(ClioStripe16_T *a)
 {
-  uint32_t f, l;
-  chunk(a->Hp, &f, &l);
-  for (uint32_t y = f; y < l; y++)
-    for (uint32_t x = 0; x < a->Wp; x++) {
-      int iy = (int)y - a->PadT, ix = (int)x - a->PadL;
-      a->Out[y * a->Wp + x] = (iy >= 0 && iy < a->H && ix >= 0 && ix < a->W) ? a->In[iy * a->W + ix] : 0;
-    }
+  CLIO_STRIPE_CELLS(a, v, a->Out[y * a->Sw + x] = (int16_t)v;);
 }
 
-void ClioKerParPad16D(ClioPad16D_T *a)
+void ClioKerParStripe16D(ClioStripe16D_T *a)
 {
-  uint32_t f, l;
-  chunk(a->Hp, &f, &l);
-  for (uint32_t y = f; y < l; y++)
-    for (uint32_t x = 0; x < a->Wp; x++) {
-      int iy = (int)y - a->PadT, ix = (int)x - a->PadL;
-      int32_t v = (iy >= 0 && iy < a->H && ix >= 0 && ix < a->W) ? a->In[iy * a->W + ix] : 0;
-      int32_t lo = ((v + 128) & 255) - 128;
-      a->Out[y * a->Wp + x] = (int16_t)(a->Digit ? (v - lo) / 256 : lo);
-    }
+  CLIO_STRIPE_CELLS(a, v, {
+    int32_t lo = ((v + 128) & 255) - 128;
+    a->Out[y * a->Sw + x] = (int16_t)(a->Digit ? (v - lo) / 256 : lo);
+  });
 }
 
 void ClioKerParHwceAcc(ClioHwceAcc_T *a)

@@ -11,15 +11,17 @@
 typedef struct { int32_t *Acc; const int32_t *Init; uint16_t C; uint32_t Size; } ClioAccInit_T;
 void ClioKerParAccInit(ClioAccInit_T *Arg);
 
-/* Out (int16, Wp x Hp) = the 8-bit W x H plane In placed at (PadL, PadT), zeros elsewhere. */
-typedef struct { const int8_t *In; int16_t *Out; uint16_t W, H, Wp, Hp; uint8_t PadT, PadL; } ClioPad16_T;
-void ClioKerParPad16(ClioPad16_T *Arg);
+/* Out (int16, Sw x Hb) = the stripe at padded column X0 of a zero-padded band: padded row y,
+ * column X0 + x holds In[(y - PadT) * W + X0 + x - PadL] where that lies in the Hr x W raw band
+ * In (8-bit, the band's rows inside the plane), 0 elsewhere. */
+typedef struct { const int8_t *In; int16_t *Out; uint16_t W, Hr, X0, Sw, Hb; uint8_t PadT, PadL; } ClioStripe16_T;
+void ClioKerParStripe16(ClioStripe16_T *Arg);
 
-/* The same for 16-bit data (q16 layers on the HWCE): Out = balanced 8-bit digit Digit of the
- * 16-bit plane In, x = 256 xh + xl with xl = ((x + 128) mod 256) - 128 (Digit 0) in
- * [-128, 127] and xh = (x - xl) / 256 (Digit 1) in [-128, 128]; zeros outside the plane. */
-typedef struct { const int16_t *In; int16_t *Out; uint16_t W, H, Wp, Hp; uint8_t PadT, PadL, Digit; } ClioPad16D_T;
-void ClioKerParPad16D(ClioPad16D_T *Arg);
+/* The same from a 16-bit band (q16 layers on the HWCE), keeping balanced 8-bit digit Digit of
+ * each value: x = 256 xh + xl with xl = ((x + 128) mod 256) - 128 (Digit 0) in [-128, 127] and
+ * xh = (x - xl) / 256 (Digit 1) in [-128, 128]. */
+typedef struct { const int16_t *In; int16_t *Out; uint16_t W, Hr, X0, Sw, Hb; uint8_t PadT, PadL, Digit; } ClioStripe16D_T;
+void ClioKerParStripe16D(ClioStripe16D_T *Arg);
 
 /* Acc[Oc + j][y][X0 + x] += Tile[j][y * TileW + x] << Shift for j < N, x < So, y < Ho. */
 typedef struct {

@@ -100,11 +100,11 @@ pub(crate) fn table(r: &Gap8Report) -> String {
     let _ = writeln!(
         o,
         "Per-layer memory budget, bytes (L1 budget {L1_BYTES}, L2 budget {}):\n\
-         L1 = the layer's L1 tiles (HWCE stripes, tiles, filters, accumulator, output tile,\n\
-         or a streamed layer's input buffers, accumulator chunk and output tile);\n\
+         L1 = the layer's L1 tiles (input buffers or bands, HWCE stripes, tiles and filters,\n\
+         accumulator, output tile);\n\
          L2 = L2 act (arena activations live during the layer) + L2 scr (the int32 accumulator\n\
-         of an untiled layer, the padded band of an HWCE layer) + its constants (weights,\n\
-         biases, shifts; the weights in the L3 staging buffer when they are in L3);\n\
+         of a layer not tiled in L1) + its constants (weights, biases, shifts; the weights in\n\
+         the L3 staging buffer when they are in L3);\n\
          L3 = its weights when they do not fit L2: read from HyperRAM into the staging buffer.",
         r.l2_budget_bytes
     );
@@ -132,7 +132,7 @@ pub(crate) fn table(r: &Gap8Report) -> String {
     let max = |f: fn(&Gap8Layer) -> usize| r.layers.iter().map(f).max().unwrap_or(0);
     let l3: usize = r.layers.iter().map(|l| l.l3_bytes).sum();
     // The wire header is both a constant and part of the buffers' figure: count it once.
-    let header = r.l2_bytes.saturating_sub(r.arena_bytes + r.acc_bytes + r.pad_bytes);
+    let header = r.l2_bytes.saturating_sub(r.arena_bytes + r.acc_bytes);
     let in_l2 = r.const_bytes.saturating_sub(l3 + header);
     let _ = writeln!(
         o,

@@ -43,23 +43,21 @@ fn band_rows(c: &ConvStep) -> usize {
         .sum()
 }
 
-/// L2 -> L1 bytes of an HWCE layer: per chunk, band, input plane and input digit, every stripe
-/// of the padded band (int16, even widths) and, per stripe and weight digit, the chunk's
-/// filters.
+/// L2 -> L1 bytes of an HWCE layer: per chunk, band and input plane, the band's input rows
+/// inside the plane (the stripes are built from them in L1) and, per input digit, stripe and
+/// weight digit, the chunk's filters.
 fn hwce_in(c: &ConvStep, h: &HwcePlan) -> usize {
     let km1 = h.k - 1;
-    let (mut stripe_cols, mut stripes) = (0, 0);
-    for x0 in (0..c.wo).step_by(h.stripe_out) {
-        let so = h.stripe_out.min(c.wo - x0);
-        stripe_cols += so + km1 + (so + km1) % 2;
-        stripes += 1;
-    }
+    let stripes = c.wo.div_ceil(h.stripe_out);
     let mut total = 0;
     for oc0 in (0..c.cout).step_by(c.chunk.max(1)) {
         let ch = c.chunk.min(c.cout - oc0);
         for y0 in (0..c.ho).step_by(c.rows.max(1)) {
             let hb = c.rows.min(c.ho - y0) + km1;
-            total += c.cin * h.in_digits * (2 * stripe_cols * hb + stripes * h.digits * 2 * ch * h.flen);
+            let v0 = y0 as isize - c.pads[0] as isize;
+            let (r0, r1) = (v0.clamp(0, c.h as isize), (v0 + hb as isize).clamp(0, c.h as isize));
+            let raw = (r1 - r0) as usize * c.w * c.es;
+            total += c.cin * (raw + h.in_digits * stripes * h.digits * 2 * ch * h.flen);
         }
     }
     total

@@ -47,7 +47,6 @@ pub(crate) fn buffer_structs(n: &Names, mem: &Memory, l3: &L3Plan) -> String {
          struct {pre}_l2 {{
     {ct} arena[{}] __attribute__((aligned(4)));
     int32_t acc[{}];
-    int16_t pad16[{}];
     int8_t l3_stage[{}] __attribute__((aligned(4)));
 }};
          struct {pre}_l1 {{
@@ -56,7 +55,6 @@ pub(crate) fn buffer_structs(n: &Names, mem: &Memory, l3: &L3Plan) -> String {
 ",
         mem.plan.arena_bytes.max(4).div_ceil(n.width.bytes()),
         mem.acc_elems.max(1),
-        mem.pad_elems.max(1),
         l3.stage_bytes.max(4),
         mem.l1_pool_bytes.max(4),
     )
@@ -72,7 +70,7 @@ fn shared_buffer_decls(o: &mut String, n: &Names) {
          extern struct {pre}_l2 *const {pre}_l2p;
 extern struct {pre}_l1 *const {pre}_l1p;"
     );
-    for (name, level) in [("arena", "l2"), ("acc", "l2"), ("pad16", "l2"), ("l3_stage", "l2"), ("l1_pool", "l1")] {
+    for (name, level) in [("arena", "l2"), ("acc", "l2"), ("l3_stage", "l2"), ("l1_pool", "l1")] {
         let _ = writeln!(o, "#define {pre}_{name} ({pre}_{level}p->{name})");
     }
 }
@@ -368,14 +366,6 @@ fn private_buffer_decls(o: &mut String, n: &Names, mem: &Memory) {
     if mem.acc_elems > 0 {
         let _ = writeln!(o, "/* L2: int32 accumulator of one layer ({} B). */", 4 * mem.acc_elems);
         let _ = writeln!(o, "PI_L2 static int32_t {pre}_acc[{}];", mem.acc_elems);
-    }
-    if mem.pad_elems > 0 {
-        let _ = writeln!(
-            o,
-            "/* L2: zero-padded int16 band of an HWCE layer's input plane ({} B). */\nPI_L2 static int16_t {pre}_pad16[{}];",
-            2 * mem.pad_elems,
-            mem.pad_elems
-        );
     }
     if mem.l1_pool_bytes > 0 {
         let _ = writeln!(

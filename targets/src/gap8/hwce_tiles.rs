@@ -1,10 +1,11 @@
 //! L1 tiling of an HWCE layer: chunks of output channels times bands of output rows.
 //!
 //! Per (chunk, band) the layer accumulates in an int32 L1 tile: for every input plane the
-//! cores zero-pad the band's `rows + K - 1` rows into an int16 L2 scratch, the cluster DMA
-//! moves vertical stripes of it (at most 32 pixels wide) into two L1 buffers in turn, the HWCE
-//! writes up to three int16 output tiles per call and the cores add them into the accumulator.
-//! After the last plane the cores round the accumulator into an 8-bit L1 output tile, which the
+//! cluster DMA brings the band's input rows (at most `rows + K - 1`) into one of two L1 raw
+//! buffers, the cores build vertical stripes of the zero-padded int16 band from it (at most 32
+//! pixels wide) in two L1 buffers in turn, the HWCE writes up to three int16 output tiles per
+//! call and the cores add them into the accumulator.
+//! After the last plane the cores round the accumulator into an L1 output tile, which the
 //! DMA writes back to the L2 activation while the next (chunk, band) runs.
 //!
 //! Everything lives in the streamed layers' L1 pool, carved per layer; [`ConvStep::try_hwce_tiles`]
@@ -17,7 +18,10 @@ use super::program::{ConvStep, Engine};
 /// Byte offsets of an HWCE layer's buffers in the L1 pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct HwceL1 {
-    /// Bytes of one int16 input stripe (two, double-buffered, from offset 0).
+    /// Bytes of one raw input band (two, double-buffered, from offset 0).
+    pub raw: usize,
+    /// Offset and bytes of each of the two int16 input stripes.
+    pub stripes_at: usize,
     pub stripe: usize,
     /// Offset and bytes of each of the three int16 HWCE output tiles.
     pub tiles_at: usize,
@@ -36,14 +40,16 @@ impl HwceL1 {
     /// The layout for `chunk` output channels and bands of `rows` output rows.
     pub fn new(c: &ConvStep, h: &HwcePlan, chunk: usize, rows: usize) -> Self {
         let four = |b: usize| b.div_ceil(4) * 4;
+        let raw = four(c.w * (rows + h.k - 1).min(c.h) * c.es);
+        let stripes_at = 2 * raw;
         let stripe = 2 * STRIPE * (rows + h.k - 1);
         let tile = four(2 * h.stripe_out * rows);
-        let tiles_at = 2 * stripe;
+        let tiles_at = stripes_at + 2 * stripe;
         let filters_at = tiles_at + 3 * tile;
         let acc_at = filters_at + four(2 * chunk * h.flen);
         let out_at = acc_at + 4 * chunk * rows * c.wo;
         let total = out_at + four(chunk * rows * c.wo * c.es);
-        HwceL1 { stripe, tiles_at, tile, filters_at, acc_at, out_at, total }
+        HwceL1 { raw, stripes_at, stripe, tiles_at, tile, filters_at, acc_at, out_at, total }
     }
 }
 
@@ -59,11 +65,6 @@ impl ConvStep {
     /// The L1 layout of an HWCE layer at its chunk and band height.
     pub fn hwce_l1(&self) -> Option<HwceL1> {
         self.hwce().map(|h| HwceL1::new(self, h, self.chunk, self.rows))
-    }
-
-    /// Elements of the int16 L2 scratch a band of an HWCE layer is padded into.
-    pub fn hwce_pad_elems(&self) -> usize {
-        self.hwce().map_or(0, |h| h.wp * (self.rows + h.k - 1))
     }
 
     /// Chooses the chunk (whole multi-out units, or every output channel) and band height of
@@ -103,7 +104,7 @@ impl ConvStep {
             String::new()
         };
         format!(
-            "; L1 tiles: {} output channel(s) of int32 accumulator{bands}, double-buffered input stripes by DMA in, the output tile by DMA out ({} B of L1)",
+            "; L1 tiles: {} output channel(s) of int32 accumulator{bands}, double-buffered input rows by DMA in, stripes padded in L1 by the cores, the output tile by DMA out ({} B of L1)",
             self.chunk, l1.total
         )
     }

@@ -1,7 +1,6 @@
 //! Memory of the generated code: the L2 activation arena (planned by the shared planner,
-//! [`crate::stm32::plan_arena`]), the L2 int32 accumulator of untiled cluster layers, the L2
-//! padded-band scratch of HWCE layers, and the L1 pool the tiled layers carve their buffers
-//! from.
+//! [`crate::stm32::plan_arena`]), the L2 int32 accumulator of untiled cluster layers, and the
+//! L1 pool the tiled layers carve their buffers from.
 
 use super::program::*;
 use crate::stm32::{plan_arena, ArenaPlan, Interval};
@@ -17,8 +16,6 @@ pub(crate) struct Memory {
     /// int32 elements of the L2 accumulator scratch (largest output-channel chunk of a conv
     /// that is not tiled in L1).
     pub acc_elems: usize,
-    /// int16 elements of the padded-band scratch (largest zero-padded band of an HWCE layer).
-    pub pad_elems: usize,
     /// Bytes of the L1 pool, carved per layer: HWCE layers (input stripes, output tiles,
     /// filters, accumulator, output tile) and streamed / whole-input cluster layers (input
     /// buffers, accumulator chunk, output tile).
@@ -58,7 +55,7 @@ pub(crate) fn plan(p: &Program) -> Memory {
     }
     let plan = plan_arena(&iv, 4);
     let intervals = iv;
-    let (mut acc_elems, mut pad_elems, mut pool) = (0, 0, 0);
+    let (mut acc_elems, mut pool) = (0, 0);
     for s in &p.steps {
         if let Some(t) = s.tiles {
             pool = pool.max(super::elem_tiles::l1_bytes(s, t, p.width.bytes()));
@@ -67,14 +64,11 @@ pub(crate) fn plan(p: &Program) -> Memory {
             match &c.engine {
                 Engine::Stream { dw } => pool = pool.max(c.stream_l1_bytes(*dw, c.chunk)),
                 Engine::Whole => pool = pool.max(c.whole_l1_bytes(c.chunk)),
-                Engine::Hwce(_) => {
-                    pool = pool.max(c.hwce_l1().map_or(0, |l| l.total));
-                    pad_elems = pad_elems.max(c.hwce_pad_elems());
-                }
+                Engine::Hwce(_) => pool = pool.max(c.hwce_l1().map_or(0, |l| l.total)),
                 Engine::Cluster => acc_elems = acc_elems.max(c.chunk * c.ho * c.wo),
                 Engine::Dw { .. } => {}
             }
         }
     }
-    Memory { plan, intervals, acc_elems, pad_elems, l1_pool_bytes: pool }
+    Memory { plan, intervals, acc_elems, l1_pool_bytes: pool }
 }

@@ -141,8 +141,8 @@ pub struct Gap8Layer {
     /// Bytes of the arena's activation buffers live while the layer runs (written at or before
     /// it, read at or after it; the cut tensor stays live to the end): the arena plan's liveness.
     pub l2_act_bytes: usize,
-    /// L2 scratch the layer uses: its int32 accumulator chunk (HWCE and L2 cluster layers) and
-    /// padded HWCE input plane.
+    /// L2 scratch the layer uses: the int32 accumulator chunk of a cluster layer that is not
+    /// tiled in L1 (0 for every other layer).
     pub l2_scratch_bytes: usize,
     /// Where the layer's weights live: `L2`, `L3` (HyperRAM, read into the L2 staging buffer
     /// before the layer runs; chosen when not all constants fit L2, largest arrays first) or
@@ -178,11 +178,9 @@ pub struct Gap8Report {
     pub arena_lower_bound_bytes: usize,
     /// L2 int32 accumulator scratch.
     pub acc_bytes: usize,
-    /// L2 padded-plane scratch of the HWCE layers.
-    pub pad_bytes: usize,
     /// Static L1 bytes (must stay under 64 KB).
     pub l1_bytes: usize,
-    /// L2 bytes of the generated code's buffers (arena, accumulator, padded plane, the cut
+    /// L2 bytes of the generated code's buffers (arena, accumulator of untiled layers, the cut
     /// tensor's wire header), without the caller's input.
     pub l2_bytes: usize,
     /// Where the weights live: `L2` when they all fit next to the buffers in the 512 KB,
@@ -364,9 +362,7 @@ fn step_sizes(s: &program::Step, es: usize) -> (u64, usize, usize, usize, usize,
     let acc = 4 * c.chunk * c.ho * c.wo;
     let w = l3::weight_array_bytes(s).len();
     match &c.engine {
-        Engine::Hwce(h) => {
-            (c.macs(), h.passes(), w + 5 * c.cout, w, c.hwce_l1().map_or(0, |l| l.total), 2 * c.hwce_pad_elems())
-        }
+        Engine::Hwce(h) => (c.macs(), h.passes(), w + 5 * c.cout, w, c.hwce_l1().map_or(0, |l| l.total), 0),
         Engine::Dw { bias, .. } => (c.macs(), 0, w + bias.len(), w, tile_l1, 0),
         Engine::Cluster => (c.macs(), 0, w + 5 * c.cout, w, 0, acc),
         Engine::Whole => (c.macs(), 0, w + 5 * c.cout, w, c.whole_l1_bytes(c.chunk), 0),
@@ -423,7 +419,7 @@ fn report(
     forced_l3: Option<&std::collections::HashSet<String>>,
 ) -> Result<Gap8Report, Gap8Error> {
     // The wire header is a constant, counted once, in the buffers' L2 figure.
-    let l2_bytes = mem.plan.arena_bytes + 4 * mem.acc_elems + 2 * mem.pad_elems + program.header.len();
+    let l2_bytes = mem.plan.arena_bytes + 4 * mem.acc_elems + program.header.len();
     let stage = match forced_l3 {
         Some(nodes) => budget::place_forced(&mut layers, nodes),
         None => budget::place_weights(&mut layers, l2_bytes, opts.l2_budget_bytes)
@@ -441,7 +437,7 @@ fn assemble(
     l2_budget: usize,
 ) -> Gap8Report {
     let const_bytes = layers.iter().map(|l| l.const_bytes).sum::<usize>() + program.header.len();
-    let l2_bytes = mem.plan.arena_bytes + 4 * mem.acc_elems + 2 * mem.pad_elems + program.header.len();
+    let l2_bytes = mem.plan.arena_bytes + 4 * mem.acc_elems + program.header.len();
     Gap8Report {
         graph: program.graph.clone(),
         input_bytes: program.input.bytes,
@@ -449,7 +445,6 @@ fn assemble(
         arena_bytes: mem.plan.arena_bytes,
         arena_lower_bound_bytes: mem.plan.lower_bound_bytes,
         acc_bytes: 4 * mem.acc_elems,
-        pad_bytes: 2 * mem.pad_elems,
         l1_bytes: mem.l1_bytes(),
         l2_bytes,
         weights_in: if stage == 0 { "L2" } else { "L3" }.into(),

@@ -175,7 +175,7 @@ pub fn lower_variants(parts: &[(u32, &Module)], opts: &Gap8Options) -> Result<Ga
         .map(|(cut, v)| VariantFootprint {
             cut: *cut,
             prefix: v.prefix.clone(),
-            l2_buffer_bytes: v.report.arena_bytes + v.report.acc_bytes + v.report.pad_bytes,
+            l2_buffer_bytes: v.report.arena_bytes + v.report.acc_bytes,
             l1_bytes: v.report.l1_bytes,
             const_bytes: v.report.const_bytes,
             output_bytes: v.report.output_bytes,
@@ -212,7 +212,7 @@ fn joint_placement(
     opts: &Gap8Options,
 ) -> Result<Option<HashMap<u32, HashSet<String>>>, Gap8Error> {
     // The union holds the largest variant's buffers; each variant's wire header is its own.
-    let buffers = |r: &super::Gap8Report| r.arena_bytes + r.acc_bytes + r.pad_bytes;
+    let buffers = |r: &super::Gap8Report| r.arena_bytes + r.acc_bytes;
     let union = variants.iter().map(|(_, v)| buffers(&v.report)).max().unwrap_or(0);
     let headers: usize = variants.iter().map(|(_, v)| v.report.l2_bytes - buffers(&v.report)).sum();
     let mut all: Vec<super::Gap8Layer> = variants.iter().flat_map(|(_, v)| v.report.layers.iter().cloned()).collect();
