@@ -44,11 +44,10 @@ fn band_rows(c: &ConvStep) -> usize {
 }
 
 /// L2 -> L1 bytes of an HWCE layer: per chunk, band and input plane, the band's input rows
-/// inside the plane (the stripes are built from them in L1) and, per input digit, stripe and
-/// weight digit, the chunk's filters.
+/// inside the plane (the stripes are built from them in L1) and the chunk's filters of every
+/// weight digit.
 fn hwce_in(c: &ConvStep, h: &HwcePlan) -> usize {
     let km1 = h.k - 1;
-    let stripes = c.wo.div_ceil(h.stripe_out);
     let mut total = 0;
     for oc0 in (0..c.cout).step_by(c.chunk.max(1)) {
         let ch = c.chunk.min(c.cout - oc0);
@@ -57,7 +56,7 @@ fn hwce_in(c: &ConvStep, h: &HwcePlan) -> usize {
             let v0 = y0 as isize - c.pads[0] as isize;
             let (r0, r1) = (v0.clamp(0, c.h as isize), (v0 + hb as isize).clamp(0, c.h as isize));
             let raw = (r1 - r0) as usize * c.w * c.es;
-            total += c.cin * (raw + h.in_digits * stripes * h.digits * 2 * ch * h.flen);
+            total += c.cin * (raw + h.digits * 2 * ch * h.flen);
         }
     }
     total

@@ -41,10 +41,12 @@ pub(crate) fn hwce_body(
     } else {
         format!("HWCE_ProcessOneTile{k}x{k}(xs[s], ot[0], f, 0, (unsigned)sw, (unsigned)hb)")
     };
-    let fsrc = if l3.is_some() {
-        format!("wl + (d * {} + ic) * ch * {}", c.cin, h.flen)
+    // The chunk's filters of input plane `ic`, every weight digit: one 2D transfer, a line per
+    // digit (digits are `cin x cout` filters apart in L2, `cin x ch` in the L3 staging buffer).
+    let (fsrc, fstride) = if l3.is_some() {
+        (format!("wl + ic * ch * {}", h.flen), format!("{} * ch * {} * 2", c.cin, h.flen))
     } else {
-        format!("{p}_f{i} + ((d * {} + ic) * {} + oc0) * {}", c.cin, c.cout, h.flen)
+        (format!("{p}_f{i} + (ic * {} + oc0) * {}", c.cout, h.flen), format!("{}", c.cin * c.cout * h.flen * 2))
     };
     let prologue = l3.map(|(s, half)| l3_chunk_prologue(p, s, half, "short int")).unwrap_or_default();
     let pool = |at: usize| format!("(void *)({p}_l1_pool + {at})");
@@ -105,6 +107,12 @@ pub(crate) fn hwce_body(
             pi_cl_dma_cmd_wait(&rc[rb]);
             if (ic + 1 < {cin}) {raw_next}
         }}
+        /* The chunk's filters of this input plane, every weight digit: L2 -> L1 (the HWCE reads L1). */
+        if (pi_core_id() == 0) {{
+            pi_cl_dma_cmd_t fc;
+            pi_cl_dma_cmd_2d((uint32_t)(uintptr_t)({fsrc}), (uint32_t)(uintptr_t)fl, (uint32_t)({digits} * ch * {flen} * 2), (uint32_t)({fstride}), (uint32_t)(ch * {flen} * 2), PI_CL_DMA_DIR_EXT2LOC, &fc);
+            pi_cl_dma_cmd_wait(&fc);
+        }}
         pi_cl_team_barrier();
 {e_open}        /* Vertical stripes, at most {stripe_w} input pixels wide, even width, built in L1 by the cores (two buffers in turn). */
         for (int x0 = 0, s = 0; x0 < {wo}; x0 += {so}, s ^= 1) {{
@@ -113,16 +121,9 @@ pub(crate) fn hwce_body(
             {build}
             pi_cl_team_barrier();
             for (int d = 0; d < {digits}; d++) {{
-                /* The chunk's filters of this weight digit and input plane: L2 -> L1 (the HWCE reads L1). */
-                if (pi_core_id() == 0) {{
-                    pi_cl_dma_cmd_t fc;
-                    pi_cl_dma_cmd((uint32_t)(uintptr_t)({fsrc}), (uint32_t)(uintptr_t)fl, (uint32_t)(ch * {flen} * 2), PI_CL_DMA_DIR_EXT2LOC, &fc);
-                    pi_cl_dma_cmd_wait(&fc);
-                }}
-                pi_cl_team_barrier();
                 for (int oc = oc0; oc < oc0 + ch; oc += {per}) {{
                     int n = oc0 + ch - oc < {per} ? oc0 + ch - oc : {per};
-                    short int *f = fl + (oc - oc0) * {flen};
+                    short int *f = fl + (d * ch + oc - oc0) * {flen};
                     if (pi_core_id() == 0) {call};
                     pi_cl_team_barrier();
                     ClioHwceAcc_T ha = {{.Acc = acc, .Tile = {{ot[0], ot[1], ot[2]}}, .N = (uint16_t)n, .Oc = (uint16_t)(oc - oc0), .So = (uint16_t)so, .TileW = (uint16_t)(sw - {km1}), .Ho = (uint16_t)rows, .Wo = {wo}, .X0 = (uint16_t)x0, .Shift = (uint8_t)({shift})}};
@@ -162,6 +163,8 @@ pub(crate) fn hwce_body(
         raw_next = raw_dma("ic + 1", "raw[rb ^ 1]", "&rc[rb ^ 1]"),
         build = build,
         digits = h.digits,
+        fsrc = fsrc,
+        fstride = fstride,
         per = h.outs_per_call(),
         flen = h.flen,
         lo = c.lo,

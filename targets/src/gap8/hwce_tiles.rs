@@ -26,7 +26,7 @@ pub(crate) struct HwceL1 {
     /// Offset and bytes of each of the three int16 HWCE output tiles.
     pub tiles_at: usize,
     pub tile: usize,
-    /// Offset of the chunk's filters of one digit and input plane (int16).
+    /// Offset of the chunk's filters of one input plane, every weight digit (int16).
     pub filters_at: usize,
     /// Offset of the int32 accumulator (chunk x rows x wo).
     pub acc_at: usize,
@@ -46,7 +46,7 @@ impl HwceL1 {
         let tile = four(2 * h.stripe_out * rows);
         let tiles_at = stripes_at + 2 * stripe;
         let filters_at = tiles_at + 3 * tile;
-        let acc_at = filters_at + four(2 * chunk * h.flen);
+        let acc_at = filters_at + four(2 * h.digits * chunk * h.flen);
         let out_at = acc_at + 4 * chunk * rows * c.wo;
         let total = out_at + four(chunk * rows * c.wo * c.es);
         HwceL1 { raw, stripes_at, stripe, tiles_at, tile, filters_at, acc_at, out_at, total }
