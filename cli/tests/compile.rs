@@ -227,6 +227,38 @@ fn compile_for_gap8_in_q16() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// `--l1-budget` / `--l2-budget` reach the GAP8 backend (smaller tiles, the manifest's
+/// budgets); out-of-range values and other targets are refused with one line and no output.
+#[test]
+fn compile_for_gap8_takes_l1_and_l2_budgets() {
+    let d = tmp("gap8-budgets");
+    ok(&clio_in(
+        &d,
+        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
+    ));
+    let base = ["compile", "m.clio", "--target", "gap8", "--cut", "3", "--calib", "random:1"];
+    ok(&clio_in(&d, &[&base[..], &["--l1-budget", "16384", "--l2-budget", "400000", "-o", "out"]].concat()));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("out/manifest.json")).unwrap()).unwrap();
+    let r = &m["device"]["report"];
+    assert_eq!(r["l2_budget_bytes"], 400000);
+    assert!(r["l1_bytes"].as_u64().unwrap() <= 16384, "{r}");
+    compiles_against_gap8_shims(&d.join("out"));
+    for (flags, msg) in [
+        (vec!["--target", "gap8", "--l1-budget", "70000"], "l1_budget_bytes 70000 must be between 1 and 65536"),
+        (vec!["--target", "stm32f7", "--l1-budget", "8192"], "--l1-budget and --l2-budget are for --target gap8"),
+    ] {
+        let args: Vec<&str> =
+            [&["compile", "m.clio", "--cut", "3", "--calib", "random:1", "-o", "o2"][..], &flags[..]].concat();
+        let bad = clio_in(&d, &args);
+        assert_eq!(bad.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(err.contains(msg) && err.lines().count() == 1, "{err}");
+        assert!(!d.join("o2").exists());
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn compile_for_gap8_with_several_cuts_builds_one_switching_program() {
     let d = tmp("gap8-variants");

@@ -189,6 +189,20 @@ fn hwce_layers_on_tall_planes_are_row_tiled_bit_exact() {
     assert!(layer("s").reason.contains("L1 tiles: chunks of 6824 elements"), "{}", layer("s").reason);
     assert!(layer("m").reason.contains("L1 tiles: 1 channel(s), input"), "{}", layer("m").reason);
     assert!(c.report.l1_bytes <= 40 * 1024, "{}", c.report.l1_bytes);
+
+    // A smaller L1 budget: smaller tiles everywhere (more bands), still bit-exact.
+    let opts = Gap8Options { l1_budget_bytes: 8 * 1024, ..Default::default() };
+    let small = check_bit_exact_with(&m, "tall_8k", 1, &opts);
+    assert!(small.report.l1_bytes <= 8 * 1024, "{}", small.report.l1_bytes);
+    for node in ["a", "b", "c"] {
+        let (big, l) = (layer(node), small.report.layers.iter().find(|l| l.node == node).unwrap());
+        assert_eq!(l.unit, "hwce", "%{node}: {}", l.reason);
+        assert!(l.l1_bytes <= 8 * 1024 && l.l1_bytes < big.l1_bytes, "%{node}: {}", l.reason);
+    }
+    for bad in [0, 64 * 1024 + 1] {
+        let e = lower(&m, &Gap8Options { l1_budget_bytes: bad, ..Default::default() }).unwrap_err();
+        assert!(matches!(&e, Gap8Error::Options(msg) if msg.contains("l1_budget_bytes")), "{e}");
+    }
 }
 
 fn small() -> Module {

@@ -56,9 +56,18 @@ pub struct CompileArgs {
     #[arg(long, default_value = "s8", value_parser = ["s8", "legacy-q7"])]
     pub cmsis: String,
     /// GAP8 only: the Q format of the default pipeline's device part, `q8` (8-bit, HWCE and
-    /// cluster) or `q16` (16-bit, cluster cores only). Default q8.
+    /// cluster) or `q16` (16-bit: cluster cores, and the HWCE in digit passes where faster).
+    /// Default q8.
     #[arg(long, value_parser = ["q8", "q16"])]
     pub scheme: Option<String>,
+    /// GAP8 only: L1 bytes one layer's tiles may use (at most 65536; default 40960, the rest
+    /// left to the cluster stacks and the application).
+    #[arg(long, value_name = "BYTES")]
+    pub l1_budget: Option<usize>,
+    /// GAP8 only: L2 bytes the generated code may use (at most 524288, the default); constants
+    /// over it move to L3 (HyperRAM), buffers over it are an error.
+    #[arg(long, value_name = "BYTES")]
+    pub l2_budget: Option<usize>,
     /// C symbol and file prefix.
     #[arg(long, default_value = "clio_device")]
     pub prefix: String,
@@ -160,6 +169,9 @@ fn write_cloud_exports(dir: &std::path::Path, cloud: &Module) -> Result<serde_js
 
 /// Runs `clio compile`.
 pub fn run(a: CompileArgs) -> Result<(), Error> {
+    if a.target != "gap8" && (a.l1_budget.is_some() || a.l2_budget.is_some()) {
+        return Err(Error::Format(format!("--l1-budget and --l2-budget are for --target gap8, not {}", a.target)));
+    }
     let mut m = load_model(&a.input, &a.input_args)?;
     if a.target == "gap8" && a.cut.as_deref().is_some_and(|c| c.contains(',')) {
         return run_gap8_variants(&a, &m);
@@ -254,12 +266,24 @@ pub fn run(a: CompileArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// The GAP8 backend options of `clio compile`'s arguments (the backend checks the budgets).
+fn gap8_options(a: &CompileArgs) -> clio_targets::gap8::Gap8Options {
+    let d = clio_targets::gap8::Gap8Options::default();
+    clio_targets::gap8::Gap8Options {
+        graph: "device".into(),
+        prefix: a.prefix.clone(),
+        l1_budget_bytes: a.l1_budget.unwrap_or(d.l1_budget_bytes),
+        l2_budget_bytes: a.l2_budget.unwrap_or(d.l2_budget_bytes),
+        ..d
+    }
+}
+
 /// The GAP8 path: `@device` lowered by `clio_targets::gap8` (its C, header, per-layer manifest
 /// and clio's cluster kernels), the host shims under `gap8_shims/`, the cloud part and a
 /// top-level manifest, written atomically into the output directory.
 fn run_gap8(a: &CompileArgs, m: &Module, pipe: Option<String>) -> Result<(), Error> {
     use clio_targets::gap8;
-    let opts = gap8::Gap8Options { graph: "device".into(), prefix: a.prefix.clone(), ..Default::default() };
+    let opts = gap8_options(a);
     let c = gap8::lower(m, &opts).map_err(|e| Error::Format(e.to_string()))?;
     let cost = clio_targets::load_target("gap8").map_err(|e| Error::Format(e.to_string()))?;
     let g = m.graph("device").ok_or_else(|| Error::Format("no @device graph".into()))?;
@@ -338,7 +362,7 @@ fn run_gap8_variants(a: &CompileArgs, m: &Module) -> Result<(), Error> {
         parts.push((cut, one));
     }
     let refs: Vec<(u32, &Module)> = parts.iter().map(|(k, m)| (*k, m)).collect();
-    let opts = gap8::Gap8Options { graph: "device".into(), prefix: a.prefix.clone(), ..Default::default() };
+    let opts = gap8_options(a);
     let v = gap8::lower_variants(&refs, &opts).map_err(|e| Error::Format(e.to_string()))?;
     let dir = AtomicDir::new(&a.output)?;
     v.write_to(dir.path())?;

@@ -99,14 +99,14 @@ pub(crate) fn table(r: &Gap8Report) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "Per-layer memory budget, bytes (L1 budget {L1_BYTES}, L2 budget {}):\n\
+        "Per-layer memory budget, bytes (L1 budget {} of {L1_BYTES}, L2 budget {}):\n\
          L1 = the layer's L1 tiles (input buffers or bands, HWCE stripes, tiles and filters,\n\
          accumulator, output tile);\n\
          L2 = L2 act (arena activations live during the layer) + L2 scr (the int32 accumulator\n\
          of a layer not tiled in L1) + its constants (weights, biases, shifts; the weights in\n\
          the L3 staging buffer when they are in L3);\n\
          L3 = its weights when they do not fit L2: read from HyperRAM into the staging buffer.",
-        r.l2_budget_bytes
+        r.l1_budget_bytes, r.l2_budget_bytes
     );
     let _ = writeln!(
         o,
@@ -136,9 +136,10 @@ pub(crate) fn table(r: &Gap8Report) -> String {
     let in_l2 = r.const_bytes.saturating_sub(l3 + header);
     let _ = writeln!(
         o,
-        "Largest layer: L1 {} of {L1_BYTES}, L2 {} of {}.\n\
+        "Largest layer: L1 {} of {}, L2 {} of {}.\n\
          Static: L1 buffers {} B; L2 buffers {} B + constants in L2 {in_l2} B + L3 staging {} B = {} B; weights in L3 {l3} B.",
         max(|l| l.l1_bytes),
+        r.l1_budget_bytes,
         max(|l| l.l2_bytes),
         r.l2_budget_bytes,
         r.l1_bytes,

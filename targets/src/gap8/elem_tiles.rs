@@ -2,7 +2,7 @@
 //! elementwise layers (clamp, add, each operand of a concat), pools, global average pooling
 //! and the AutoTiler depthwise kernel. Each moves its operands L2 -> L1 by cluster DMA in
 //! double-buffered chunks, computes on L1 and writes its result tile back by DMA, within
-//! [`super::L1_STREAM_BUDGET`]; the chosen sizes are the proof that the tiles fit. A layer
+//! `Gap8Options::l1_budget_bytes`; the chosen sizes are the proof that the tiles fit. A layer
 //! with no fitting tile (a single plane or window band too large) keeps reading L2, and its
 //! reason says so.
 

@@ -27,6 +27,8 @@ struct Cx<'a> {
     producer: HashMap<usize, usize>,
     input: Option<Io>,
     width: Width,
+    /// L1 bytes one layer's tiles may use (`Gap8Options::l1_budget_bytes`).
+    l1_budget: usize,
 }
 
 /// The element type of a width's activations and weights.
@@ -292,7 +294,7 @@ impl<'a> Cx<'a> {
                         plan.outs_per_call(), plan.max_bound
                     );
                     step.engine = Engine::Hwce(plan);
-                    if step.try_hwce_tiles(super::L1_STREAM_BUDGET) {
+                    if step.try_hwce_tiles(self.l1_budget) {
                         r
                     } else {
                         step.engine = Engine::Cluster;
@@ -300,7 +302,7 @@ impl<'a> Cx<'a> {
                             "cluster (ClioKerParConvAcc32{}): HWCE-eligible but not even one output row of {} channel(s) fits {} B of L1",
                             self.width.suffix(),
                             step.chunk_unit(),
-                            super::L1_STREAM_BUDGET
+                            self.l1_budget
                         )
                     }
                 }
@@ -336,9 +338,9 @@ impl<'a> Cx<'a> {
         } else {
             step.choose_chunk(super::ACC_BUDGET);
         }
-        if step.try_stream(super::L1_STREAM_BUDGET) {
+        if step.try_stream(self.l1_budget) {
             reason.push_str(&step.stream_note());
-        } else if step.try_whole(super::L1_STREAM_BUDGET) {
+        } else if step.try_whole(self.l1_budget) {
             reason.push_str(&step.whole_note());
         }
         let bytes = o * ho * wo;
@@ -416,7 +418,7 @@ impl<'a> Cx<'a> {
         let mut step = step;
         step.choose_chunk(super::ACC_BUDGET);
         let mut reason = format!("cluster ({}): linear layer as a 1x1 convolution over the planar [C*H*W] vector (the NCHW flatten order, no permutation)", self.kn("ClioKerParConvAcc32"));
-        if step.try_whole(super::L1_STREAM_BUDGET) {
+        if step.try_whole(self.l1_budget) {
             reason.push_str(&step.whole_note());
         }
         self.push(id, StepKind::Conv(Box::new(step)), vec![x.loc], out, [out, 1, 1], reason);
@@ -676,13 +678,22 @@ impl<'a> Cx<'a> {
 }
 
 /// Lowers graph `graph` of `m` to a [`Program`].
-pub(crate) fn lower(m: &Module, graph: &str) -> Result<Program, Gap8Error> {
+pub(crate) fn lower(m: &Module, graph: &str, l1_budget: usize) -> Result<Program, Gap8Error> {
     let g = m.graph(graph).ok_or_else(|| Gap8Error::NoGraph(graph.to_string()))?;
     let gerr = |message: String| Gap8Error::Graph { graph: graph.to_string(), message };
     let order = g.topo_order().map_err(|c| gerr(format!("cycle at {}", c.0)))?;
     let width = width_of(g);
-    let mut cx =
-        Cx { m, g, acts: HashMap::new(), steps: vec![], buffers: vec![], producer: HashMap::new(), input: None, width };
+    let mut cx = Cx {
+        m,
+        g,
+        acts: HashMap::new(),
+        steps: vec![],
+        buffers: vec![],
+        producer: HashMap::new(),
+        input: None,
+        width,
+        l1_budget,
+    };
     for id in order {
         cx.node(id)?;
     }
@@ -707,7 +718,7 @@ pub(crate) fn lower(m: &Module, graph: &str) -> Result<Program, Gap8Error> {
     let header = msg[..msg.len() - payload].to_vec();
     let output = Io { name: g.node(out.node).name().to_string(), shape: ty.shape.clone(), frac: f, bytes: payload };
     let mut steps = cx.steps;
-    super::elem_tiles::assign(&mut steps, width.bytes(), super::L1_STREAM_BUDGET);
+    super::elem_tiles::assign(&mut steps, width.bytes(), l1_budget);
     Ok(Program {
         graph: graph.to_string(),
         width,

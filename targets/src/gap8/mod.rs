@@ -78,8 +78,8 @@ pub const L2_BYTES: usize = 512 * 1024;
 /// whose accumulator fits this (at least one channel group).
 pub const ACC_BUDGET: usize = 64 * 1024;
 
-/// L1 bytes a layer's tiles may use (HWCE and streamed cluster layers alike; the rest of the
-/// 64 KB is left to the cluster cores' stacks and the application).
+/// The default L1 bytes a layer's tiles may use ([`Gap8Options::l1_budget_bytes`]; the rest of
+/// the 64 KB is left to the cluster cores' stacks and the application).
 pub const L1_STREAM_BUDGET: usize = 40 * 1024;
 
 /// Options of [`lower`].
@@ -95,6 +95,10 @@ pub struct Gap8Options {
     /// Bytes of weights one chunk of a layer whose weights are in L3 may hold (default
     /// [`L3_CHUNK_BYTES`]); the L2 staging buffer holds two chunks.
     pub l3_chunk_bytes: usize,
+    /// L1 bytes one layer's tiles may use (default [`L1_STREAM_BUDGET`], 40 KB; at most
+    /// [`L1_BYTES`]). Each layer's tiler picks the largest tiles within it; a layer with no
+    /// fitting tile reads L2 directly, and its reason says so.
+    pub l1_budget_bytes: usize,
 }
 
 impl Default for Gap8Options {
@@ -104,6 +108,7 @@ impl Default for Gap8Options {
             prefix: "clio_device".into(),
             l2_budget_bytes: L2_BYTES,
             l3_chunk_bytes: L3_CHUNK_BYTES,
+            l1_budget_bytes: L1_STREAM_BUDGET,
         }
     }
 }
@@ -194,7 +199,8 @@ pub struct Gap8Report {
     /// no file).
     #[serde(skip_serializing_if = "is_zero")]
     pub l3_image_bytes: usize,
-    /// The L1 budget every layer's `l1_bytes` is checked against ([`L1_BYTES`]).
+    /// The L1 budget every layer's tiles were chosen within (`Gap8Options::l1_budget_bytes`, by
+    /// default [`L1_STREAM_BUDGET`]).
     pub l1_budget_bytes: usize,
     /// The L2 budget (`Gap8Options::l2_budget_bytes`, by default [`L2_BYTES`]).
     pub l2_budget_bytes: usize,
@@ -314,7 +320,13 @@ fn lower_with(
     if !valid_prefix(&opts.prefix) {
         return Err(Gap8Error::Options(format!("prefix `{}` is not a C identifier", opts.prefix)));
     }
-    let mut program = lower::lower(m, opts.graph.trim_start_matches('@'))?;
+    if opts.l1_budget_bytes == 0 || opts.l1_budget_bytes > L1_BYTES {
+        return Err(Gap8Error::Options(format!(
+            "l1_budget_bytes {} must be between 1 and {L1_BYTES}",
+            opts.l1_budget_bytes
+        )));
+    }
+    let mut program = lower::lower(m, opts.graph.trim_start_matches('@'), opts.l1_budget_bytes)?;
     let mut mem = memory::plan(&program);
     if mem.l1_bytes() > L1_BYTES {
         return Err(Gap8Error::Graph {
@@ -339,7 +351,7 @@ fn lower_with(
             l.weights_in = placed.weights_in.clone();
             l.l3_bytes = placed.l3_bytes;
         }
-        report = assemble(&program, &mem, layers, report.l3_stage_bytes, opts.l2_budget_bytes);
+        report = assemble(&program, &mem, layers, report.l3_stage_bytes, opts);
     }
     let l3 = l3::plan(&program.steps, &report.layers);
     report.l3_stage_bytes = l3.stage_bytes;
@@ -425,16 +437,17 @@ fn report(
         None => budget::place_weights(&mut layers, l2_bytes, opts.l2_budget_bytes)
             .map_err(|message| Gap8Error::Graph { graph: program.graph.clone(), message })?,
     };
-    Ok(assemble(program, mem, layers, stage, opts.l2_budget_bytes))
+    Ok(assemble(program, mem, layers, stage, opts))
 }
 
-/// The report of placed `layers` with an L3 staging buffer of `stage` bytes.
+/// The report of placed `layers` with an L3 staging buffer of `stage` bytes, under the budgets
+/// of `opts`.
 fn assemble(
     program: &program::Program,
     mem: &memory::Memory,
     layers: Vec<Gap8Layer>,
     stage: usize,
-    l2_budget: usize,
+    opts: &Gap8Options,
 ) -> Gap8Report {
     let const_bytes = layers.iter().map(|l| l.const_bytes).sum::<usize>() + program.header.len();
     let l2_bytes = mem.plan.arena_bytes + 4 * mem.acc_elems + program.header.len();
@@ -450,8 +463,8 @@ fn assemble(
         weights_in: if stage == 0 { "L2" } else { "L3" }.into(),
         l3_stage_bytes: stage,
         l3_image_bytes: 0,
-        l1_budget_bytes: L1_BYTES,
-        l2_budget_bytes: l2_budget,
+        l1_budget_bytes: opts.l1_budget_bytes,
+        l2_budget_bytes: opts.l2_budget_bytes,
         const_bytes,
         macs: layers.iter().map(|l| l.macs).sum(),
         hwce_macs: layers.iter().filter(|l| l.unit == "hwce").map(|l| l.macs).sum(),
