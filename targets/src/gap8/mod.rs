@@ -11,7 +11,7 @@
 //! * `lower.rs`: IR -> program, with the per-op choice of engine and kernel and its reason;
 //! * `hwce.rs`: HWCE planning (filter packing, output modes, stripes, the 16-bit overflow proof);
 //! * `hwce_tiles.rs`: an HWCE layer's L1 tiles (output-channel chunks x row bands) and their fit;
-//! * `emit_hwce.rs`: the C of an HWCE layer;
+//! * `emit_hwce.rs`: the C of an HWCE layer; `emit_stream.rs`: of a streamed cluster conv;
 //! * `elem_tiles.rs` / `emit_elem.rs`: L1 tiles of elementwise layers, pools, global average
 //!   pooling and the AutoTiler depthwise kernel, and their C;
 //! * `memory.rs`: L2 arena (the shared planner [`crate::stm32::plan_arena`]), scratch and the
@@ -48,6 +48,7 @@ mod elem_tiles;
 mod emit;
 mod emit_elem;
 mod emit_hwce;
+mod emit_stream;
 mod error;
 mod estimate;
 mod hwce;
