@@ -205,6 +205,42 @@ fn hwce_layers_on_tall_planes_are_row_tiled_bit_exact() {
     }
 }
 
+#[test]
+fn grouped_convs_stream_through_l1_bit_exact() {
+    // Grouped (not depthwise) convs whose whole input does not fit L1: chunks of output
+    // channels inside one group read that group's planes, in row bands when one output plane
+    // does not fit (a: 112x112) and in whole planes otherwise (b: one channel per chunk, c: two).
+    let src = format!(
+        "module @grp {{
+  weight @a.w : tensor<4x2x3x3xf32> = {}
+  weight @a.b : tensor<4xf32> = {}
+  weight @b.w : tensor<4x2x3x3xf32> = {}
+  weight @c.w : tensor<4x2x3x3xf32> = {}
+  graph @main(%x: tensor<1x4x112x112xf32>) -> (tensor<1x4x56x56xf32>) {{
+    %a = conv2d(%x, @a.w, @a.b) {{strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 2}} : tensor<1x4x112x112xf32>
+    %r = relu(%a) : tensor<1x4x112x112xf32>
+    %b = conv2d(%r, @b.w) {{strides = [2, 2], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 2}} : tensor<1x4x56x56xf32>
+    %c = conv2d(%b, @c.w) {{strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], groups = 2}} : tensor<1x4x56x56xf32>
+    return %c
+  }}
+}}",
+        dense(72, 41, 0.5),
+        dense(4, 42, 0.2),
+        dense(72, 43, 0.5),
+        dense(72, 44, 0.5),
+    );
+    let mut m = parse_module(&src, &ParseOptions::default()).unwrap();
+    run_pipeline(&mut m, "quantize{scheme=q8,calib=random:3,samples=2},partition{cut=c,granularity=layer}");
+    let c = check_bit_exact(&m, "grouped", 2);
+    let layer = |node: &str| c.report.layers.iter().find(|l| l.node == node).unwrap();
+    assert!(layer("a").reason.contains("in bands of"), "{}", layer("a").reason);
+    assert!(layer("b").reason.contains("L1 tiles: 1 output channel(s)"), "{}", layer("b").reason);
+    assert!(layer("c").reason.contains("L1 tiles: 2 output channel(s)"), "{}", layer("c").reason);
+    for l in &c.report.layers {
+        assert!(l.l1_bytes > 0 && l.l1_bytes <= 40 * 1024 && l.dma_in_bytes > 0, "%{}: {}", l.node, l.reason);
+    }
+}
+
 fn small() -> Module {
     let src = format!(
         "module @small {{

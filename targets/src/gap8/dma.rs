@@ -17,7 +17,7 @@ pub(crate) fn dma_bytes(s: &Step, es: usize) -> (usize, usize) {
     let chunks = c.cout.div_ceil(c.chunk.max(1));
     match &c.engine {
         Engine::Hwce(h) => (hwce_in(c, h), out),
-        Engine::Stream { dw: false } => (chunks * c.cin * band_rows(c) * c.w * c.es, out),
+        Engine::Stream { dw: false } => (chunks * (c.cin / c.groups.max(1)) * band_rows(c) * c.w * c.es, out),
         Engine::Stream { dw: true } => (c.cin * band_rows(c) * c.w * c.es, out),
         Engine::Whole => (c.cin * c.h * c.w * c.es, out),
         Engine::Cluster | Engine::Dw { .. } => (0, 0),

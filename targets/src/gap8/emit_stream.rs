@@ -60,6 +60,10 @@ pub(crate) fn stream_body(
         format!("pi_cl_dma_cmd((uint32_t)(uintptr_t)({src}), (uint32_t)(uintptr_t){dst}, (uint32_t)({bytes}), PI_CL_DMA_DIR_EXT2LOC, {cmd});")
     };
     let reduce = l1_reduce(n, i, c, y);
+    // A grouped dense layer: each chunk (inside one group) reads its group's `cg` planes.
+    let cg = c.cin / c.groups.max(1);
+    let xg =
+        if c.groups > 1 && !dw { format!("({x} + oc0 / {} * {})", cout / c.groups, cg * plane) } else { x.to_string() };
     if dw && c.banded() {
         let (w, h, wo, ho, rows) = (c.w, c.h, c.wo, c.ho, c.rows);
         let (sy, pt) = (c.stride[0], c.pads[0]);
@@ -168,7 +172,7 @@ pub(crate) fn stream_body(
         let (sy, pt) = (c.stride[0], c.pads[0]);
         let kext = (c.kh - 1) * c.dil[0] + 1;
         let in_dma = |plane_expr: &str, dst: &str, cmd: &str| {
-            dma(&format!("{x} + {plane_expr} * {plane} + r0 * {w}"), dst, &format!("hb * {w}{es}"), cmd)
+            dma(&format!("{xg} + {plane_expr} * {plane} + r0 * {w}"), dst, &format!("hb * {w}{es}"), cmd)
         };
         let _ = write!(
             out,
@@ -198,7 +202,7 @@ pub(crate) fn stream_body(
     if (pi_core_id() == 0) pi_cl_dma_cmd_wait(&wb);
 ",
             planes = plane_loop(
-                c.cin,
+                cg,
                 &in_dma("0", "xb[0]", "&cmd[0]"),
                 &in_dma("(ic + 1)", "xb[b ^ 1]", "&cmd[b ^ 1]"),
                 &format!("{ct} ca = {{.In = xb[b], .Acc = acc, .Filter = {wsrc}, {}, .OutFeatures = (uint16_t)ch}};", band_window(c)),
@@ -222,9 +226,9 @@ pub(crate) fn stream_body(
     if (pi_core_id() == 0) pi_cl_dma_cmd_wait(&wb);
 ",
             planes = plane_loop(
-                c.cin,
-                &dma(x, "xb[0]", &format!("{plane}{es}"), "&cmd[0]"),
-                &dma(&format!("{x} + (ic + 1) * {plane}"), "xb[b ^ 1]", &format!("{plane}{es}"), "&cmd[b ^ 1]"),
+                cg,
+                &dma(&xg, "xb[0]", &format!("{plane}{es}"), "&cmd[0]"),
+                &dma(&format!("{xg} + (ic + 1) * {plane}"), "xb[b ^ 1]", &format!("{plane}{es}"), "&cmd[b ^ 1]"),
                 &conv(
                     "xb[b]",
                     "acc",

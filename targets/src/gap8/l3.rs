@@ -54,7 +54,7 @@ pub(crate) fn chunk_layout(s: &Step) -> Option<ChunkLayout> {
         // A row-tiled depthwise layer walks (channel, band) pairs: its weights stay in L2.
         Engine::Stream { dw: true } if c.rows < c.ho => return None,
         Engine::Stream { dw: true } => (1, kk * c.es),
-        Engine::Stream { dw: false } => (c.cin, kk * c.es),
+        Engine::Stream { dw: false } => (c.cin / c.groups.max(1), kk * c.es),
         Engine::Cluster | Engine::Whole => (1, c.cin / c.groups.max(1) * kk * c.es),
     };
     Some(ChunkLayout { lines, oc_bytes, cout: c.cout })
@@ -63,9 +63,8 @@ pub(crate) fn chunk_layout(s: &Step) -> Option<ChunkLayout> {
 /// The chunk an L3 layer uses: its chunk, cut down (in whole chunk units) so that a chunk's
 /// weights fit `max_bytes`, at least one unit.
 pub(crate) fn l3_chunk(c: &ConvStep, layout: ChunkLayout, max_bytes: usize) -> usize {
-    let unit = c.chunk_unit();
     let fit = max_bytes / layout.bytes(1).max(1);
-    c.chunk.min(((fit / unit).max(1) * unit).min(c.cout)).max(1)
+    c.chunk.min(c.valid_chunk(fit))
 }
 
 /// Bytes of the staging buffer a step needs if its weights move to L3 (two chunks), or

@@ -166,18 +166,29 @@ impl ConvStep {
         ((if dw { chunk * band } else { band }) * self.es).div_ceil(4) * 4
     }
 
-    /// Turns a `Cluster` layer into a `Stream` one when it is dense (groups 1) or depthwise,
-    /// its planes are not tiny and one output channel fits `budget` bytes of L1; picks the
+    /// Turns a `Cluster` layer into a `Stream` one when its planes are not tiny and one output
+    /// channel fits `budget` bytes of L1 (dense, depthwise, or grouped when its whole input
+    /// does not fit L1: then chunks stay inside a group); picks the
     /// largest chunk that fits (a proof that the layer's L1 tiles fit). A dense layer whose
     /// single output plane does not fit is tiled in bands of output rows (the most that fit).
     pub fn try_stream(&mut self, budget: usize) -> bool {
         let dw = self.groups > 1 && self.groups == self.cin && self.cin == self.cout;
-        if !matches!(self.engine, Engine::Cluster) || !(self.groups == 1 || dw) || self.h * self.w < 16 {
+        let grouped = self.groups > 1 && !dw;
+        if !matches!(self.engine, Engine::Cluster) || self.h * self.w < 16 {
             return false;
         }
+        // A grouped conv whose whole input fits L1 takes the whole-input tiles instead.
+        if grouped && self.whole_l1_bytes(self.chunk_unit()) <= budget {
+            return false;
+        }
+        // A grouped conv streams one group's planes per chunk: chunks stay inside a group.
+        let limit = if grouped { self.cout / self.groups } else { self.cout };
         let mut chunk = 0;
-        while chunk < self.cout && self.stream_l1_bytes(dw, chunk + 1) <= budget {
+        while chunk < limit && self.stream_l1_bytes(dw, chunk + 1) <= budget {
             chunk += 1;
+        }
+        if grouped {
+            chunk = (1..=chunk).rev().find(|c| limit % c == 0).unwrap_or(0);
         }
         if chunk == 0 {
             // Row tiling: one output channel in bands of as many rows as fit.
@@ -191,17 +202,14 @@ impl ConvStep {
                 return false;
             }
         }
-        if chunk == 0 {
-            return false;
-        }
         if !dw {
-            // [cout][cin][kh][kw] -> [cin][cout][kh][kw]: one plane's filters are contiguous.
-            let kk = self.kh * self.kw;
+            // [cout][cg][kh][kw] -> [cg][cout][kh][kw]: one input plane's filters are contiguous.
+            let (kk, cg) = (self.kh * self.kw, self.cin / self.groups.max(1));
             let mut t = vec![0i16; self.weights.len()];
             for o in 0..self.cout {
-                for i in 0..self.cin {
+                for i in 0..cg {
                     t[(i * self.cout + o) * kk..(i * self.cout + o + 1) * kk]
-                        .copy_from_slice(&self.weights[(o * self.cin + i) * kk..(o * self.cin + i + 1) * kk]);
+                        .copy_from_slice(&self.weights[(o * cg + i) * kk..(o * cg + i + 1) * kk]);
                 }
             }
             self.weights = t;
@@ -209,6 +217,19 @@ impl ConvStep {
         self.chunk = chunk;
         self.engine = Engine::Stream { dw };
         true
+    }
+
+    /// The largest valid chunk of at most `max` output channels (at least one unit): whole
+    /// units (see [`ConvStep::chunk_unit`]), and for a streamed grouped conv a divisor of the
+    /// channels per group, so that no chunk straddles two groups.
+    pub fn valid_chunk(&self, max: usize) -> usize {
+        let unit = self.chunk_unit();
+        let chunk = ((max / unit).max(1) * unit).min(self.cout).max(1);
+        if matches!(self.engine, Engine::Stream { dw: false }) && self.groups > 1 {
+            let og = self.cout / self.groups;
+            return (1..=chunk.min(og)).rev().find(|c| og % c == 0).unwrap_or(1);
+        }
+        chunk
     }
 
     /// Chooses [`ConvStep::chunk`]: as many output channels as fit `budget` bytes of int32
@@ -223,7 +244,10 @@ impl ConvStep {
     /// The granularity of output-channel chunks: whole groups of a grouped conv, the three
     /// outputs of an HWCE 3x3 multi-out call, else one channel.
     pub fn chunk_unit(&self) -> usize {
-        if self.groups > 1 {
+        if matches!(self.engine, Engine::Stream { .. }) {
+            // Streamed layers accumulate plane by plane: any channel count within a group.
+            1
+        } else if self.groups > 1 {
             (self.cout / self.groups.max(1)).max(1)
         } else if matches!(&self.engine, Engine::Hwce(h) if h.k == 3) {
             3
