@@ -127,3 +127,29 @@ fn inputs_outputs_and_transmit() {
         "verifier: module: module @empty has no graph"
     );
 }
+
+/// `Graph::operand_list` (no allocation up to six operands) gives what `Graph::operands` gives,
+/// in slot order, whatever order the edges were added or rewired in, inline or not.
+#[test]
+fn operand_list_matches_operands() {
+    let mut m = base();
+    let g = m.graph_mut("main").unwrap();
+    let (x, conv, relu) = (Value::of(g.inputs()[0]), g.find("conv").unwrap(), g.find("relu").unwrap());
+    for n in [conv, relu] {
+        assert_eq!(&*g.operand_list(n), g.operands(n).as_slice());
+    }
+    // Slots set out of order, with a gap (a corrupt graph), then more than fit inline.
+    g.set_operands(relu, &[]);
+    for slot in [3, 0, 2] {
+        g.set_operand(relu, slot, Value::of(conv));
+    }
+    g.set_operand(relu, 2, x);
+    assert_eq!(&*g.operand_list(relu), g.operands(relu).as_slice());
+    assert_eq!(g.operand_list(relu).len(), 3);
+    for slot in (0..9).rev() {
+        g.set_operand(relu, slot, if slot % 2 == 0 { x } else { Value::of(conv) });
+    }
+    let list = g.operand_list(relu);
+    assert_eq!(list.len(), 9);
+    assert_eq!(&*list, g.operands(relu).as_slice());
+}

@@ -96,7 +96,7 @@ impl Pass for FoldConstants {
                 if !foldable(&node.op) || node.results.len() != 1 {
                     continue;
                 }
-                let operands = g.operands(n);
+                let operands = g.operand_list(n);
                 let Some(names) =
                     operands.iter().map(|v| g.weight_name(*v).map(str::to_string)).collect::<Option<Vec<_>>>()
                 else {

@@ -85,7 +85,7 @@ struct Affine {
 
 /// Reads the batch norm's parameters; `None` if any is not an f32 weight of the right length.
 fn bn_affine(m: &Module, g: &Graph, bn: NodeId, eps: f32) -> Option<Affine> {
-    let ops = g.operands(bn);
+    let ops = g.operand_list(bn);
     let mut p: Vec<&[f32]> = Vec::with_capacity(4);
     for v in ops.get(1..5)? {
         let w = m.weight(g.weight_name(*v)?)?;

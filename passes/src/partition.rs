@@ -90,7 +90,7 @@ fn copy_nodes(src: &Graph, dst: &mut Graph, nodes: &[NodeId], map: &mut FxHashMa
     for n in nodes {
         let node = src.node(*n);
         let operands: Vec<Value> =
-            src.operands(*n).iter().map(|v| Value { node: map[&v.node], result: v.result }).collect();
+            src.operand_list(*n).iter().map(|v| Value { node: map[&v.node], result: v.result }).collect();
         let new = match &node.op {
             Op::Weight { name } => dst.weight_value(name, node.results[0].clone()).node,
             _ => dst.add_node(node.name(), node.op.clone(), &operands, node.results.clone()),
@@ -107,6 +107,18 @@ pub fn split(
     device_name: &str,
     cloud_name: &str,
 ) -> Result<(usize, usize), String> {
+    split_taking(m, graph, cut, device_name, cloud_name).map(|(counts, _)| counts)
+}
+
+/// [`split`], also handing back the graph it replaced (for callers that may have to undo the
+/// split). Fails without changing the module.
+pub fn split_taking(
+    m: &mut Module,
+    graph: &str,
+    cut: NodeId,
+    device_name: &str,
+    cloud_name: &str,
+) -> Result<((usize, usize), Graph), String> {
     let g = m.graph(graph).ok_or_else(|| format!("no graph @{graph}"))?;
     for name in [device_name, cloud_name] {
         if name != graph && m.graph(name).is_some() {
@@ -171,7 +183,7 @@ pub fn split(
                 g.node(*n).name()
             ));
         }
-        for v in g.operands(*n) {
+        for &v in g.operand_list(*n).iter() {
             if upstream.contains(&v.node) && !matches!(g.node(v.node).op, Op::Weight { .. }) && v != cut_value {
                 return Err(format!(
                     "%{} reads %{}, which is upstream of the cut: more than one tensor crosses it",
@@ -192,14 +204,14 @@ pub fn split(
     let count = |x: &Graph| x.node_ids().filter(|n| !matches!(x.node(*n).op, Op::Weight { .. } | Op::Input)).count();
     let counts = (count(&device), count(&cloud));
     let position = m.graph_names().iter().position(|n| n == graph).unwrap_or(0);
-    m.remove_graph(graph);
+    let original = m.remove_graph(graph).ok_or("graph vanished")?;
     let mut rest: Vec<Graph> = m.graph_names().into_iter().filter_map(|n| m.remove_graph(&n)).collect();
     rest.insert(position.min(rest.len()), cloud);
     rest.insert(position.min(rest.len()), device);
     for gr in rest {
         m.add_graph(gr);
     }
-    Ok(counts)
+    Ok((counts, original))
 }
 
 impl Pass for Partition {

@@ -263,6 +263,35 @@ fn sizes_step_pow2_and_errors() {
     assert!(e.contains("cannot slice") || e.contains("output"), "{e}");
 }
 
+/// A slice that fails at its very end (the objective file cannot be written, after the channel
+/// reorder, the skip rewrites, the split and the heads) leaves the module exactly as it was:
+/// `slice` undoes its edits instead of working on a copy of the module.
+#[test]
+fn a_slice_failing_after_the_split_leaves_the_module_untouched() {
+    let bad = std::env::temp_dir().join(format!("clio-slice-missing-{}", std::process::id())).join("o.json");
+    let mut skips_covered = false;
+    for name in ["resnet_tiny", "mobilenet_v2_tiny"] {
+        let (m, _) = tiny(name);
+        let before = printed(&m);
+        for c in cut_points(&m, "main", Granularity::Block).unwrap() {
+            // Only cuts that slice: the failure must come from the file.
+            let mut ok = m.clone();
+            if try_slice(&mut ok, &format!("slice{{cut={},bandwidth=none}}", c.k), None).is_err() {
+                continue;
+            }
+            skips_covered |= !report(&ok)["skips_rewritten"].as_array().unwrap().is_empty();
+            let mut p = m.clone();
+            let pipeline = format!("slice{{cut={},bandwidth=none,objective={}}}", c.k, bad.display());
+            let e = try_slice(&mut p, &pipeline, None).unwrap_err();
+            assert!(e.contains("o.json") || e.contains("No such file"), "{name} cut {}: {e}", c.k);
+            assert_eq!(printed(&p), before, "{name} cut {}: a failed slice changed the module", c.k);
+            assert_eq!(p.graph_names(), m.graph_names());
+            assert_eq!(p.weights().keys().collect::<Vec<_>>(), m.weights().keys().collect::<Vec<_>>());
+        }
+    }
+    assert!(skips_covered, "no cut of the test models rewrote an identity skip");
+}
+
 #[test]
 fn objective_file_is_written() {
     let (m, _) = tiny("mobilenet_v2_tiny");

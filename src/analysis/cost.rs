@@ -89,7 +89,7 @@ fn node_cost_by<'m>(g: &Graph, id: NodeId, mut first_read: impl FnMut(&str) -> O
         output_bytes: n.results.iter().map(|t| t.size_bytes().unwrap_or(usize::MAX) as u64).sum(),
         ..Default::default()
     };
-    for (slot, v) in g.operands(id).into_iter().enumerate() {
+    for (slot, &v) in g.operand_list(id).iter().enumerate() {
         let Op::Weight { name } = &g.node(v.node).op else { continue };
         let Some(w) = first_read(name) else { continue };
         let count = w.data().len() as u64;

@@ -315,14 +315,14 @@ pub fn cut_points(m: &Module, graph: &str, granularity: Granularity) -> Result<V
             if let Some(c) = cost_by_node[d.index()] {
                 acc.macs += c.macs;
             }
-            for v in g.operands(*d) {
+            for &v in g.operand_list(*d).iter() {
                 if let Some(w) = g.weight_name(v) {
                     let Some((wi, _, w)) = m.weights().get_full(w) else { continue };
                     if !std::mem::replace(&mut acc.seen_weights[wi], true) {
                         let bytes = (w.data().len() * w.data().dtype().size_bytes()) as u64;
                         acc.weight_bytes += bytes;
-                        let is_bn_stat =
-                            matches!(g.node(*d).op, Op::BatchNorm(_)) && g.operands(*d).iter().skip(3).any(|o| *o == v);
+                        let is_bn_stat = matches!(g.node(*d).op, Op::BatchNorm(_))
+                            && g.operand_list(*d).iter().skip(3).any(|o| *o == v);
                         if !is_bn_stat {
                             acc.params += w.data().len() as u64;
                         }

@@ -19,7 +19,7 @@ pub fn refresh_types(g: &mut Graph) -> Result<usize, VerifyError> {
     let mut changed = 0;
     for id in order {
         let inferred = {
-            let types: Vec<&TensorType> = g.operands(id).iter().filter_map(|v| g.value_type(*v)).collect();
+            let types: Vec<&TensorType> = g.operand_list(id).iter().filter_map(|v| g.value_type(*v)).collect();
             let node = g.node(id);
             let Some(inferred) = node.op.infer(&types) else { continue };
             let inferred = inferred.map_err(|message| VerifyError {

@@ -42,6 +42,41 @@ pub struct Use {
     pub operand: u32,
 }
 
+/// Operands kept inline by [`OperandList`]; nodes with more use the heap.
+const INLINE_OPERANDS: usize = 6;
+
+/// The operands of a node in slot order, as [`Graph::operand_list`] returns them: up to six
+/// (enough for `batch_norm`'s five) are kept inline (no heap allocation, unlike
+/// [`Graph::operands`]); dereferences to `&[Value]`.
+#[derive(Clone, Debug)]
+pub struct OperandList {
+    inline: [Value; INLINE_OPERANDS],
+    len: usize,
+    /// Every operand, when there are more than fit inline (else empty, not allocated).
+    heap: Vec<Value>,
+}
+
+impl std::ops::Deref for OperandList {
+    type Target = [Value];
+
+    fn deref(&self) -> &[Value] {
+        if self.len > INLINE_OPERANDS {
+            &self.heap
+        } else {
+            &self.inline[..self.len]
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a OperandList {
+    type Item = &'a Value;
+    type IntoIter = std::slice::Iter<'a, Value>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 /// A named dataflow graph with ordered inputs and outputs.
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
@@ -271,6 +306,34 @@ impl Graph {
             .collect();
         e.sort_by_key(|(slot, _)| *slot);
         e.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The operands of `id`, ordered by operand slot, as [`Graph::operands`] gives them but
+    /// without a heap allocation for up to six operands (the common case: hot loops over
+    /// every node should use this).
+    pub fn operand_list(&self, id: NodeId) -> OperandList {
+        let placeholder = Value { node: id, result: 0 };
+        let mut slots = [(0u32, placeholder); INLINE_OPERANDS];
+        let mut len = 0usize;
+        for e in self.g.edges_directed(id.0, Direction::Incoming) {
+            if len == INLINE_OPERANDS {
+                return OperandList { inline: [placeholder; INLINE_OPERANDS], len: len + 1, heap: self.operands(id) };
+            }
+            let v = (e.weight().operand, Value { node: NodeId(e.source()), result: e.weight().result });
+            // Insertion sort by slot, stable like the sort in `operands`.
+            let mut i = len;
+            while i > 0 && slots[i - 1].0 > v.0 {
+                slots[i] = slots[i - 1];
+                i -= 1;
+            }
+            slots[i] = v;
+            len += 1;
+        }
+        let mut inline = [placeholder; INLINE_OPERANDS];
+        for (dst, (_, v)) in inline.iter_mut().zip(&slots[..len]) {
+            *dst = *v;
+        }
+        OperandList { inline, len, heap: Vec::new() }
     }
 
     /// The operands of `id` with their slots, in no particular order (no allocation; for

@@ -15,7 +15,7 @@ mod types;
 pub use attr::{Attr, AttrMap, AttrReader};
 pub use builder::Builder;
 pub use dtype::DType;
-pub use graph::{CycleAt, Graph, Node, Use};
+pub use graph::{CycleAt, Graph, Node, OperandList, Use};
 pub use ids::{NodeId, Value};
 pub use module::{Module, Weight, WeightMap};
 pub use op::{Arity, Op, BUILTIN_OP_NAMES};

@@ -216,7 +216,7 @@ pub fn print_graph(f: &mut impl Write, g: &Graph) -> fmt::Result {
             op => f.write_str(op.name())?,
         }
         f.write_char('(')?;
-        let ops: Vec<String> = g.operands(id).into_iter().map(|v| operand(g, v)).collect();
+        let ops: Vec<String> = g.operand_list(id).iter().map(|v| operand(g, *v)).collect();
         f.write_str(&ops.join(", "))?;
         f.write_char(')')?;
         print_attrs(f, &n.op.attrs())?;

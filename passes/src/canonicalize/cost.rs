@@ -11,8 +11,8 @@
 use super::analysis::{compute, raise_op, ClioAnalysis, Data};
 use super::lang::{ENode, Func};
 use clio::ir::{Op, TensorType};
-use egg::{CostFunction, EGraph, Id, Language};
-use rustc_hash::{FxHashMap, FxHashSet};
+use egg::{EGraph, Id, Language};
+use rustc_hash::FxHashSet;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -75,15 +75,13 @@ pub(crate) struct EggCost<'a> {
     pub cost: &'a CostFn,
     /// The region's own op e-nodes (canonical), preferred on ties.
     pub originals: &'a FxHashSet<ENode>,
-    pub memo: FxHashMap<ENode, f64>,
 }
 
 impl EggCost<'_> {
-    fn op_cost(&mut self, enode: &ENode) -> f64 {
-        if let Some(c) = self.memo.get(enode) {
-            return *c;
-        }
-        let c = match enode {
+    /// The caller's cost of `enode`'s op (0 for leaves and literals). [`Extraction`] asks once
+    /// per e-node.
+    fn op_cost(&self, enode: &ENode) -> f64 {
+        match enode {
             ENode::Call(f @ Func::Op(_), ch) => {
                 let args: Vec<&Data> = ch.iter().map(|c| &self.egraph[*c].data).collect();
                 let result = compute(&self.egraph.analysis, *f, &args);
@@ -100,31 +98,134 @@ impl EggCost<'_> {
                 }
             }
             _ => 0.0,
-        };
-        self.memo.insert(enode.clone(), c);
-        c
+        }
     }
 }
 
-impl CostFunction<ENode> for EggCost<'_> {
-    type Cost = Cost;
-
-    fn cost<C>(&mut self, enode: &ENode, mut costs: C) -> Cost
-    where
-        C: FnMut(Id) -> Cost,
-    {
-        let own = Cost {
+impl EggCost<'_> {
+    /// The cost of `enode` alone (its children's costs not added), as egg's `CostFunction`
+    /// would start its fold: the op's cost, size 1, and whether it is fresh.
+    fn own(&self, enode: &ENode) -> Cost {
+        Cost {
             value: self.op_cost(enode),
             size: 1,
             fresh: u32::from(matches!(enode, ENode::Call(..)) && !self.originals.contains(enode)),
-        };
-        enode.fold(own, |acc, id| {
-            let c = costs(id);
-            Cost {
-                value: acc.value + c.value,
-                size: acc.size.saturating_add(c.size),
-                fresh: acc.fresh.saturating_add(c.fresh),
+        }
+    }
+}
+
+/// Adds a child's cost to an accumulated cost, as the term cost folds over the children.
+fn add(acc: Cost, c: Cost) -> Cost {
+    Cost { value: acc.value + c.value, size: acc.size.saturating_add(c.size), fresh: acc.fresh.saturating_add(c.fresh) }
+}
+
+/// Cheapest-term extraction: exactly egg 0.11's `Extractor::new` / `find_best_node` (same
+/// fixpoint, same class order, same tie-breaking, so the same nodes are chosen), over index
+/// tables instead of a hash map of cloned e-nodes.
+///
+/// egg's extractor re-scans every class until no cost changes, and on every scan it hashes
+/// the e-node for the cost memo and clones the best e-node of every class (an allocation per
+/// class per scan). Here the classes are numbered once in `EGraph::classes` order, each
+/// e-node's own cost is computed once (the same [`EggCost`] function: its value depends only on
+/// the e-node), and a class's best node is kept as its position in the class.
+pub(crate) struct Extraction<'a> {
+    egraph: &'a EGraph<ENode, ClioAnalysis>,
+    classes: Vec<&'a egg::EClass<ENode, Data>>,
+    /// Dense class number by canonical class id (`u32::MAX`: none).
+    dense: Vec<u32>,
+    /// Best (cost, position in the class) per dense class number.
+    best: Vec<Option<(Cost, u32)>>,
+}
+
+impl<'a> Extraction<'a> {
+    /// Runs egg's cost fixpoint with `cost` over every class of `egraph`.
+    pub fn new(egraph: &'a EGraph<ENode, ClioAnalysis>, cost: EggCost<'_>) -> Extraction<'a> {
+        let classes: Vec<&egg::EClass<ENode, Data>> = egraph.classes().collect();
+        let bound = classes.iter().map(|c| usize::from(c.id) + 1).max().unwrap_or(0);
+        let mut dense = vec![u32::MAX; bound];
+        for (i, c) in classes.iter().enumerate() {
+            dense[usize::from(c.id)] = i as u32;
+        }
+        // Every e-node in order: its class's first node, its children (dense), its own cost.
+        let mut first_node: Vec<u32> = Vec::with_capacity(classes.len() + 1);
+        let mut first_child: Vec<u32> = vec![];
+        let mut children: Vec<u32> = vec![];
+        let mut own: Vec<Option<Cost>> = vec![];
+        for c in &classes {
+            first_node.push(first_child.len() as u32);
+            for n in c.iter() {
+                first_child.push(children.len() as u32);
+                children.extend(n.children().iter().map(|ch| {
+                    let id = usize::from(egraph.find(*ch));
+                    dense.get(id).copied().unwrap_or(u32::MAX)
+                }));
+                own.push(None);
             }
-        })
+        }
+        first_node.push(first_child.len() as u32);
+        first_child.push(children.len() as u32);
+        let mut best: Vec<Option<(Cost, u32)>> = vec![None; classes.len()];
+        let mut did_something = true;
+        while did_something {
+            did_something = false;
+            for (ci, class) in classes.iter().enumerate() {
+                // egg's `make_pass`: the first node of minimal total cost (`None`, i.e. a child
+                // without a cost yet, is highest).
+                let mut pass: Option<(Option<Cost>, u32)> = None;
+                let (lo, hi) = (first_node[ci] as usize, first_node[ci + 1] as usize);
+                for (j, node) in (lo..hi).zip(class.iter()) {
+                    let kids = &children[first_child[j] as usize..first_child[j + 1] as usize];
+                    let total = if kids.iter().all(|k| best.get(*k as usize).is_some_and(|b| b.is_some())) {
+                        let start = *own[j].get_or_insert_with(|| cost.own(node));
+                        Some(kids.iter().fold(start, |acc, k| match best[*k as usize] {
+                            Some((c, _)) => add(acc, c),
+                            None => acc,
+                        }))
+                    } else {
+                        None
+                    };
+                    let replace = match &pass {
+                        None => true,
+                        Some((cur, _)) => cmp(cur, &total) == Ordering::Greater,
+                    };
+                    if replace {
+                        pass = Some((total, (j - lo) as u32));
+                    }
+                }
+                let new = match pass {
+                    Some((Some(c), j)) => (c, j),
+                    _ => continue,
+                };
+                match &best[ci] {
+                    None => {
+                        best[ci] = Some(new);
+                        did_something = true;
+                    }
+                    Some(old) if new.0 < old.0 => {
+                        best[ci] = Some(new);
+                        did_something = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Extraction { egraph, classes, dense, best }
+    }
+
+    /// The cheapest e-node of `class` (panics, as egg does, when the class got no cost).
+    pub fn find_best_node(&self, class: Id) -> &'a ENode {
+        let ci = self.dense[usize::from(self.egraph.find(class))] as usize;
+        let (_, j) = self.best[ci].unwrap_or_else(|| panic!("no cost for e-class {class}"));
+        &self.classes[ci].nodes[j as usize]
+    }
+}
+
+/// egg's order of optional costs: `None` is highest.
+fn cmp(a: &Option<Cost>, b: &Option<Cost>) -> Ordering {
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(a), Some(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
     }
 }

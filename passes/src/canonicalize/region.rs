@@ -9,10 +9,10 @@
 //! with several readers, results of unmodelled ops) is a leaf.
 
 use super::analysis::{raise_op, ClioAnalysis, Data, TData};
-use super::cost::{CostFn, EggCost};
+use super::cost::{CostFn, EggCost, Extraction};
 use super::lang::{op_index, ENode, FnKind, Func, Lit, OPS};
 use clio::ir::{DType, Graph, Module, NodeId, Op, Tensor, TensorType, Value, Weight};
-use egg::{EGraph, Extractor, Id, Language};
+use egg::{EGraph, Id, Language};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ pub(crate) fn modelled(g: &Graph, n: NodeId) -> Option<u8> {
     }
     let k = op_index(node.op.name())?;
     let plain = |t: &TensorType| t.dtype == DType::F32 && t.quant.is_none();
-    if !plain(&node.results[0]) || !g.operands(n).iter().all(|v| g.value_type(*v).is_some_and(plain)) {
+    if !plain(&node.results[0]) || !g.operand_list(n).iter().all(|v| g.value_type(*v).is_some_and(plain)) {
         return None;
     }
     Some(k)
@@ -60,7 +60,7 @@ pub(crate) fn find_regions(g: &Graph, max_nodes: usize) -> Result<Vec<Region>, S
     let mut capped: FxHashSet<NodeId> = FxHashSet::default();
     for &n in order.iter().filter(|n| modelled.contains(n)) {
         let size = 1 + g
-            .operands(n)
+            .operand_list(n)
             .iter()
             .filter(|v| v.result == 0 && absorbable(v.node) && !capped.contains(&v.node))
             .map(|v| tree.get(&v.node).copied().unwrap_or(1))
@@ -82,7 +82,7 @@ pub(crate) fn find_regions(g: &Graph, max_nodes: usize) -> Result<Vec<Region>, S
                 continue;
             }
             stack.push((n, true));
-            for v in g.operands(n).into_iter().rev() {
+            for &v in g.operand_list(n).iter().rev() {
                 if v.result == 0 && internal(v.node) {
                     stack.push((v.node, false));
                 }
@@ -122,7 +122,7 @@ pub(crate) fn lower(
         let node = g.node(n);
         let k = modelled(g, n).ok_or_else(|| format!("%{} is not modelled", node.name()))?;
         let spec = &OPS[k as usize];
-        let operands = g.operands(n);
+        let operands = g.operand_list(n);
         let n_ops = if spec.variadic() { operands.len() } else { spec.operands.len() };
         if operands.len() > n_ops {
             return Err(format!("%{}: {} operands", node.name(), operands.len()));
@@ -163,7 +163,7 @@ pub(crate) fn lower(
         }
         class_of.insert(n, id);
         low.classes.push((n, id));
-        low.orig.insert(n, (node.op.clone(), operands));
+        low.orig.insert(n, (node.op.clone(), operands.to_vec()));
     }
     low.root = *class_of.get(&region.root).ok_or("empty region")?;
     Ok(low)
@@ -206,7 +206,7 @@ enum Step {
 struct Planner<'a, 'e> {
     g: &'a Graph,
     eg: &'a EGraph<ENode, ClioAnalysis>,
-    ex: &'a Extractor<'e, EggCost<'e>, ENode, ClioAnalysis>,
+    ex: &'a Extraction<'e>,
     low: &'a Lowered,
     region: &'a Region,
     class_origs: FxHashMap<Id, Vec<NodeId>>,
@@ -328,7 +328,7 @@ pub(crate) fn write_back(
 ) -> Result<WriteBack, String> {
     let g = m.graph(graph).ok_or("graph vanished")?;
     let originals: FxHashSet<ENode> = low.enodes.iter().map(|e| e.clone().map_children(|c| eg.find(c))).collect();
-    let ex = Extractor::new(eg, EggCost { egraph: eg, cost, originals: &originals, memo: FxHashMap::default() });
+    let ex = Extraction::new(eg, EggCost { egraph: eg, cost, originals: &originals });
     let mut class_origs: FxHashMap<Id, Vec<NodeId>> = FxHashMap::default();
     for (n, id) in &low.classes {
         class_origs.entry(eg.find(*id)).or_default().push(*n);

@@ -220,7 +220,7 @@ impl Analysis {
 
     /// Default rule: freeze every operand map, give every result a fresh frozen space.
     fn opaque(&mut self, g: &Graph, id: NodeId, why: &'static str) {
-        for v in g.operands(id) {
+        for &v in g.operand_list(id).iter() {
             if let Some(map) = self.map(v) {
                 self.freeze_map(&map, why);
             }
@@ -240,7 +240,7 @@ impl Analysis {
 
     fn node(&mut self, m: &Module, g: &Graph, id: NodeId) {
         let n = g.node(id);
-        let ops = g.operands(id);
+        let ops = g.operand_list(id);
         let out_rank = n.results.first().map(|t| t.rank()).unwrap_or(0);
         let x = ops.first().and_then(|v| self.map(*v));
         // Quantized activations keep their channels (per-channel parameters would need slicing).
@@ -444,7 +444,7 @@ impl Analysis {
             return self.opaque(g, id, "elementwise op on rank < 2");
         }
         let c = out[1];
-        let ops = g.operands(id);
+        let ops = g.operand_list(id);
         let mut result: Option<Map> = None;
         let mut broadcast: Vec<Map> = vec![];
         let mut consts: Vec<(usize, usize)> = vec![];

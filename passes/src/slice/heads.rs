@@ -94,7 +94,7 @@ pub fn sliced_region(m: &Module, g: &Graph, start: Value) -> Result<Region, Regi
     region.block.insert(start, 1);
     let order = g.topo_order().map_err(|c| RegionError::Unsupported(format!("cycle at {}", c.0)))?;
     for id in order {
-        let ops = g.operands(id);
+        let ops = g.operand_list(id);
         let sliced: Vec<usize> = (0..ops.len()).filter(|s| region.block.contains_key(&ops[*s])).collect();
         if sliced.is_empty() || id == start.node {
             continue;
@@ -273,7 +273,7 @@ pub fn build_head(
             _ => {}
         }
         let mut operands = vec![];
-        for (slot, v) in cloud.operands(id).into_iter().enumerate() {
+        for (slot, &v) in cloud.operand_list(id).iter().enumerate() {
             let Some(wname) = cloud.weight_name(v) else {
                 let new = map.get(&v.node).ok_or_else(|| format!("%{} read before defined", node.name()))?;
                 operands.push(Value { node: *new, result: v.result });

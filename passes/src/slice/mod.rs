@@ -38,15 +38,16 @@ pub mod heads;
 pub mod objective;
 pub mod order;
 
-use crate::partition::split;
+use crate::partition::split_taking;
 use crate::plan::{plan, PlanSettings};
 use clio::analysis::{cut_points, find_cut, Granularity};
-use clio::ir::{Attr, Op};
+use clio::ir::{Attr, Graph, Op, Weight, WeightMap};
 use clio::pass::{OptionInfo, OptionKind, Pass, PassContext, PassError, PassInfo, PassOptions, PassRegistry, StatInfo};
 use clio::Module;
 use heads::{build_head, sliced_region, HeadWeights, RegionError};
 use objective::{objective, BandwidthDist};
-use order::{reorder_cut_channels, ChannelOrder};
+use order::{plan_reorder, ChannelOrder};
+use rustc_hash::FxHashMap;
 
 /// Declaration of `slice`.
 pub static INFO: PassInfo = PassInfo {
@@ -308,8 +309,104 @@ pub struct SliceReport {
     pub heads: Vec<HeadReport>,
 }
 
+/// What a failing `slice` needs to put the module back as it was, without a copy of the module:
+/// the graph order and weight count, the weights it permuted in place, and the sliced graph
+/// itself (taken back from the split; copied first only when it is edited before the split,
+/// i.e. for an identity skip to rewrite or a permuted weight read more than once).
+struct Undo {
+    graph: String,
+    names: Vec<String>,
+    weights_len: usize,
+    /// Weights rewritten in place, with their old value (new weights are only appended).
+    replaced: Vec<(String, Weight)>,
+    /// The whole weight table, when a step removes weights before the end.
+    weights: Option<WeightMap>,
+    /// The sliced graph as it was, when a step edits it before the split.
+    saved: Option<Graph>,
+    /// The sliced graph handed back by the split.
+    taken: Option<Graph>,
+}
+
+impl Undo {
+    fn new(m: &Module, graph: &str) -> Undo {
+        Undo {
+            graph: graph.to_string(),
+            names: m.graph_names(),
+            weights_len: m.weights().len(),
+            replaced: vec![],
+            weights: None,
+            saved: None,
+            taken: None,
+        }
+    }
+
+    /// Copies the sliced graph before its first edit (before the split).
+    fn save_graph(&mut self, m: &Module) {
+        if self.saved.is_none() && self.taken.is_none() {
+            self.saved = m.graph(&self.graph).cloned();
+        }
+    }
+
+    /// Puts the module back as it was when `self` was made.
+    fn restore(self, m: &mut Module) {
+        match self.weights {
+            Some(w) => *m.weights_mut() = w,
+            None => {
+                m.weights_mut().truncate(self.weights_len);
+                for (name, w) in self.replaced.into_iter().rev() {
+                    m.set_weight(&name, w);
+                }
+            }
+        }
+        let mut current: FxHashMap<String, Graph> =
+            m.graph_names().into_iter().filter_map(|n| m.remove_graph(&n).map(|g| (n, g))).collect();
+        let mut sliced = self.saved.or(self.taken).or_else(|| current.remove(&self.graph));
+        for n in &self.names {
+            let g = if *n == self.graph { sliced.take() } else { current.remove(n) };
+            if let Some(g) = g {
+                m.add_graph(g);
+            }
+        }
+    }
+}
+
+/// The last edits of a successful `slice`, made once nothing can fail any more.
+struct Finish {
+    /// The cloud part the heads were built from.
+    cloud: Graph,
+    /// The device graph.
+    device: String,
+    /// The widest head, which the device transmits to.
+    widest: String,
+}
+
+impl Finish {
+    fn apply(self, m: &mut Module) {
+        let cloud = self.cloud;
+        // The original first-layer weights are read by no head now.
+        let read = cloud.node_ids().filter_map(|n| match &cloud.node(n).op {
+            Op::Weight { name } => Some(name.as_str()),
+            _ => None,
+        });
+        m.remove_weights_if_unread(read);
+        // The device transmits to the widest head.
+        if let Some(dev) = m.graph_mut(&self.device) {
+            for id in dev.node_ids().collect::<Vec<_>>() {
+                if let Op::Transmit(t) = &mut dev.node_mut(id).op {
+                    t.to = self.widest.clone();
+                }
+            }
+        }
+    }
+}
+
 impl Slice {
-    fn run_inner(&self, m: &mut Module, cx: &mut PassContext) -> Result<SliceReport, String> {
+    fn run_inner(
+        &self,
+        m: &mut Module,
+        cx: &mut PassContext,
+        undo: &mut Undo,
+    ) -> Result<(SliceReport, Finish), String> {
         let cuts = cut_points(m, &self.graph, self.granularity).map_err(|e| e.to_string())?;
         let cut = find_cut(&cuts, &self.graph, &self.cut).map_err(|e| e.to_string())?.clone();
         if cut.shape.len() < 2 {
@@ -371,7 +468,18 @@ impl Slice {
         let (channel_order, permuted) = match self.order {
             ChannelOrder::Keep => ((0..cut.channels).collect(), 0),
             ChannelOrder::Importance(c) => {
-                let r = reorder_cut_channels(m, &self.graph, cut.value, c)?;
+                let plan = plan_reorder(m, &self.graph, cut.value, c)?;
+                if plan.changes_graph(m) {
+                    undo.save_graph(m);
+                    undo.weights = Some(m.weights().clone());
+                } else {
+                    for name in plan.weight_names() {
+                        if let Some(w) = m.weight(name) {
+                            undo.replaced.push((name.to_string(), w.clone()));
+                        }
+                    }
+                }
+                let r = plan.apply(m)?;
                 (r.order, r.weights_permuted)
             }
         };
@@ -384,6 +492,7 @@ impl Slice {
                 Ok(_) => break,
                 Err(RegionError::NeedsSkipConv { add, slot }) => {
                     skips.push(g.node(add).name().to_string());
+                    undo.save_graph(m);
                     crate::skip_to_conv::rewrite_identity_skip(m, &self.graph, add, slot)?;
                 }
                 Err(RegionError::Unsupported(why)) => return Err(format!("cannot slice at cut {}: {why}", cut.k)),
@@ -393,7 +502,8 @@ impl Slice {
         // 3. Split, then one head per size from the cloud part.
         let widest = head_name(*sizes.last().ok_or("no slice sizes")?);
         let template = format!("{}.template", self.cloud);
-        split(m, &self.graph, cut.value.node, &self.device, &template)?;
+        let (_, original) = split_taking(m, &self.graph, cut.value.node, &self.device, &template)?;
+        undo.taken = Some(original);
         let cloud = m.remove_graph(&template).ok_or("cloud graph vanished")?;
         let input = *cloud.inputs().first().ok_or("cloud graph without input")?;
         let region = match sliced_region(m, &cloud, clio::ir::Value::of(input)) {
@@ -417,23 +527,9 @@ impl Slice {
                 weights: w,
             });
         }
-        // The original first-layer weights are read by no head now.
-        let read = cloud.node_ids().filter_map(|n| match &cloud.node(n).op {
-            Op::Weight { name } => Some(name.as_str()),
-            _ => None,
-        });
-        m.remove_weights_if_unread(read);
-        // The device transmits to the widest head.
-        if let Some(dev) = m.graph_mut(&self.device) {
-            for id in dev.node_ids().collect::<Vec<_>>() {
-                if let Op::Transmit(t) = &mut dev.node_mut(id).op {
-                    t.to = widest.clone();
-                }
-            }
-        }
         cx.stat("heads", sizes.len() as i64);
         cx.stat("per-slice-params", per_slice_params as i64);
-        Ok(SliceReport {
+        let report = SliceReport {
             cut_k: cut.k,
             cut_node: cut.node.clone(),
             cut_shape: cut.shape.clone(),
@@ -449,7 +545,19 @@ impl Slice {
             radio_budget_s: budget,
             p_none: obj.as_ref().map(|o| o.p_none).unwrap_or(0.0),
             heads: reports,
-        })
+        };
+        Ok((report, Finish { cloud, device: self.device.clone(), widest }))
+    }
+
+    /// Everything that can fail: the slicing, then the JSON and the objective file.
+    fn run_checked(&self, m: &mut Module, cx: &mut PassContext, undo: &mut Undo) -> Result<(Finish, String), String> {
+        let (report, finish) = self.run_inner(m, cx, undo)?;
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        if !self.objective.is_empty() {
+            clio::io::write_atomic(std::path::Path::new(&self.objective), json.as_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok((finish, serde_json::to_string(&report).unwrap_or_default()))
     }
 }
 
@@ -459,17 +567,20 @@ impl Pass for Slice {
     }
 
     fn run(&mut self, m: &mut Module, cx: &mut PassContext) -> Result<(), PassError> {
-        let fail = |e: String| PassError::failed("slice", e);
-        // Work on a copy so a failure leaves the module untouched.
-        let mut work = m.clone();
-        let report = self.run_inner(&mut work, cx).map_err(fail)?;
-        let json = serde_json::to_string_pretty(&report).map_err(|e| fail(e.to_string()))?;
-        if !self.objective.is_empty() {
-            clio::io::write_atomic(std::path::Path::new(&self.objective), json.as_bytes())
-                .map_err(|e| fail(e.to_string()))?;
+        // A failure leaves the module as it was: what was changed is put back from `undo`
+        // (no copy of the module, which at 100k layers cost as much as the slicing).
+        let mut undo = Undo::new(m, &self.graph);
+        match self.run_checked(m, cx, &mut undo) {
+            Ok((finish, json)) => {
+                drop(undo);
+                finish.apply(m);
+                m.attrs.insert("clio.slice".into(), Attr::Str(json));
+                Ok(())
+            }
+            Err(e) => {
+                undo.restore(m);
+                Err(PassError::failed("slice", e))
+            }
         }
-        work.attrs.insert("clio.slice".into(), Attr::Str(serde_json::to_string(&report).unwrap_or_default()));
-        *m = work;
-        Ok(())
     }
 }

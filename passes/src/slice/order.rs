@@ -104,6 +104,43 @@ pub fn reorder_cut_channels(
     cut: Value,
     criterion: Criterion,
 ) -> Result<Reordered, String> {
+    plan_reorder(m, graph, cut, criterion)?.apply(m)
+}
+
+/// A channel reordering computed but not applied yet: [`plan_reorder`] does every check and
+/// computes every permuted tensor without changing the module, [`ReorderPlan::apply`] stores
+/// them (and cannot fail on the module it was planned on).
+#[derive(Clone, Debug)]
+pub struct ReorderPlan {
+    graph: String,
+    /// Per permuted operand, in site order: its node, slot, the weight it reads and the new data.
+    writes: Vec<(NodeId, usize, String, clio::ir::Tensor)>,
+    result: Reordered,
+}
+
+impl ReorderPlan {
+    /// The weights the plan rewrites.
+    pub fn weight_names(&self) -> impl Iterator<Item = &str> {
+        self.writes.iter().map(|(_, _, name, _)| name.as_str())
+    }
+
+    /// Whether applying the plan edits the graph as well as weight data: a permuted weight read
+    /// more than once gets a permuted copy `<name>.perm` (then the old weight may be removed).
+    pub fn changes_graph(&self, m: &Module) -> bool {
+        self.writes.iter().any(|(_, _, name, _)| m.weight_use_count(name) != 1)
+    }
+
+    /// Stores the permuted weights.
+    pub fn apply(self, m: &mut Module) -> Result<Reordered, String> {
+        for (node, slot, name, t) in self.writes {
+            write_weight(m, &self.graph, node, slot, &name, t)?;
+        }
+        Ok(self.result)
+    }
+}
+
+/// Plans [`reorder_cut_channels`] without changing the module (same checks, same errors).
+pub fn plan_reorder(m: &Module, graph: &str, cut: Value, criterion: Criterion) -> Result<ReorderPlan, String> {
     let g = m.graph(graph).ok_or_else(|| format!("no graph @{graph}"))?;
     let cut_name = g.node(cut.node).name().to_string();
     let mut a = Analysis::run(m, g)?;
@@ -163,7 +200,10 @@ pub fn reorder_cut_channels(
             per_operand.entry((*node, *slot)).or_default().push((*axis, order));
         }
     }
-    let mut permuted = 0;
+    // Every permuted tensor is computed before any is stored: the keys are distinct operands,
+    // and storing one changes neither another operand nor the data of a weight another reads
+    // (in place only for a weight with a single reader, else as a copy).
+    let mut writes = Vec::with_capacity(per_operand.len());
     for ((node, slot), perms) in per_operand {
         let g = m.graph(graph).ok_or("graph vanished")?;
         let v = g.operand(node, slot).ok_or("operand vanished")?;
@@ -172,12 +212,12 @@ pub fn reorder_cut_channels(
         for (axis, order) in perms {
             t = slice_axis(&t, axis, &order).ok_or_else(|| format!("weight @{name} is not f32"))?;
         }
-        write_weight(m, graph, node, slot, &name, t)?;
-        permuted += 1;
+        writes.push((node, slot, name, t));
     }
     let order: Vec<usize> = ranked.iter().flat_map(|(i, _)| runs[*i].1.clone()).collect();
     let scores = ranked.iter().flat_map(|(i, s)| std::iter::repeat_n(*s, runs[*i].1.len())).collect();
-    Ok(Reordered { order, scores, weights_permuted: permuted })
+    let result = Reordered { order, scores, weights_permuted: writes.len() };
+    Ok(ReorderPlan { graph: graph.to_string(), writes, result })
 }
 
 /// Stores the permuted tensor in place when this operand is the weight's only reader, else as a
