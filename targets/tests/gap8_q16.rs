@@ -212,3 +212,59 @@ fn q16_convs_with_narrow_weights_run_on_the_hwce_bit_exact() {
     assert!(c.source.contains("ClioKerParStripe16D(&st);") && c.source.contains("ClioKerParReduct_fp(&rd);"));
     assert!(!c.source.contains("_fps("), "q8 kernels in q16 code");
 }
+
+/// `ClioKerParStripe16D` on every int16 value: digit 0 is in [-128, 127], digit 1 in
+/// [-128, 128] (the bounds the q16 HWCE overflow proof assumes for both input digits), and
+/// 256 * digit1 + digit0 gives the value back; cells outside the band are 0 in both digits.
+#[test]
+fn q16_input_digits_are_balanced_for_every_int16() {
+    let dir = gap8_common::scratch_dir("q16_digits");
+    clio_targets::gap8::write_shims(&dir).unwrap();
+    let main = r#"#include <stdio.h>
+#include "clio_gap8_kernels.h"
+static int16_t band[256 * 256], lo[258 * 256], hi[258 * 256];
+int main(void)
+{
+    for (int i = 0; i < 256 * 256; i++) band[i] = (int16_t)(i - 32768);
+    /* The band as 256 rows of 256, one padded row above and one column on the left: the
+     * stripe is 258 rows x 256 columns from padded column 0. */
+    ClioStripe16D_T a = {.In = band, .Out = lo, .W = 256, .Hr = 256, .X0 = 0, .Sw = 256, .Hb = 258, .PadT = 1, .PadL = 1, .Digit = 0};
+    ClioKerParStripe16D(&a);
+    a.Out = hi;
+    a.Digit = 1;
+    ClioKerParStripe16D(&a);
+    for (int y = 0; y < 258; y++)
+        for (int x = 0; x < 256; x++) {
+            int iy = y - 1, ix = x - 1, l = lo[y * 256 + x], h = hi[y * 256 + x];
+            int v = (iy >= 0 && iy < 256 && ix >= 0) ? band[iy * 256 + ix] : 0;
+            if (l < -128 || l > 127 || h < -128 || h > 128 || 256 * h + l != v) {
+                printf("cell (%d, %d): value %d gave digits %d, %d\n", y, x, v, h, l);
+                return 1;
+            }
+        }
+    return 0;
+}
+"#;
+    std::fs::write(dir.join("main.c"), main).unwrap();
+    let out = std::process::Command::new("cc")
+        .current_dir(&dir)
+        .args([
+            "-std=gnu99",
+            "-O1",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I.",
+            "main.c",
+            "clio_gap8_kernels.c",
+            "gap8_host.c",
+            "-o",
+            "run",
+        ])
+        .output()
+        .expect("running cc");
+    assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let run = std::process::Command::new(dir.join("run")).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stdout));
+    let _ = std::fs::remove_dir_all(&dir);
+}
