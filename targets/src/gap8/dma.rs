@@ -30,17 +30,7 @@ fn band_rows(c: &ConvStep) -> usize {
     if !c.banded() {
         return c.h;
     }
-    let kext = (c.kh - 1) * c.dil[0] + 1;
-    (0..c.ho)
-        .step_by(c.rows)
-        .map(|y0| {
-            let rows = c.rows.min(c.ho - y0);
-            let v0 = (y0 * c.stride[0]) as isize - c.pads[0] as isize;
-            let r0 = v0.max(0) as usize;
-            let r1 = ((y0 + rows - 1) * c.stride[0] + kext).saturating_sub(c.pads[0]).min(c.h);
-            r1.saturating_sub(r0)
-        })
-        .sum()
+    (0..c.ho).step_by(c.rows).map(|y0| c.window_rows(y0, c.rows.min(c.ho - y0))).sum()
 }
 
 /// L2 -> L1 bytes of an HWCE layer: per chunk, band and input plane, the band's input rows

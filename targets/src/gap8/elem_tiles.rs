@@ -6,7 +6,7 @@
 //! with no fitting tile (a single plane or window band too large) keeps reading L2, and its
 //! reason says so.
 
-use super::program::{ConvStep, Engine, PoolStep, Step, StepKind};
+use super::program::{four, window_rows, ConvStep, Engine, PoolStep, Step, StepKind};
 
 /// How a non-conv layer (or the vendor depthwise kernel) is tiled in L1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,11 +20,6 @@ pub(crate) enum Tiles {
     /// `chunk` whole channels (global average pool, vendor depthwise): input planes
     /// double-buffered, one output tile.
     Planes { chunk: usize },
-}
-
-/// Rounds `b` up to a multiple of 4 bytes (every L1 buffer starts 4-aligned).
-pub(crate) fn four(b: usize) -> usize {
-    b.div_ceil(4) * 4
 }
 
 /// Inputs read by an elementwise step (a concat operand counts as one).
@@ -55,14 +50,11 @@ pub(crate) fn flat_bytes(inputs: usize, elems: usize, es: usize) -> usize {
 /// Input rows of a band of `rows` output rows of a pool starting at output row `y0` (its
 /// window clipped to the plane), as the generated loop computes them.
 pub(crate) fn pool_band_rows(p: &PoolStep, y0: usize, rows: usize) -> usize {
-    let v0 = (y0 * p.stride[0]) as isize - p.pad[0] as isize;
-    let r0 = v0.max(0) as usize;
-    let r1 = ((y0 + rows - 1) * p.stride[0] + p.k[0]).saturating_sub(p.pad[0]).min(p.h);
-    r1.saturating_sub(r0)
+    window_rows(y0, rows, p.stride[0], p.k[0], p.pad[0], p.h)
 }
 
 /// Largest input band of a pool in bands of `rows` output rows.
-fn pool_max_band(p: &PoolStep, rows: usize) -> usize {
+pub(crate) fn pool_max_band(p: &PoolStep, rows: usize) -> usize {
     (0..p.ho).step_by(rows).map(|y0| pool_band_rows(p, y0, rows.min(p.ho - y0))).max().unwrap_or(0)
 }
 

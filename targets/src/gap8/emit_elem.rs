@@ -4,9 +4,9 @@
 //! run the kernel on the L1 tile between barriers; a buffer is never refilled before the
 //! transfer that last read it is waited for (the host DMA shim checks that discipline).
 
-use super::elem_tiles::{four, Tiles};
+use super::elem_tiles::Tiles;
 use super::emit::Names;
-use super::program::{ConvStep, Engine, MeanStep, PoolStep};
+use super::program::{four, ConvStep, Engine, MeanStep, PoolStep};
 use std::fmt::Write;
 
 /// `ct *name = (ct *)(void *)(pool + at);` for each `(name, bytes)`, laid out in order from
@@ -41,6 +41,17 @@ fn dma2d(ext: &str, loc: &str, bytes: &str, stride: &str, line: &str, dir: &str,
     format!(
         "pi_cl_dma_cmd_2d((uint32_t)(uintptr_t)({ext}), (uint32_t)(uintptr_t)({loc}), (uint32_t)({bytes}), (uint32_t)({stride}), (uint32_t)({line}), {dir}, {cmd});"
     )
+}
+
+/// The waits for the write-backs still in flight after `chunks` chunks whose commands alternate
+/// between `cmd[0]` and `cmd[1]` and are waited for two chunks later: the last two (one if
+/// there was a single chunk).
+fn last_two_waits(cmd: &str, chunks: usize) -> String {
+    if chunks > 1 {
+        format!("pi_cl_dma_cmd_wait(&{cmd}[{}]); pi_cl_dma_cmd_wait(&{cmd}[{}]);", (chunks - 1) % 2, chunks % 2)
+    } else {
+        format!("pi_cl_dma_cmd_wait(&{cmd}[0]);")
+    }
 }
 
 const IN: &str = "PI_CL_DMA_DIR_EXT2LOC";
@@ -101,12 +112,7 @@ pub(crate) fn flat(
         })
         .collect();
     let tiles: Vec<String> = names.iter().map(|b| format!("{b}[t]")).collect();
-    let chunks = size.div_ceil(elems);
-    let last_waits = if chunks > 1 {
-        format!("pi_cl_dma_cmd_wait(&wb[{}]); pi_cl_dma_cmd_wait(&wb[{}]);", (chunks - 1) % 2, chunks % 2)
-    } else {
-        "pi_cl_dma_cmd_wait(&wb[0]);".to_string()
-    };
+    let last_waits = last_two_waits("wb", size.div_ceil(elems));
     let _ = write!(
         out,
         "    if (pi_core_id() == 0) {{ {first} }}
@@ -141,12 +147,7 @@ pub(crate) fn flat(
 /// chunks of `elems` (two buffers: a chunk's read overlaps the previous chunk's write).
 pub(crate) fn copy(out: &mut String, n: &Names, size: usize, elems: usize, x: &str, y: &str) {
     let es = es_mul(n);
-    let chunks = size.div_ceil(elems);
-    let last_waits = if chunks > 1 {
-        format!("pi_cl_dma_cmd_wait(&co[{}]); pi_cl_dma_cmd_wait(&co[{}]);", (chunks - 1) % 2, chunks % 2)
-    } else {
-        "pi_cl_dma_cmd_wait(&co[0]);".to_string()
-    };
+    let last_waits = last_two_waits("co", size.div_ceil(elems));
     let _ = write!(
         out,
         "    {{
@@ -181,11 +182,7 @@ pub(crate) fn pool(out: &mut String, n: &Names, q: &PoolStep, t: Tiles, x: &str,
     let (plane, hwo) = (q.h * q.w, q.ho * q.wo);
     let nb = q.ho.div_ceil(rows);
     let groups = q.c.div_ceil(chunk);
-    let max_band = (0..q.ho)
-        .step_by(rows)
-        .map(|y0| super::elem_tiles::pool_band_rows(q, y0, rows.min(q.ho - y0)))
-        .max()
-        .unwrap_or(0);
+    let max_band = super::elem_tiles::pool_max_band(q, rows);
     // The tile `tt` (chunk tt / nb, band tt % nb): its channels, output rows and input rows
     // [r0, r1) (v0: the first, padding included); `ind` indents the lines after the first.
     let band = |tt: &str, pre: &str, ind: &str| {

@@ -6,9 +6,10 @@
 use super::program::{self, Engine, StepKind};
 use super::{Gap8Desc, Gap8Layer, Gap8Report};
 
-/// The built-in GAP8 description (`targets/data/gap8.json`).
-pub(crate) fn builtin_desc() -> Option<Gap8Desc> {
-    serde_json::from_str(include_str!("../../data/gap8.json")).ok()
+/// The built-in GAP8 description (`targets/data/gap8.json`), parsed once.
+pub(crate) fn builtin_desc() -> Option<&'static Gap8Desc> {
+    static DESC: std::sync::OnceLock<Option<Gap8Desc>> = std::sync::OnceLock::new();
+    DESC.get_or_init(|| serde_json::from_str(include_str!("../../data/gap8.json")).ok()).as_ref()
 }
 
 /// The cost model's cycles for one step (the same rates as [`Gap8Cost`](super::Gap8Cost); q16 steps run at the

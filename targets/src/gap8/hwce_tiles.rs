@@ -13,7 +13,7 @@
 //! tiles fit L1.
 
 use super::hwce::{HwcePlan, STRIPE};
-use super::program::{ConvStep, Engine};
+use super::program::{four, ConvStep, Engine};
 
 /// Byte offsets of an HWCE layer's buffers in the L1 pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +39,6 @@ pub(crate) struct HwceL1 {
 impl HwceL1 {
     /// The layout for `chunk` output channels and bands of `rows` output rows.
     pub fn new(c: &ConvStep, h: &HwcePlan, chunk: usize, rows: usize) -> Self {
-        let four = |b: usize| b.div_ceil(4) * 4;
         let raw = four(c.w * (rows + h.k - 1).min(c.h) * c.es);
         let stripes_at = 2 * raw;
         let stripe = 2 * STRIPE * (rows + h.k - 1);

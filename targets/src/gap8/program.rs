@@ -82,12 +82,18 @@ impl ConvStep {
     /// Bytes of the L1 output tile of a streamed layer (a chunk's output planes, or bands of
     /// `rows` rows, 4-aligned), written back to L2 by DMA.
     pub fn stream_obuf(&self, chunk: usize) -> usize {
-        (chunk * self.rows * self.wo * self.es).div_ceil(4) * 4
+        four(chunk * self.rows * self.wo * self.es)
     }
 
     /// Input rows a band of `rows` output rows reads at most (its window, clipped to the plane).
     pub fn band_in_rows(&self, rows: usize) -> usize {
         (rows.saturating_sub(1) * self.stride[0] + (self.kh - 1) * self.dil[0] + 1).min(self.h)
+    }
+
+    /// Input rows inside the plane that output rows `[y0, y0 + rows)` of this layer read
+    /// (`r1 - r0` of the generated banded loops).
+    pub fn window_rows(&self, y0: usize, rows: usize) -> usize {
+        window_rows(y0, rows, self.stride[0], (self.kh - 1) * self.dil[0] + 1, self.pads[0], self.h)
     }
 
     /// Whether the layer is streamed in row bands (row tiling).
@@ -116,7 +122,7 @@ impl ConvStep {
 
     /// Bytes of the whole input in L1 (4-aligned).
     pub fn whole_in_bytes(&self) -> usize {
-        (self.cin * self.h * self.w * self.es).div_ceil(4) * 4
+        four(self.cin * self.h * self.w * self.es)
     }
 
     /// L1 bytes of a [`Engine::Whole`] layer with `chunk` output channels: the input, the int32
@@ -163,7 +169,7 @@ impl ConvStep {
         let plane = self.h * self.w;
         // A band of one plane (row tiling; chunk 1 when depthwise), or whole planes.
         let band = if self.rows < self.ho { self.band_in_rows(self.rows) * self.w } else { plane };
-        ((if dw { chunk * band } else { band }) * self.es).div_ceil(4) * 4
+        four((if dw { chunk * band } else { band }) * self.es)
     }
 
     /// Turns a `Cluster` layer into a `Stream` one when its planes are not tiny and one output
@@ -260,6 +266,20 @@ impl ConvStep {
     pub fn macs(&self) -> u64 {
         (self.cout * self.ho * self.wo * (self.cin / self.groups.max(1)) * self.kh * self.kw) as u64
     }
+}
+
+/// Input rows inside an `h`-row plane that output rows `[y0, y0 + rows)` of a window of
+/// `kext` rows (dilation included), stride `stride` and top padding `pad` read: the window
+/// clipped to the plane, `r1 - r0` of the generated banded loops (convolutions and pools).
+pub(crate) fn window_rows(y0: usize, rows: usize, stride: usize, kext: usize, pad: usize, h: usize) -> usize {
+    let r0 = (y0 * stride).saturating_sub(pad);
+    let r1 = ((y0 + rows - 1) * stride + kext).saturating_sub(pad).min(h);
+    r1.saturating_sub(r0)
+}
+
+/// Bytes rounded up to a multiple of 4 (every L1 buffer starts 4-aligned).
+pub(crate) fn four(b: usize) -> usize {
+    b.div_ceil(4) * 4
 }
 
 /// Max pooling.
