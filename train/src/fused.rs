@@ -7,6 +7,7 @@
 //! kernels walk contiguous NCHW planes instead. `tests` checks each against the composite candle
 //! formulation, values and gradients.
 
+use crate::conv::ConvGeometry;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Device, Layout, Shape, Tensor};
 
 type CResult<T> = candle_core::Result<T>;
@@ -155,33 +156,11 @@ pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> 
     Ok((y, mean, var))
 }
 
-/// Geometry of a depthwise convolution (channel multiplier 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DepthwiseGeometry {
-    /// Strides (H, W).
-    pub strides: [usize; 2],
-    /// Padding `[top, left, bottom, right]`.
-    pub pads: [usize; 4],
-    /// Dilations (H, W).
-    pub dilations: [usize; 2],
-}
-
-struct Depthwise(DepthwiseGeometry);
-
-/// Output height and width.
-fn dw_out(d: &DepthwiseGeometry, h: usize, w: usize, kh: usize, kw: usize) -> CResult<(usize, usize)> {
-    let ph = h + d.pads[0] + d.pads[2];
-    let pw = w + d.pads[1] + d.pads[3];
-    let (eh, ew) = (d.dilations[0] * (kh - 1) + 1, d.dilations[1] * (kw - 1) + 1);
-    if kh == 0 || kw == 0 || eh > ph || ew > pw || d.strides.contains(&0) {
-        return Err(candle_core::Error::Msg("depthwise: kernel larger than the padded input".into()));
-    }
-    Ok(((ph - eh) / d.strides[0] + 1, (pw - ew) / d.strides[1] + 1))
-}
+struct Depthwise(ConvGeometry);
 
 /// Calls `f(out_index, in_index, tap)` for every valid (output, kernel tap) pair of one plane.
-fn for_taps(d: &DepthwiseGeometry, h: usize, w: usize, kh: usize, kw: usize, mut f: impl FnMut(usize, usize, usize)) {
-    let Ok((oh, ow)) = dw_out(d, h, w, kh, kw) else { return };
+fn for_taps(d: &ConvGeometry, h: usize, w: usize, kh: usize, kw: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let Ok((oh, ow)) = d.output_hw(h, w, kh, kw) else { return };
     for oy in 0..oh {
         for i in 0..kh {
             let iy = (oy * d.strides[0] + i * d.dilations[0]) as isize - d.pads[0] as isize;
@@ -210,7 +189,7 @@ impl CustomOp2 for Depthwise {
         let (x, wt) = (slice(s1, l1, "x")?, slice(s2, l2, "w")?);
         let (n, c, h, w) = l1.shape().dims4()?;
         let (_, _, kh, kw) = l2.shape().dims4()?;
-        let (oh, ow) = dw_out(&self.0, h, w, kh, kw)?;
+        let (oh, ow) = self.0.output_hw(h, w, kh, kw)?;
         let mut y = vec![0f32; n * c * oh * ow];
         for p in 0..n * c {
             let k = &wt[(p % c) * kh * kw..(p % c + 1) * kh * kw];
@@ -223,7 +202,7 @@ impl CustomOp2 for Depthwise {
     fn bwd(&self, x: &Tensor, wt: &Tensor, _res: &Tensor, g: &Tensor) -> CResult<(Option<Tensor>, Option<Tensor>)> {
         let (n, c, h, w) = x.dims4()?;
         let (_, _, kh, kw) = wt.dims4()?;
-        let (oh, ow) = dw_out(&self.0, h, w, kh, kw)?;
+        let (oh, ow) = self.0.output_hw(h, w, kh, kw)?;
         let xv = x.flatten_all()?.to_vec1::<f32>()?;
         let wv = wt.flatten_all()?.to_vec1::<f32>()?;
         let gv = g.flatten_all()?.to_vec1::<f32>()?;
@@ -245,32 +224,14 @@ impl CustomOp2 for Depthwise {
 }
 
 /// Depthwise convolution of `x` (NCHW) with `w` (`[C, 1, KH, KW]`).
-pub fn depthwise_conv(x: &Tensor, w: &Tensor, geometry: DepthwiseGeometry) -> CResult<Tensor> {
+pub fn depthwise_conv(x: &Tensor, w: &Tensor, geometry: ConvGeometry) -> CResult<Tensor> {
     x.contiguous()?.apply_op2(&w.contiguous()?, Depthwise(geometry))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Var;
-
-    fn ramp(shape: &[usize], seed: usize) -> Var {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|i| (((i * 37 + seed * 11) % 29) as f32 - 14.0) / 9.0).collect();
-        Var::from_tensor(&Tensor::from_vec(v, shape, &Device::Cpu).unwrap()).unwrap()
-    }
-
-    fn close(a: &Tensor, b: &Tensor, what: &str) {
-        let d = a.sub(b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        let s = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1.0);
-        assert!(d / s < 1e-4, "{what}: differs by {d} (scale {s})");
-    }
-
-    /// A loss that weights every output differently, so gradients are not symmetric.
-    fn loss(y: &Tensor) -> Tensor {
-        let w = ramp(y.dims(), 5);
-        y.mul(w.as_tensor()).unwrap().sum_all().unwrap()
-    }
+    use crate::test_util::{close, loss, ramp};
 
     #[test]
     fn batch_norm_matches_the_composite_formulation() {
@@ -310,7 +271,7 @@ mod tests {
     fn depthwise_matches_grouped_convolution() {
         for (s, pads, dil) in [(1, [1, 1, 1, 1], 1), (2, [1, 1, 1, 1], 1), (2, [0, 1, 1, 0], 1), (1, [2, 2, 2, 2], 2)] {
             let (x, w) = (ramp(&[2, 5, 9, 9], 1), ramp(&[5, 1, 3, 3], 2));
-            let geo = DepthwiseGeometry { strides: [s, s], pads, dilations: [dil, dil] };
+            let geo = ConvGeometry { strides: [s, s], pads, dilations: [dil, dil] };
             let y = depthwise_conv(x.as_tensor(), w.as_tensor(), geo).unwrap();
             let [t, l, b, r] = pads;
             let xp = x.as_tensor().pad_with_zeros(2, t, b).unwrap().pad_with_zeros(3, l, r).unwrap();

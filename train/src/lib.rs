@@ -14,6 +14,8 @@
 //! this crate through its `train` feature (on by default).
 
 pub mod checkpoint;
+pub mod clamp;
+pub mod conv;
 pub mod data;
 pub mod error;
 pub mod eval;
@@ -23,6 +25,8 @@ pub mod lower;
 pub mod objective;
 pub mod optim;
 pub mod params;
+#[cfg(test)]
+mod test_util;
 pub mod trainer;
 
 pub use error::TrainError;

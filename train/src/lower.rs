@@ -6,8 +6,10 @@
 //! [`Mode::Train`] (and updates the running statistics with momentum 0.1 and the unbiased batch
 //! variance, as PyTorch does) and the running statistics in [`Mode::Eval`].
 
+use crate::clamp;
+use crate::conv::{self, ConvGeometry};
 use crate::error::TrainError;
-use crate::fused::{self, DepthwiseGeometry};
+use crate::fused;
 use crate::params::ParamStore;
 use candle_core::{DType, Device, Tensor, D};
 use clio::ir::{Graph, NodeId, Op, Value};
@@ -102,8 +104,8 @@ fn eval_node(g: &Graph, id: NodeId, x: &[Tensor], params: &mut ParamStore, mode:
         Op::Conv2d(c) => conv2d(g, id, c, arg(0)?, arg(1)?, x.get(2))?,
         Op::BatchNorm(bn) => batch_norm(g, id, x, bn.epsilon as f64, params, mode)?,
         Op::ScaleShift => arg(0)?.broadcast_mul(&per_channel(arg(1)?)?)?.broadcast_add(&per_channel(arg(2)?)?)?,
-        Op::Relu => arg(0)?.relu()?,
-        Op::Clip(c) => arg(0)?.clamp(c.min, c.max)?,
+        Op::Relu => clamp::relu(arg(0)?)?,
+        Op::Clip(c) => clamp::clamp(arg(0)?, c.min, c.max)?,
         Op::Sigmoid => candle_nn::ops::sigmoid(arg(0)?)?,
         Op::HardSigmoid(h) => arg(0)?.affine(h.alpha as f64, h.beta as f64)?.clamp(0f32, 1f32)?,
         Op::HardSwish => {
@@ -258,22 +260,13 @@ fn conv2d(
     w: &Tensor,
     bias: Option<&Tensor>,
 ) -> Result<Tensor, TrainError> {
-    let (o, _, kh, kw) = w.dims4()?;
+    let (o, _, _, _) = w.dims4()?;
     let cin = x.dim(1)?;
-    let depthwise = c.groups > 1 && c.groups == cin && o == cin;
-    let y = if depthwise {
-        let geometry = DepthwiseGeometry { strides: c.strides, pads: c.pads, dilations: c.dilations };
+    let geometry = ConvGeometry { strides: c.strides, pads: c.pads, dilations: c.dilations };
+    let y = if c.groups > 1 && c.groups == cin && o == cin {
         fused::depthwise_conv(x, w, geometry)?
     } else {
-        if c.strides[0] != c.strides[1] || c.dilations[0] != c.dilations[1] {
-            return Err(unsupported(g, id, "conv2d trains with equal strides and dilations along H and W"));
-        }
-        let [t, l, b, r] = c.pads;
-        let (xp, pad) = if t == l && t == b && t == r { (x.clone(), t) } else { (pad_hw(x, c.pads)?, 0) };
-        if kh == 0 || kw == 0 {
-            return Err(unsupported(g, id, "empty kernel"));
-        }
-        xp.conv2d(w, pad, c.strides[0], c.dilations[0], c.groups)?
+        conv::conv2d(x, w, geometry, c.groups).map_err(|e| unsupported(g, id, e.to_string()))?
     };
     Ok(match bias {
         Some(b) => fused::channel_bias(&y, b)?,
