@@ -79,6 +79,44 @@ fn plan_then_simulate_a_trace() {
     for strategy in ["fixed", "adaptive", "oracle"] {
         assert!(text.contains(strategy), "{strategy} missing: {text}");
     }
+    // --deploy replaces the plan's chosen cuts: one deployed cut pins adaptive and the oracle
+    // to it; a cut the plan or the profile lacks is a one-line error.
+    let feasible: Vec<u64> = p["cuts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !c["range_bps"].is_null())
+        .map(|c| c["k"].as_u64().unwrap())
+        .collect();
+    let pinned = *feasible.iter().find(|k| !chosen.contains(k)).unwrap_or(&feasible[0]);
+    let simulate_deploying = |deploy: &str| {
+        clio(&[
+            "simulate",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+            "--trace",
+            "testdata/traces/norway_bus_1",
+            "--scale",
+            "0.125",
+            "--deploy",
+            deploy,
+            "--json",
+        ])
+    };
+    let r: serde_json::Value = serde_json::from_str(&ok(&simulate_deploying(&pinned.to_string()))).unwrap();
+    for s in r[0]["results"].as_array().unwrap().iter().filter(|s| s["strategy"] != "fixed") {
+        assert_eq!(s["cuts_used"], serde_json::json!([pinned]), "{s}");
+    }
+    let all_feasible = feasible.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(",");
+    let r: serde_json::Value = serde_json::from_str(&ok(&simulate_deploying(&all_feasible))).unwrap();
+    for s in r[0]["results"].as_array().unwrap() {
+        for k in s["cuts_used"].as_array().unwrap() {
+            assert!(feasible.contains(&k.as_u64().unwrap()), "{s}");
+        }
+    }
+    one_line_error(&simulate_deploying("999"), "--deploy 999");
     let svgs: Vec<_> = std::fs::read_dir(&svg).unwrap().filter_map(|e| e.ok()).collect();
     assert!(svgs.len() >= 2, "{svgs:?}");
     for e in svgs {

@@ -37,6 +37,10 @@ pub struct SimulateArgs {
     /// Cut of the fixed-cut baseline (default: the best fixed cut in hindsight).
     #[arg(long)]
     pub fixed_cut: Option<usize>,
+    /// The cuts adaptive partitioning switches between, comma-separated (default: the plan's
+    /// chosen cuts that have a profile). Each must be a cut of the plan with a profile.
+    #[arg(long, value_delimiter = ',', value_name = "K,K,...")]
+    pub deploy: Vec<usize>,
     /// Write accuracy-vs-bandwidth curves and per-trace timelines (SVG) into this directory.
     #[arg(long)]
     pub svg_dir: Option<PathBuf>,
@@ -64,7 +68,21 @@ pub struct SimulateArgs {
 
 /// Runs `clio simulate`.
 pub fn run(a: SimulateArgs) -> Result<(), Error> {
-    let (plan, profile) = crate::load::load_plan_and_profile(&a.plan, &a.profile)?;
+    let (mut plan, profile) = crate::load::load_plan_and_profile(&a.plan, &a.profile)?;
+    if !a.deploy.is_empty() {
+        for k in &a.deploy {
+            if plan.cut(*k).is_none() {
+                return Err(Error::Format(format!("--deploy {k}: {} has no cut {k}", a.plan.display())));
+            }
+            if !profile.entries.iter().any(|e| e.cut == *k) {
+                return Err(Error::Format(format!(
+                    "--deploy {k}: {} has no accuracy for cut {k}",
+                    a.profile.display()
+                )));
+            }
+        }
+        plan.chosen = a.deploy.clone();
+    }
     let link = TargetArgs { target: "gap8".into(), cloud: "cloud-gpu".into(), link: a.link.clone() }.load()?.link;
     let settings =
         SimSettings { period_s: a.period_s, window_s: a.window_s, switch_s: a.switch_ms / 1e3, fixed_cut: a.fixed_cut };
