@@ -305,3 +305,53 @@ fn objective_file_is_written() {
     assert!(file["heads"][0]["graph"].as_str().unwrap().starts_with("cloud.s"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The weight names operand `slot` of every `batch_norm` in head `graph` reads.
+fn bn_operand_names(m: &Module, graph: &str, slot: usize) -> Vec<String> {
+    let g = m.graph(graph).unwrap();
+    g.node_ids()
+        .filter(|n| matches!(g.node(*n).op, Op::BatchNorm(_)))
+        .map(|n| g.weight_name(g.operand_list(n)[slot]).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn heads_have_their_own_batch_norm_statistics_unless_tied() {
+    use clio::models::*;
+    let m = resnet18(&ResNetConfig { width: 0.25, input: 32, classes: 10, seed: 4, variant: Variant::Cifar }).unwrap();
+    let mut per_head = m.clone();
+    try_slice(&mut per_head, "slice{cut=3,sizes=8:16,bandwidth=none}", None).unwrap();
+    let mut tied = m.clone();
+    try_slice(&mut tied, "slice{cut=3,sizes=8:16,bandwidth=none,bn-stats=tied}", None).unwrap();
+    let (scale8, scale16) = (bn_operand_names(&per_head, "cloud.s8", 1), bn_operand_names(&per_head, "cloud.s16", 1));
+    assert!(scale8.len() >= 8, "{scale8:?}");
+    let report = report(&per_head);
+    let per_slice: Vec<&str> =
+        report["heads"][0]["weights"]["per_slice"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    for (slot, stat) in [(3, "mean"), (4, "var")] {
+        let (s8, s16) = (bn_operand_names(&per_head, "cloud.s8", slot), bn_operand_names(&per_head, "cloud.s16", slot));
+        let (t8, t16) = (bn_operand_names(&tied, "cloud.s8", slot), bn_operand_names(&tied, "cloud.s16", slot));
+        let mut later = 0;
+        for (((a, b), o), o16) in s8.iter().zip(&s16).zip(&t8).zip(&t16) {
+            if o != o16 {
+                continue; // inside the sliced region: per-slice in both modes
+            }
+            later += 1;
+            // After the region: shared when tied, per-head copies of the original otherwise.
+            assert_eq!((a.clone(), b.clone()), (format!("{o}.s8"), format!("{o}.s16")));
+            let (copy, orig) = (per_head.weight(a).unwrap().data(), tied.weight(o).unwrap().data());
+            assert_eq!(copy.as_f32().unwrap(), orig.as_f32().unwrap(), "{a} is not a copy of {o}");
+            assert!(per_slice.contains(&a.as_str()), "{a} missing from the head's per-slice weights");
+        }
+        assert!(later >= 6, "only {later} {stat}s after the region");
+    }
+    // Scale and shift after the region stay tied.
+    let later: Vec<_> = scale8.iter().zip(&scale16).filter(|(a, b)| a == b).collect();
+    assert!(later.len() >= 6, "too few tied batch-norm scales: {later:?}");
+    let stats_tied: Vec<_> = bn_operand_names(&tied, "cloud.s8", 3)
+        .into_iter()
+        .zip(bn_operand_names(&tied, "cloud.s16", 3))
+        .filter(|(a, b)| a == b)
+        .collect();
+    assert_eq!(stats_tied.len(), later.len(), "bn-stats=tied shares the statistics where scales are shared");
+}

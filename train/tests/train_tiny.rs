@@ -156,6 +156,17 @@ fn heads_share_their_tied_weights() {
             assert!(changed(&all, n), "{n} did not change");
         }
     }
+    // Each head keeps its own running statistics for the tied batch norms (slice's default
+    // `bn-stats=per-head`): every head's copies move, each to its own values.
+    let stats = |h: &serde_json::Value| -> Vec<String> {
+        names(h, "per_slice").into_iter().filter(|n| !params.is_trainable(n) && !tied.contains(n)).collect()
+    };
+    let (first, last) = (stats(&heads[0]), stats(&heads[heads.len() - 1]));
+    assert!(first.len() >= 4 && first.len() == last.len(), "{first:?} / {last:?}");
+    for (a, b) in first.iter().zip(&last) {
+        assert!(changed(&all, a) && changed(&all, b), "{a} or {b} did not update");
+        assert_ne!(weight(&all, a), weight(&all, b), "{a} and {b} ended equal");
+    }
 }
 
 #[test]

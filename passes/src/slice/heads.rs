@@ -8,7 +8,8 @@
 //! only the first `i` input channels of their weights. Those first layers, and the per-channel
 //! parameters inside the region, get per-slice weights `@<weight>.s<i>` initialised from the
 //! original's first channels; every later layer keeps reading the original weight names, so the
-//! heads share (tie) them, visibly in the IR.
+//! heads share (tie) them, visibly in the IR. Batch norms after the region keep tied scale and
+//! shift but read per-head running statistics (see [`BnStats`]).
 
 use crate::prune::apply::slice_axis;
 use clio::ir::{Graph, Module, NodeId, Op, Value, Weight};
@@ -220,6 +221,18 @@ pub struct HeadWeights {
     pub tied: Vec<String>,
 }
 
+/// Whose running statistics a head's batch norms after the sliced region read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BnStats {
+    /// Per-head copies `@<mean>.s<i>` / `@<var>.s<i>` (scale and shift stay tied): each head's
+    /// activations have their own statistics, which one shared running estimate averages away
+    /// (the heads' evaluation accuracy suffers; slimmable networks' "switchable" statistics).
+    #[default]
+    PerHead,
+    /// Shared by all heads, like every other later weight.
+    Tied,
+}
+
 /// Builds head graph `name` from `cloud` (whose only input is the cut tensor) for a slice of
 /// `size` channels, adding its per-slice weights to `m`.
 pub fn build_head(
@@ -228,6 +241,7 @@ pub fn build_head(
     region: &Region,
     name: &str,
     size: usize,
+    bn_stats: BnStats,
 ) -> Result<HeadWeights, String> {
     let order = cloud.topo_order().map_err(|c| format!("cycle at {}", c.0))?;
     let mut head = Graph::new(name);
@@ -269,6 +283,11 @@ pub fn build_head(
             Some(Role::First { axis, block }) => {
                 sliced_slots.insert(1, (Some(*axis), size * block));
                 sliced_slots.insert(2, (None, 0));
+            }
+            None if bn_stats == BnStats::PerHead && matches!(op, Op::BatchNorm(_)) => {
+                // Operands: x, scale, shift, mean, var.
+                sliced_slots.insert(3, (None, 0));
+                sliced_slots.insert(4, (None, 0));
             }
             _ => {}
         }
