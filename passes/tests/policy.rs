@@ -32,8 +32,9 @@ fn setup() -> (Plan, AccuracyProfile) {
     (plan, AccuracyProfile { model: "m".into(), entries })
 }
 
-/// The choice rule as `simulate.rs` wrote it before the shared policy (kept verbatim in
-/// spirit): best slice by accuracy, fold over cuts, ties keep the current cut.
+/// The choice rule, written out independently: every cut scored by its best deliverable slice
+/// *without* the switch cost (fold over cuts, ties keep the current cut, else the later one);
+/// the decision then carries what the chosen cut delivers in this frame, switch cost included.
 fn reference_choice(
     plan: &Plan,
     profile: &AccuracyProfile,
@@ -51,15 +52,15 @@ fn reference_choice(
             .filter(|(ch, _)| *ch as u64 * c.bytes_per_channel <= bytes)
             .fold((0, 0.0), |b, (ch, acc)| if acc > b.1 || (acc == b.1 && ch < b.0) { (ch, acc) } else { b })
     };
-    let score = |k: usize| {
-        let switching = current.is_some_and(|c| c != k);
+    let score = |k: usize, switching: bool| {
         let budget = plan.cut(k).unwrap().radio_budget_s - if switching { switch_s } else { 0.0 };
         best_slice(k, link.bytes_within(budget, bw)).1
     };
-    cuts.iter().copied().map(|k| (k, score(k))).fold(None, |best, (k, sc)| match best {
+    let chosen = cuts.iter().copied().map(|k| (k, score(k, false))).fold(None, |best, (k, sc)| match best {
         Some((bk, bs)) if bs > sc || (bs == sc && Some(bk) == current) => Some((bk, bs)),
         _ => Some((k, sc)),
-    })
+    })?;
+    Some((chosen.0, score(chosen.0, current.is_some_and(|c| c != chosen.0))))
 }
 
 #[test]

@@ -114,3 +114,78 @@ fn accuracy_curves_rise_with_bandwidth() {
     let svg = clio_passes::plan::svg::accuracy_vs_bandwidth("t", &curves);
     assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 2);
 }
+
+/// Cut 1 early (8 channels of 4000 bytes, 200 ms of radio), cut 2 late (8 x 100 bytes) whose
+/// spare radio time (25 ms) is just above BLE's 7.5-ms set-up: the 20-ms switch leaves it too
+/// little to send anything in the switching frame.
+fn tight_late_cut() -> (Plan, AccuracyProfile) {
+    let plan = plan(0.3, (50e3, 2e6), 2, vec![cut(1, 4000, 0.2), cut(2, 100, 0.025)]);
+    let mut entries = vec![];
+    for (k, top) in [(1usize, 0.9), (2, 0.8)] {
+        for i in 1..=4 {
+            entries.push(ProfileEntry { cut: k, channels: 2 * i, accuracy: top * i as f64 / 4.0 });
+        }
+    }
+    (plan, AccuracyProfile { model: "m".into(), entries })
+}
+
+#[test]
+fn a_switch_that_costs_its_frame_is_still_taken() {
+    let (plan, profile) = tight_late_cut();
+    // Fast for 30 s (cut 1 sends everything), then 200 kbit/s: cut 1 cannot send its smallest
+    // slice (8000 bytes) in 200 ms, cut 2 sends 2 of its channels in the 17.5 ms after set-up.
+    let trace = BandwidthTrace::parse("0 2.0\n30 0.2\n200 0.2\n", "drop", 1.0).unwrap();
+    let s = SimSettings { period_s: 1.0, window_s: 5.0, switch_s: 0.02, fixed_cut: None };
+    let r = simulate(&plan, &profile, &trace, link().as_ref(), &s).unwrap();
+    let (fixed, adaptive, oracle) = (&r[0], &r[1], &r[2]);
+    assert_eq!(adaptive.frames[10].cut, 1);
+    let sw = adaptive.frames.iter().find(|f| f.switched).expect("adaptive never left cut 1");
+    // The switching frame misses (the switch eats cut 2's spare time); every later one delivers.
+    assert_eq!((sw.cut, sw.channels), (2, 0));
+    assert!(adaptive.frames.iter().filter(|f| f.t > sw.t).all(|f| f.cut == 2 && f.channels > 0));
+    assert_eq!(adaptive.switches, 1);
+    // Staying on cut 1 (what scoring every cut with the switch cost did) misses every slow frame.
+    let slow = adaptive.frames.iter().filter(|f| f.t >= 40.0).count() as f64;
+    assert!(adaptive.mean_accuracy > fixed.mean_accuracy, "{} vs {}", adaptive.mean_accuracy, fixed.mean_accuracy);
+    assert!(slow > 100.0);
+    assert!(oracle.mean_accuracy >= adaptive.mean_accuracy);
+}
+
+#[test]
+fn the_oracle_takes_the_best_sequence_of_cuts() {
+    use clio_passes::plan::policy::Policy;
+    let (plan, profile) = tight_late_cut();
+    // A link that drops and recovers every few seconds, and one fast second inside a slow
+    // stretch (t = 13), where leaving cut 2 gains 0.1 but coming back costs a whole frame.
+    let trace = BandwidthTrace::parse("0 2.0\n3 0.2\n7 2.0\n10 0.2\n13 2.0\n14 0.2\n17 0.2\n", "zigzag", 1.0).unwrap();
+    let s = SimSettings { period_s: 1.0, window_s: 3.0, switch_s: 0.02, fixed_cut: None };
+    let r = simulate(&plan, &profile, &trace, link().as_ref(), &s).unwrap();
+    let oracle = &r[2];
+    let n = oracle.frames.len();
+    assert_eq!(n, 18);
+    let link = link();
+    let policy = Policy::new(&plan, &profile, link.as_ref(), vec![1, 2], 0.02);
+    // Accuracy of frame `f` on cut `k`, switching or not, at the bandwidth its transfer sees.
+    let acc: Vec<[[f64; 2]; 2]> = (0..n)
+        .map(|f| {
+            let t = f as f64;
+            let at = |k: usize, switching: bool| {
+                let bw = trace.mean(t, t + policy.radio_budget_s(k, switching));
+                policy.delivered(k, switching, bw).1
+            };
+            [[at(1, false), at(1, true)], [at(2, false), at(2, true)]]
+        })
+        .collect();
+    let mut best = f64::NEG_INFINITY;
+    for bits in 0u32..(1 << n) {
+        let cut = |f: usize| ((bits >> f) & 1) as usize;
+        let total: f64 = (0..n).map(|f| acc[f][cut(f)][(f > 0 && cut(f) != cut(f - 1)) as usize]).sum();
+        best = best.max(total);
+    }
+    let got: f64 = oracle.frames.iter().map(|f| f.accuracy).sum();
+    assert!((got - best).abs() < 1e-9, "oracle {got}, best sequence {best}");
+    for other in &r[..2] {
+        assert!(got >= other.frames.iter().map(|f| f.accuracy).sum::<f64>() - 1e-9, "{}", other.strategy);
+    }
+    assert!(oracle.switches >= 2, "the zigzag should make switching pay: {} switches", oracle.switches);
+}

@@ -2,11 +2,16 @@
 //! ([`super::simulate`]) and the device program (`clio-runtime`), so that what the simulator
 //! predicts is what the device does.
 //!
-//! Given a bandwidth (the device's estimate, or for the oracle the bandwidth the transfer will
-//! see), every deployed cut is scored by the profiled accuracy of the largest-accuracy slice the
-//! link delivers within that cut's radio budget (minus the switch cost when choosing it means
-//! changing cut); the best score wins; an exact tie keeps the current cut, otherwise goes to the
-//! later-listed cut.
+//! Given a bandwidth (the device's estimate), every deployed cut is scored by the profiled
+//! accuracy of the most accurate slice the link delivers within that cut's radio budget; the
+//! best score wins; an exact tie keeps the current cut, otherwise goes to the later-listed cut.
+//! Cuts are scored without the switch cost: a switch costs the one frame it happens in (whose
+//! radio budget loses `switch_s`; that frame may miss its deadline), while staying on a worse
+//! cut costs every frame until the estimate moves, and the estimate (a mean over the last
+//! minute) moves slowly. Charging the switch to every comparison instead would never leave a
+//! cut whose spare radio time is below the switch cost: at a 50-ms deadline on STM32F7 a
+//! ResNet-style model stayed on the cut it started on for a whole trace, 9 points of accuracy
+//! below the better cut (docs/results.md, "Adaptive partitioning").
 
 use super::simulate::AccuracyProfile;
 use super::Plan;
@@ -167,27 +172,30 @@ impl<'a> Policy<'a> {
         self.choose_by(current, |_, _| estimate_bps)
     }
 
-    /// Chooses with a bandwidth per candidate: `bandwidth(k, switching)` (the oracle scores each
-    /// cut by the bandwidth its own transfer window will see).
+    /// Chooses with a bandwidth per candidate: `bandwidth(k, switching)` is the bandwidth cut
+    /// `k`'s transfer is scored at (the estimate for every cut in [`Policy::choose`]). The cut
+    /// is chosen by its accuracy without the switch cost; the decision then carries what it
+    /// delivers in this frame, with the switch cost when it changes cut.
     pub fn choose_by(&self, current: Option<usize>, bandwidth: impl Fn(usize, bool) -> f64) -> Option<Decision> {
-        let mut best: Option<Decision> = None;
+        let mut best: Option<(usize, f64)> = None;
         for &k in &self.cuts {
-            let switching = current.is_some_and(|c| c != k);
-            let (channels, acc) = self.delivered(k, switching, bandwidth(k, switching));
-            let keep = match &best {
-                Some(b) => b.expected_accuracy > acc || (b.expected_accuracy == acc && Some(b.cut) == current),
+            let (_, acc) = self.delivered(k, false, bandwidth(k, false));
+            let keep = match best {
+                Some((b, b_acc)) => b_acc > acc || (b_acc == acc && Some(b) == current),
                 None => false,
             };
             if !keep {
-                best = Some(Decision {
-                    cut: k,
-                    channels,
-                    expected_accuracy: acc,
-                    switching,
-                    radio_budget_s: self.radio_budget_s(k, switching),
-                });
+                best = Some((k, acc));
             }
         }
-        best
+        let (k, _) = best?;
+        Some(self.decision(k, current.is_some_and(|c| c != k), bandwidth(k, current.is_some_and(|c| c != k))))
+    }
+
+    /// Cut `k` at `bandwidth_bps` in one frame, `switching` to it or not: the slice it
+    /// delivers within its (switch-reduced) radio budget.
+    pub fn decision(&self, k: usize, switching: bool, bandwidth_bps: f64) -> Decision {
+        let (channels, expected_accuracy) = self.delivered(k, switching, bandwidth_bps);
+        Decision { cut: k, channels, expected_accuracy, switching, radio_budget_s: self.radio_budget_s(k, switching) }
     }
 }

@@ -1,12 +1,14 @@
 //! Runtime selection and trace replay: given a plan, accuracy profiles and a bandwidth trace,
 //! choose `<cut, slice>` per frame and compare fixed-cut progressive slicing, adaptive
-//! partitioning and an oracle that knows the bandwidth.
+//! partitioning and an oracle that knows the whole trace.
 //!
 //! Model of one frame at time `t` (frames every `period_s`):
 //! * the device estimates the bandwidth as the mean of the trace over the last `window_s`
 //!   seconds (Clio uses the last minute) and picks the deployed cut whose best deliverable
-//!   slice has the highest profiled accuracy (ties keep the current cut);
+//!   slice has the highest profiled accuracy (ties keep the current cut; [`super::policy`]);
 //! * changing cut costs `switch_s` (about 20 ms on GAP8), taken from that frame's radio time;
+//! * the oracle knows the bandwidth of every frame in advance and takes the sequence of cuts
+//!   with the highest total accuracy, switch costs included;
 //! * the device streams the cut tensor channel by channel; what arrives by the deadline is what
 //!   the actual bandwidth (mean of the trace over the radio window) delivers, and the cloud
 //!   uses the largest profiled slice that arrived completely;
@@ -15,7 +17,7 @@
 // Parses user accuracy profiles and traces: no panicking indexing or slicing (docs/robustness.md).
 #![deny(clippy::indexing_slicing)]
 
-use super::policy::{Framing, Policy};
+use super::policy::{Decision, Framing, Policy};
 use super::Plan;
 use clio::cost::LinkModel;
 use clio::trace::BandwidthTrace;
@@ -177,44 +179,52 @@ struct Replay<'a> {
     span: Span,
 }
 
-/// Replays the trace choosing among `cuts`, by the device's estimate or (oracle) by the
-/// bandwidth the transfer will actually see.
-fn replay(name: &str, r: &Replay, cuts: &[usize], oracle: bool) -> StrategyResult {
-    let Replay { plan, profile, trace, link, s, span } = *r;
-    let policy = Policy::new(plan, profile, link, cuts.to_vec(), s.switch_s).with_framing(span.framing);
-    let mut frames = vec![];
-    let mut current: Option<usize> = None;
-    let mut t = trace.start() + span.offset_s;
-    while t <= trace.end() && span.frames.is_none_or(|n| frames.len() < n) {
-        let estimate = trace.mean(t - s.window_s, t);
-        let actual_for = |k: usize, switching: bool| trace.mean(t, t + policy.radio_budget_s(k, switching).max(0.0));
-        let pick = if oracle { policy.choose_by(current, actual_for) } else { policy.choose(estimate, current) };
-        let Some(d) = pick else { break };
-        let actual = actual_for(d.cut, d.switching);
-        let (channels, accuracy) = policy.delivered(d.cut, d.switching, actual);
-        let latency_s = plan.cut(d.cut).map_or(0.0, |c| {
-            // The device streams whole channel groups while the next one still arrives by the
-            // deadline (the whole tensor at most), then stops.
-            let room = link.bytes_within(d.radio_budget_s.max(0.0), actual);
-            let sent = policy.wire_bytes(d.cut, policy.sendable(d.cut, room)).max(policy.framing().begin_bytes);
-            let radio = link.transfer_time_s(sent, actual).min(d.radio_budget_s.max(0.0));
-            (if d.switching { s.switch_s } else { 0.0 }) + c.device_latency_s + radio + c.cloud_latency_s
-        });
-        frames.push(Frame {
-            t,
-            estimate_bps: estimate,
-            actual_bps: actual,
-            cut: d.cut,
-            channels,
-            accuracy,
-            switched: d.switching,
-            planned_channels: d.channels,
-            expected_accuracy: d.expected_accuracy,
-            latency_s,
-        });
-        current = Some(d.cut);
-        t += s.period_s;
+/// The frame times of a replay: from `trace.start() + offset_s`, every period, while inside the
+/// trace and below the frame limit.
+fn frame_times(r: &Replay) -> Vec<f64> {
+    let mut times = vec![];
+    let mut t = r.trace.start() + r.span.offset_s;
+    while t <= r.trace.end() && r.span.frames.is_none_or(|n| times.len() < n) {
+        times.push(t);
+        t += r.s.period_s;
     }
+    times
+}
+
+/// The bandwidth cut `k`'s transfer sees in the frame at `t`: the trace's mean over the cut's
+/// radio window (less the switch cost when `switching`).
+fn actual_bps(r: &Replay, policy: &Policy, t: f64, k: usize, switching: bool) -> f64 {
+    r.trace.mean(t, t + policy.radio_budget_s(k, switching).max(0.0))
+}
+
+/// What happens in the frame at `t` when the device decided `d` (by `estimate`).
+fn frame(r: &Replay, policy: &Policy, t: f64, estimate: f64, d: &Decision) -> Frame {
+    let (plan, link) = (r.plan, r.link);
+    let actual = actual_bps(r, policy, t, d.cut, d.switching);
+    let (channels, accuracy) = policy.delivered(d.cut, d.switching, actual);
+    let latency_s = plan.cut(d.cut).map_or(0.0, |c| {
+        // The device streams whole channel groups while the next one still arrives by the
+        // deadline (the whole tensor at most), then stops.
+        let room = link.bytes_within(d.radio_budget_s.max(0.0), actual);
+        let sent = policy.wire_bytes(d.cut, policy.sendable(d.cut, room)).max(policy.framing().begin_bytes);
+        let radio = link.transfer_time_s(sent, actual).min(d.radio_budget_s.max(0.0));
+        (if d.switching { r.s.switch_s } else { 0.0 }) + c.device_latency_s + radio + c.cloud_latency_s
+    });
+    Frame {
+        t,
+        estimate_bps: estimate,
+        actual_bps: actual,
+        cut: d.cut,
+        channels,
+        accuracy,
+        switched: d.switching,
+        planned_channels: d.channels,
+        expected_accuracy: d.expected_accuracy,
+        latency_s,
+    }
+}
+
+fn summary(name: &str, frames: Vec<Frame>) -> StrategyResult {
     let n = frames.len().max(1) as f64;
     StrategyResult {
         strategy: name.to_string(),
@@ -223,6 +233,69 @@ fn replay(name: &str, r: &Replay, cuts: &[usize], oracle: bool) -> StrategyResul
         switches: frames.iter().filter(|f| f.switched).count(),
         frames,
     }
+}
+
+/// Replays the trace choosing among `cuts` by the device's estimate (the policy).
+fn replay(name: &str, r: &Replay, cuts: &[usize]) -> StrategyResult {
+    let policy = Policy::new(r.plan, r.profile, r.link, cuts.to_vec(), r.s.switch_s).with_framing(r.span.framing);
+    let mut frames = vec![];
+    let mut current: Option<usize> = None;
+    for t in frame_times(r) {
+        let estimate = r.trace.mean(t - r.s.window_s, t);
+        let Some(d) = policy.choose(estimate, current) else { break };
+        frames.push(frame(r, &policy, t, estimate, &d));
+        current = Some(d.cut);
+    }
+    summary(name, frames)
+}
+
+/// The oracle: knowing the whole trace, the sequence of cuts with the highest total accuracy,
+/// switch costs included (dynamic programming over frames x cuts). An upper bound for any
+/// policy switching among `cuts` with the same switch cost.
+fn replay_oracle(r: &Replay, cuts: &[usize]) -> StrategyResult {
+    let policy = Policy::new(r.plan, r.profile, r.link, cuts.to_vec(), r.s.switch_s).with_framing(r.span.framing);
+    let times = frame_times(r);
+    let decide =
+        |t: f64, k: usize, switching: bool| policy.decision(k, switching, actual_bps(r, &policy, t, k, switching));
+    // `best`: per cut, the highest total accuracy of the frames so far ending on that cut;
+    // `back[f]`: per cut, the cut (index) of frame f-1 on that path.
+    let mut best: Vec<f64> = vec![];
+    let mut back: Vec<Vec<usize>> = vec![];
+    for &t in &times {
+        let row: Vec<(f64, usize)> = cuts
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| {
+                if best.is_empty() {
+                    return (decide(t, k, false).expected_accuracy, i);
+                }
+                let (stay, switch) = (decide(t, k, false).expected_accuracy, decide(t, k, true).expected_accuracy);
+                best.iter()
+                    .enumerate()
+                    .map(|(j, v)| (v + if i == j { stay } else { switch }, j))
+                    .fold((f64::NEG_INFINITY, i), |a, b| if b.0 > a.0 { b } else { a })
+            })
+            .collect();
+        best = row.iter().map(|(v, _)| *v).collect();
+        back.push(row.iter().map(|(_, j)| *j).collect());
+    }
+    // Back from the best last cut (the later-listed one on a tie, as the policy).
+    let mut i = best.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+    let mut path = Vec::with_capacity(times.len());
+    for from in back.iter().rev() {
+        path.push(i);
+        i = from.get(i).copied().unwrap_or(i);
+    }
+    path.reverse();
+    let mut previous = None;
+    let mut frames = vec![];
+    for (&t, &i) in times.iter().zip(&path) {
+        let Some(&k) = cuts.get(i) else { break };
+        let d = decide(t, k, previous.is_some_and(|p| p != k));
+        frames.push(frame(r, &policy, t, r.trace.mean(t - r.s.window_s, t), &d));
+        previous = Some(k);
+    }
+    summary("oracle", frames)
 }
 
 /// The cuts adaptive partitioning deploys: the plan's chosen cuts that have a profile (all
@@ -281,15 +354,15 @@ pub fn simulate_span(
     let profiled = |k: &usize| profile.entries.iter().any(|e| e.cut == *k);
     let r = Replay { plan, profile, trace, link, s, span };
     let fixed = match s.fixed_cut {
-        Some(k) if profiled(&k) => replay("fixed", &r, &[k], false),
+        Some(k) if profiled(&k) => replay("fixed", &r, &[k]),
         Some(k) => return Err(format!("--fixed-cut {k} has no accuracy profile")),
         None => feasible
             .iter()
-            .map(|k| replay("fixed", &r, &[*k], false))
+            .map(|k| replay("fixed", &r, &[*k]))
             .max_by(|a, b| a.mean_accuracy.total_cmp(&b.mean_accuracy))
             .ok_or("no feasible cut for the fixed baseline")?,
     };
-    Ok(vec![fixed, replay("adaptive", &r, &deployed, false), replay("oracle", &r, &deployed, true)])
+    Ok(vec![fixed, replay("adaptive", &r, &deployed), replay_oracle(&r, &deployed)])
 }
 
 /// Accuracy versus bandwidth of each profiled cut (what the plan's slicing delivers), on a
