@@ -117,6 +117,21 @@ fn plan_then_simulate_a_trace() {
         }
     }
     one_line_error(&simulate_deploying("999"), "--deploy 999");
+    let with_estimator = |e: &str| {
+        clio(&[
+            "simulate",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+            "--trace",
+            "testdata/traces/norway_bus_1",
+            "--estimator",
+            e,
+        ])
+    };
+    assert!(ok(&with_estimator("distribution")).contains("adaptive"));
+    one_line_error(&with_estimator("median"), "--estimator `median`");
     let svgs: Vec<_> = std::fs::read_dir(&svg).unwrap().filter_map(|e| e.ok()).collect();
     assert!(svgs.len() >= 2, "{svgs:?}");
     for e in svgs {

@@ -99,7 +99,7 @@ fn the_simulator_decides_with_the_policy() {
     let mut r = SplitMix64::new(9);
     let text: String = (0..300).map(|t| format!("{t} {:.4}\n", 0.01 + 0.4 * r.uniform())).collect();
     let trace = BandwidthTrace::parse(&text, "wander", 1.0).unwrap();
-    let s = SimSettings { period_s: 1.0, window_s: 3.0, switch_s: 0.02, fixed_cut: None };
+    let s = SimSettings { period_s: 1.0, window_s: 3.0, switch_s: 0.02, fixed_cut: None, ..Default::default() };
     let span = Span { offset_s: 20.0, frames: Some(100), ..Default::default() };
     let res = simulate_span(&plan, &profile, &trace, link.as_ref(), &s, span).unwrap();
     let adaptive = &res[1];

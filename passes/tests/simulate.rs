@@ -34,7 +34,7 @@ fn adaptive_switches_on_a_step_trace_and_beats_fixed() {
     let (plan, profile) = setup();
     // 100 s at 2 Mbit/s, then 100 s at 50 kbit/s.
     let trace = BandwidthTrace::parse("0 2.0\n100 0.05\n200 0.05\n", "step", 1.0).unwrap();
-    let s = SimSettings { period_s: 1.0, window_s: 5.0, switch_s: 0.02, fixed_cut: None };
+    let s = SimSettings { period_s: 1.0, window_s: 5.0, switch_s: 0.02, fixed_cut: None, ..Default::default() };
     let r = simulate(&plan, &profile, &trace, link().as_ref(), &s).unwrap();
     let (fixed, adaptive, oracle) = (&r[0], &r[1], &r[2]);
     assert_eq!(adaptive.strategy, "adaptive");
@@ -135,7 +135,7 @@ fn a_switch_that_costs_its_frame_is_still_taken() {
     // Fast for 30 s (cut 1 sends everything), then 200 kbit/s: cut 1 cannot send its smallest
     // slice (8000 bytes) in 200 ms, cut 2 sends 2 of its channels in the 17.5 ms after set-up.
     let trace = BandwidthTrace::parse("0 2.0\n30 0.2\n200 0.2\n", "drop", 1.0).unwrap();
-    let s = SimSettings { period_s: 1.0, window_s: 5.0, switch_s: 0.02, fixed_cut: None };
+    let s = SimSettings { period_s: 1.0, window_s: 5.0, switch_s: 0.02, fixed_cut: None, ..Default::default() };
     let r = simulate(&plan, &profile, &trace, link().as_ref(), &s).unwrap();
     let (fixed, adaptive, oracle) = (&r[0], &r[1], &r[2]);
     assert_eq!(adaptive.frames[10].cut, 1);
@@ -158,7 +158,7 @@ fn the_oracle_takes_the_best_sequence_of_cuts() {
     // A link that drops and recovers every few seconds, and one fast second inside a slow
     // stretch (t = 13), where leaving cut 2 gains 0.1 but coming back costs a whole frame.
     let trace = BandwidthTrace::parse("0 2.0\n3 0.2\n7 2.0\n10 0.2\n13 2.0\n14 0.2\n17 0.2\n", "zigzag", 1.0).unwrap();
-    let s = SimSettings { period_s: 1.0, window_s: 3.0, switch_s: 0.02, fixed_cut: None };
+    let s = SimSettings { period_s: 1.0, window_s: 3.0, switch_s: 0.02, fixed_cut: None, ..Default::default() };
     let r = simulate(&plan, &profile, &trace, link().as_ref(), &s).unwrap();
     let oracle = &r[2];
     let n = oracle.frames.len();
@@ -188,4 +188,35 @@ fn the_oracle_takes_the_best_sequence_of_cuts() {
         assert!(got >= other.frames.iter().map(|f| f.accuracy).sum::<f64>() - 1e-9, "{}", other.strategy);
     }
     assert!(oracle.switches >= 2, "the zigzag should make switching pay: {} switches", oracle.switches);
+}
+
+#[test]
+fn the_distribution_estimator_avoids_a_cut_that_needs_the_mean_bandwidth() {
+    use clio_passes::plan::simulate::Estimator;
+    let plan = plan(0.3, (50e3, 2e6), 2, vec![cut(1, 4000, 0.2), cut(2, 200, 0.1)]);
+    // Cut 1 is better when its slices arrive; cut 2 delivers 0.8 at any of the trace's rates.
+    let mut entries: Vec<ProfileEntry> =
+        (1..=4).map(|i| ProfileEntry { cut: 1, channels: 2 * i, accuracy: 0.85 + 0.05 * (i / 2) as f64 }).collect();
+    entries.extend((1..=4).map(|i| ProfileEntry { cut: 2, channels: 2 * i, accuracy: 0.8 }));
+    let profile = AccuracyProfile { model: "m".into(), entries };
+    // 2 Mbit/s and 100 kbit/s, alternating every second: the mean (1.05 Mbit/s) lets cut 1 send
+    // 4 channels, but in every slow second it sends none.
+    let text: String = (0..=120).map(|t| format!("{t} {}\n", if t % 2 == 0 { 2.0 } else { 0.1 })).collect();
+    let trace = BandwidthTrace::parse(&text, "alternating", 1.0).unwrap();
+    let run = |estimator| {
+        let s = SimSettings { window_s: 10.0, estimator, ..Default::default() };
+        simulate(&plan, &profile, &trace, link().as_ref(), &s).unwrap().remove(1)
+    };
+    let (mean, dist) = (run(Estimator::Mean), run(Estimator::Distribution));
+    let late = |r: &clio_passes::plan::simulate::StrategyResult| -> Vec<usize> {
+        r.frames.iter().filter(|f| f.t >= 20.0).map(|f| f.cut).collect()
+    };
+    assert!(late(&mean).iter().all(|k| *k == 1), "the mean estimate should pick cut 1");
+    assert!(late(&dist).iter().all(|k| *k == 2), "the distribution should pick cut 2");
+    assert!(dist.mean_accuracy > mean.mean_accuracy + 0.2, "{} vs {}", dist.mean_accuracy, mean.mean_accuracy);
+    // Once the window holds both rates: every slow second misses on cut 1, none on cut 2.
+    let late_misses = |r: &clio_passes::plan::simulate::StrategyResult| {
+        r.frames.iter().filter(|f| f.t >= 20.0 && f.channels == 0).count()
+    };
+    assert_eq!((late_misses(&mean), late_misses(&dist)), (50, 0));
 }

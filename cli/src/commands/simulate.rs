@@ -6,7 +6,7 @@ use clap::Args;
 use clio::trace::BandwidthTrace;
 use clio::Error;
 use clio_passes::plan::policy::Framing;
-use clio_passes::plan::simulate::{accuracy_curves, simulate_span, SimSettings, Span};
+use clio_passes::plan::simulate::{accuracy_curves, simulate_span, Estimator, SimSettings, Span};
 use clio_passes::plan::svg;
 use std::path::PathBuf;
 
@@ -31,6 +31,11 @@ pub struct SimulateArgs {
     /// The device's bandwidth estimate: mean of the last N seconds.
     #[arg(long, default_value_t = 60.0)]
     pub window_s: f64,
+    /// How adaptive partitioning reads the window's bandwidth: `mean` (Clio's rule: the best cut
+    /// at the mean) or `distribution` (the best mean accuracy over the window's per-second
+    /// bandwidths).
+    #[arg(long, default_value = "mean")]
+    pub estimator: String,
     /// Partition-switch cost in milliseconds (about 20 ms on GAP8).
     #[arg(long, default_value_t = 20.0)]
     pub switch_ms: f64,
@@ -84,8 +89,14 @@ pub fn run(a: SimulateArgs) -> Result<(), Error> {
         plan.chosen = a.deploy.clone();
     }
     let link = TargetArgs { target: "gap8".into(), cloud: "cloud-gpu".into(), link: a.link.clone() }.load()?.link;
-    let settings =
-        SimSettings { period_s: a.period_s, window_s: a.window_s, switch_s: a.switch_ms / 1e3, fixed_cut: a.fixed_cut };
+    let settings = SimSettings {
+        period_s: a.period_s,
+        window_s: a.window_s,
+        switch_s: a.switch_ms / 1e3,
+        fixed_cut: a.fixed_cut,
+        estimator: Estimator::parse(&a.estimator)
+            .ok_or_else(|| Error::Format(format!("--estimator `{}`: expected mean or distribution", a.estimator)))?,
+    };
     let framing = match &a.framing {
         None => Framing::default(),
         Some(f) => {

@@ -177,9 +177,32 @@ impl<'a> Policy<'a> {
     /// is chosen by its accuracy without the switch cost; the decision then carries what it
     /// delivers in this frame, with the switch cost when it changes cut.
     pub fn choose_by(&self, current: Option<usize>, bandwidth: impl Fn(usize, bool) -> f64) -> Option<Decision> {
+        let k = self.best_cut(current, |k| self.delivered(k, false, bandwidth(k, false)).1)?;
+        let switching = current.is_some_and(|c| c != k);
+        Some(self.decision(k, switching, bandwidth(k, switching)))
+    }
+
+    /// Chooses by a distribution of bandwidths rather than one estimate: each cut is scored by
+    /// its mean accuracy over `samples_bps` (e.g. the last minute, one sample per second), so
+    /// a cut that needs the mean bandwidth loses to one that also delivers in the slow
+    /// seconds. The decision carries what the chosen cut delivers at the samples' mean.
+    pub fn choose_over(&self, samples_bps: &[f64], current: Option<usize>) -> Option<Decision> {
+        if samples_bps.is_empty() {
+            return None;
+        }
+        let n = samples_bps.len() as f64;
+        let k =
+            self.best_cut(current, |k| samples_bps.iter().map(|b| self.delivered(k, false, *b).1).sum::<f64>() / n)?;
+        let switching = current.is_some_and(|c| c != k);
+        Some(self.decision(k, switching, samples_bps.iter().sum::<f64>() / n))
+    }
+
+    /// The deployed cut with the highest `score`; an exact tie keeps `current`, otherwise goes
+    /// to the later-listed cut. `None` when no cut is deployed.
+    fn best_cut(&self, current: Option<usize>, score: impl Fn(usize) -> f64) -> Option<usize> {
         let mut best: Option<(usize, f64)> = None;
         for &k in &self.cuts {
-            let (_, acc) = self.delivered(k, false, bandwidth(k, false));
+            let acc = score(k);
             let keep = match best {
                 Some((b, b_acc)) => b_acc > acc || (b_acc == acc && Some(b) == current),
                 None => false,
@@ -188,8 +211,7 @@ impl<'a> Policy<'a> {
                 best = Some((k, acc));
             }
         }
-        let (k, _) = best?;
-        Some(self.decision(k, current.is_some_and(|c| c != k), bandwidth(k, current.is_some_and(|c| c != k))))
+        best.map(|(k, _)| k)
     }
 
     /// Cut `k` at `bandwidth_bps` in one frame, `switching` to it or not: the slice it

@@ -106,11 +106,34 @@ pub struct SimSettings {
     pub switch_s: f64,
     /// The fixed-cut baseline's cut (`None`: the best fixed cut in hindsight).
     pub fixed_cut: Option<usize>,
+    /// How the device turns the window's bandwidth into a choice.
+    pub estimator: Estimator,
+}
+
+/// How adaptive partitioning reads the bandwidth of the last `window_s` seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum Estimator {
+    /// Its mean (Clio's rule): [`Policy::choose`].
+    #[default]
+    Mean,
+    /// Its distribution, one sample per second: [`Policy::choose_over`].
+    Distribution,
+}
+
+impl Estimator {
+    /// `mean` or `distribution`.
+    pub fn parse(s: &str) -> Option<Estimator> {
+        match s {
+            "mean" => Some(Estimator::Mean),
+            "distribution" => Some(Estimator::Distribution),
+            _ => None,
+        }
+    }
 }
 
 impl Default for SimSettings {
     fn default() -> Self {
-        SimSettings { period_s: 1.0, window_s: 60.0, switch_s: 0.020, fixed_cut: None }
+        SimSettings { period_s: 1.0, window_s: 60.0, switch_s: 0.020, fixed_cut: None, estimator: Estimator::Mean }
     }
 }
 
@@ -235,6 +258,13 @@ fn summary(name: &str, frames: Vec<Frame>) -> StrategyResult {
     }
 }
 
+/// The bandwidth of each second of the `window_s` seconds before `t` (at least one sample).
+fn window_samples(trace: &BandwidthTrace, t: f64, window_s: f64) -> Vec<f64> {
+    let n = (window_s.ceil() as usize).max(1);
+    let step = window_s.max(1e-9) / n as f64;
+    (0..n).map(|i| trace.mean(t - window_s + i as f64 * step, t - window_s + (i + 1) as f64 * step)).collect()
+}
+
 /// Replays the trace choosing among `cuts` by the device's estimate (the policy).
 fn replay(name: &str, r: &Replay, cuts: &[usize]) -> StrategyResult {
     let policy = Policy::new(r.plan, r.profile, r.link, cuts.to_vec(), r.s.switch_s).with_framing(r.span.framing);
@@ -242,7 +272,11 @@ fn replay(name: &str, r: &Replay, cuts: &[usize]) -> StrategyResult {
     let mut current: Option<usize> = None;
     for t in frame_times(r) {
         let estimate = r.trace.mean(t - r.s.window_s, t);
-        let Some(d) = policy.choose(estimate, current) else { break };
+        let pick = match r.s.estimator {
+            Estimator::Mean => policy.choose(estimate, current),
+            Estimator::Distribution => policy.choose_over(&window_samples(r.trace, t, r.s.window_s), current),
+        };
+        let Some(d) = pick else { break };
         frames.push(frame(r, &policy, t, estimate, &d));
         current = Some(d.cut);
     }
