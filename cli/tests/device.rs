@@ -121,6 +121,22 @@ fn device_argument_errors_are_one_line() {
     let empty = d.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     one_line_error(&run(&format!("1={}", empty.display())), "manifest.json");
+    let bad_estimator = clio(&[
+        "device",
+        "--server",
+        "127.0.0.1:9",
+        "--plan",
+        &plan,
+        "--profile",
+        &profile,
+        "--deploy",
+        "1=dir",
+        "--trace",
+        "testdata/traces/norway_bus_1",
+        "--estimator",
+        "median",
+    ]);
+    one_line_error(&bad_estimator, "--estimator `median`");
     std::fs::remove_dir_all(&d).unwrap();
 }
 

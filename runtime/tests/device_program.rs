@@ -138,7 +138,7 @@ fn the_device_switches_cut_when_the_link_slows_down() {
     let images: Vec<Image> =
         (0..4).map(|_| Image { nchw: (0..192).map(|_| r.normal() as f32).collect(), label: 1 }).collect();
     let mut lines = vec![];
-    let cfg = ProgramConfig { frames: 16, period_s: 0.25, emulate_device_latency: true };
+    let cfg = ProgramConfig { frames: 16, period_s: 0.25, emulate_device_latency: true, estimator: Default::default() };
     let (summary, frames) = device.run(&images, &cfg, &mut |l: &LogLine| lines.push(l.clone())).unwrap();
     drop(device);
     let seen = server.join().unwrap();

@@ -15,7 +15,7 @@ use clio_passes::plan::policy::Policy;
 use clio_runtime::device::clock::TraceClock;
 use clio_runtime::device::estimator::BandwidthEstimator;
 use clio_runtime::device::module::DeviceModule;
-use clio_runtime::device::program::{protocol_framing, Deployed, Device, Image, LogLine, ProgramConfig};
+use clio_runtime::device::program::{protocol_framing, Deployed, Device, Estimator, Image, LogLine, ProgramConfig};
 use clio_runtime::device::shaper::LinkShaper;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,11 @@ pub struct DeviceArgs {
     /// Partition-switch cost in milliseconds (slept on every switch).
     #[arg(long, default_value_t = 20.0)]
     pub switch_ms: f64,
+    /// How the policy reads the window's sends: `mean` (Clio's rule: the best cut at their mean
+    /// throughput) or `distribution` (the best mean accuracy over each send's throughput), as
+    /// `clio simulate --estimator`.
+    #[arg(long, default_value = "mean")]
+    pub estimator: String,
     /// Start at this many seconds after the trace's first sample.
     #[arg(long, default_value_t = 0.0)]
     pub trace_offset_s: f64,
@@ -153,6 +158,8 @@ pub fn run(a: DeviceArgs) -> Result<(), Error> {
     let (plan, profile) = crate::load::load_plan_and_profile(&a.plan, &a.profile)?;
     let link = clio_targets::load_link(&a.link).map_err(fail)?;
     let trace = BandwidthTrace::load(&a.trace, a.scale)?;
+    let estimator = Estimator::parse(&a.estimator)
+        .ok_or_else(|| Error::Format(format!("--estimator `{}`: expected mean or distribution", a.estimator)))?;
     if !(a.period_s > 0.0 && a.window_s >= 0.0 && a.switch_ms >= 0.0 && a.trace_offset_s >= 0.0) {
         return Err(fail("--period-s must be positive; --window-s, --switch-ms, --trace-offset-s non-negative"));
     }
@@ -205,7 +212,12 @@ pub fn run(a: DeviceArgs) -> Result<(), Error> {
         shaper: LinkShaper::new(trace, link.as_ref(), clock),
         estimator: BandwidthEstimator::new(a.window_s, initial),
     };
-    let cfg = ProgramConfig { frames: a.frames, period_s: a.period_s, emulate_device_latency: !a.no_device_latency };
+    let cfg = ProgramConfig {
+        frames: a.frames,
+        period_s: a.period_s,
+        emulate_device_latency: !a.no_device_latency,
+        estimator,
+    };
     let mut lines = String::new();
     let result = device.run(&images, &cfg, &mut |l: &LogLine| {
         lines.push_str(&serde_json::to_string(l).unwrap_or_default());

@@ -41,12 +41,30 @@ impl BandwidthEstimator {
         self.samples.iter().filter(|s| s.end_s > now - self.window_s && s.end_s <= now).count()
     }
 
-    /// The estimate at trace time `now`: total bits / total sending time of the sends that ended
-    /// in `(now - window, now]`, else the previous estimate.
-    pub fn estimate(&mut self, now: f64) -> f64 {
+    /// Forgets the sends that ended before the window ending at `now`.
+    fn expire(&mut self, now: f64) {
         while self.samples.front().is_some_and(|s| s.end_s <= now - self.window_s) {
             self.samples.pop_front();
         }
+    }
+
+    /// The throughput of each send that ended in `(now - window, now]` (bits / its sending
+    /// time): the distribution `Policy::choose_over` scores cuts by. With no send in the window,
+    /// the current estimate alone.
+    pub fn throughputs(&mut self, now: f64) -> Vec<f64> {
+        let mean = self.estimate(now);
+        let v: Vec<f64> = self.samples.iter().filter(|s| s.end_s <= now).map(|s| s.bits / s.seconds).collect();
+        if v.is_empty() {
+            vec![mean]
+        } else {
+            v
+        }
+    }
+
+    /// The estimate at trace time `now`: total bits / total sending time of the sends that ended
+    /// in `(now - window, now]`, else the previous estimate.
+    pub fn estimate(&mut self, now: f64) -> f64 {
+        self.expire(now);
         let (bits, secs) =
             self.samples.iter().filter(|s| s.end_s <= now).fold((0.0, 0.0), |(b, t), s| (b + s.bits, t + s.seconds));
         if secs > 0.0 {
@@ -92,5 +110,17 @@ mod tests {
         e.record(1.0, 0.0, 1.0);
         e.record(1.0, 8.0, 0.0);
         assert_eq!(e.estimate(2.0), 7.0);
+    }
+
+    #[test]
+    fn throughputs_are_per_send_within_the_window() {
+        let mut e = BandwidthEstimator::new(10.0, 250e3);
+        assert_eq!(e.throughputs(0.0), vec![250e3]);
+        e.record(1.0, 100e3, 1.0);
+        e.record(2.0, 300e3, 0.5);
+        assert_eq!(e.throughputs(5.0), vec![100e3, 600e3]);
+        // The first send leaves the window at 11 s; with none left, the last estimate stands.
+        assert_eq!(e.throughputs(11.5), vec![600e3]);
+        assert_eq!(e.throughputs(30.0), vec![600e3]);
     }
 }

@@ -20,6 +20,7 @@ use crate::protocol::{read_frame, Frame, ReadError, DEFAULT_MAX_FRAME};
 use clio::quant::wire;
 use clio::Limits;
 use clio_passes::plan::policy::{Framing, Policy};
+pub use clio_passes::plan::simulate::Estimator;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -102,6 +103,9 @@ pub struct ProgramConfig {
     pub period_s: f64,
     /// Wait out the plan's device latency after running the module.
     pub emulate_device_latency: bool,
+    /// How the policy reads the recent sends: their mean throughput (Clio's rule) or their
+    /// distribution (each send's throughput; `Policy::choose_over`).
+    pub estimator: Estimator,
 }
 
 /// The log of one frame.
@@ -284,7 +288,11 @@ impl<S: std::io::Read + Write> Device<'_, S> {
     ) -> Result<FrameLog, DeviceError> {
         let estimate = self.estimator.estimate(t);
         let sends_in_window = self.estimator.samples_in_window(t);
-        let d = self.policy.choose(estimate, current).ok_or(DeviceError::Config("no cut is deployed".into()))?;
+        let d = match cfg.estimator {
+            Estimator::Mean => self.policy.choose(estimate, current),
+            Estimator::Distribution => self.policy.choose_over(&self.estimator.throughputs(t), current),
+        }
+        .ok_or(DeviceError::Config("no cut is deployed".into()))?;
         log(&LogLine::Decision(DecisionLog {
             frame: i,
             t,
