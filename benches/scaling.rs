@@ -9,7 +9,8 @@
 //!
 //! Options: `--sizes N,N,...` (layer counts, increasing), `--reps R` (repetitions per item and
 //! size; the minimum is reported, the most robust statistic on a shared machine), `--max-reps-layers N`
-//! (sizes above N run each item once; default 10000, so 100k runs once), `--quadratic-max N`
+//! (sizes above N run each item once; default: none, every size gets the same repetitions, so
+//! that each ratio compares a warm allocator with a warm allocator), `--quadratic-max N`
 //! (skip the items running `canonicalize` or `slice` above N layers; default: none skipped,
 //! both scale near-linearly since the region cap and the slice fixes, see docs/benchmarks.md), `--only PREFIX` (only the items whose label starts with PREFIX). Items:
 //! build (the model builder), print (IR text, weights as digests), parse (the same text, digests
@@ -34,10 +35,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// The allocator of the shipped `clio` binary (mimalloc with its default options: `clio opt`
-/// and the other compile commands run on it, see cli/src/main.rs) plus counters of the bytes in
-/// use and their peak. Before 2026-12-05 (fourth session) the bench used the system allocator
-/// (glibc), which no shipped command uses with the default features.
+/// The allocator of the shipped `clio` binary (mimalloc, which `clio opt` and the other compile
+/// commands run on, with their option: freed memory is kept until exit, see cli/src/main.rs)
+/// plus counters of the bytes in use and their peak. Before 2026-12-05 (fourth session) the
+/// bench used the system allocator (glibc), which no shipped command uses with the default
+/// features; until the sixth session, mimalloc's default of returning freed memory after 10 ms.
 struct Counting;
 
 /// The allocator `Counting` forwards to.
@@ -214,11 +216,19 @@ fn fmt_bytes(b: usize) -> String {
     format!("{:.1} MB", b as f64 / 1e6)
 }
 
+/// mimalloc v2's `mi_option_purge_delay` (as cli/src/main.rs).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() {
+    // SAFETY: setting an option before any allocation work; -1 = keep freed memory, as the CLI.
+    // An explicit MIMALLOC_PURGE_DELAY in the environment wins (to measure mimalloc's default).
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut sizes = vec![1_000usize, 10_000, 100_000];
     let mut reps = 3usize;
-    let mut max_reps_layers = 10_000usize;
+    let mut max_reps_layers = usize::MAX;
     let mut only: Option<String> = None;
     // The items running canonicalize or slice can be skipped above this size (they were
     // super-linear on a chain before the fixes in docs/benchmarks.md); by default none is.

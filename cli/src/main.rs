@@ -78,11 +78,13 @@ fn main() -> ExitCode {
         // SAFETY: restoring the default disposition of one signal before any thread starts.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
-    // Only training keeps freed memory: a long-running command with many threads (`serve`)
-    // would keep every thread's freed pages resident for good.
+    // Batch commands keep freed memory until they exit: returning it to the kernel and faulting
+    // it back in (zeroed) cost half of building a 100k-layer module (0.77 s instead of 1.3-2.0 s,
+    // docs/benchmarks.md "Scaling") and a third of a training step. The long-running threaded
+    // commands (`serve`, `device`) return it: each thread's freed pages would stay resident.
     // SAFETY: setting an option is allowed at any time; -1 = never return freed memory to the OS.
     #[cfg(feature = "train")]
-    if matches!(cli.command, Command::Train(_) | Command::Evaluate(_) | Command::Samples(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Device(_)) {
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     }
     let result = match cli.command {
