@@ -99,8 +99,8 @@ fn simulate_replays_the_requested_frames_per_frame() {
 fn device_argument_errors_are_one_line() {
     let d = tmp("device-args");
     let (plan, profile) = plan_and_profile(&d);
-    let run = |deploy: &str| {
-        clio(&[
+    let run_with = |deploy: &str, extra: &[&str]| {
+        let mut args = vec![
             "device",
             "--server",
             "127.0.0.1:9",
@@ -112,8 +112,11 @@ fn device_argument_errors_are_one_line() {
             deploy,
             "--trace",
             "testdata/traces/norway_bus_1",
-        ])
+        ];
+        args.extend_from_slice(extra);
+        clio(&args)
     };
+    let run = |deploy: &str| run_with(deploy, &[]);
     one_line_error(&run("nine"), "--deploy `nine`: expected K=DIR");
     one_line_error(&run("x=dir"), "`x` is not a cut index");
     one_line_error(&run("99=dir"), "the plan has no cut 99");
@@ -121,21 +124,7 @@ fn device_argument_errors_are_one_line() {
     let empty = d.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     one_line_error(&run(&format!("1={}", empty.display())), "manifest.json");
-    let bad_estimator = clio(&[
-        "device",
-        "--server",
-        "127.0.0.1:9",
-        "--plan",
-        &plan,
-        "--profile",
-        &profile,
-        "--deploy",
-        "1=dir",
-        "--trace",
-        "testdata/traces/norway_bus_1",
-        "--estimator",
-        "median",
-    ]);
+    let bad_estimator = run_with("1=dir", &["--estimator", "median"]);
     one_line_error(&bad_estimator, "--estimator `median`");
     std::fs::remove_dir_all(&d).unwrap();
 }

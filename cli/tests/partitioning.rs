@@ -89,8 +89,9 @@ fn plan_then_simulate_a_trace() {
         .map(|c| c["k"].as_u64().unwrap())
         .collect();
     let pinned = *feasible.iter().find(|k| !chosen.contains(k)).unwrap_or(&feasible[0]);
-    let simulate_deploying = |deploy: &str| {
-        clio(&[
+    // `clio simulate` on the plan, profile and bus trace, with `extra` arguments.
+    let simulate_with = |extra: &[&str]| {
+        let mut args = vec![
             "simulate",
             "--plan",
             plan.to_str().unwrap(),
@@ -100,11 +101,11 @@ fn plan_then_simulate_a_trace() {
             "testdata/traces/norway_bus_1",
             "--scale",
             "0.125",
-            "--deploy",
-            deploy,
-            "--json",
-        ])
+        ];
+        args.extend_from_slice(extra);
+        clio(&args)
     };
+    let simulate_deploying = |deploy: &str| simulate_with(&["--deploy", deploy, "--json"]);
     let r: serde_json::Value = serde_json::from_str(&ok(&simulate_deploying(&pinned.to_string()))).unwrap();
     for s in r[0]["results"].as_array().unwrap().iter().filter(|s| s["strategy"] != "fixed") {
         assert_eq!(s["cuts_used"], serde_json::json!([pinned]), "{s}");
@@ -117,19 +118,7 @@ fn plan_then_simulate_a_trace() {
         }
     }
     one_line_error(&simulate_deploying("999"), "--deploy 999");
-    let with_estimator = |e: &str| {
-        clio(&[
-            "simulate",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--profile",
-            profile.to_str().unwrap(),
-            "--trace",
-            "testdata/traces/norway_bus_1",
-            "--estimator",
-            e,
-        ])
-    };
+    let with_estimator = |e: &str| simulate_with(&["--estimator", e]);
     assert!(ok(&with_estimator("distribution")).contains("adaptive"));
     one_line_error(&with_estimator("median"), "--estimator `median`");
     let svgs: Vec<_> = std::fs::read_dir(&svg).unwrap().filter_map(|e| e.ok()).collect();

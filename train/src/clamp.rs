@@ -6,7 +6,8 @@
 //! input and passes the gradient where it lies strictly inside `(min, max)`, as PyTorch's
 //! `relu` / `hardtanh` do.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Storage, Tensor};
+use crate::cpu::with_elements;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 type CResult<T> = candle_core::Result<T>;
 
@@ -14,18 +15,6 @@ type CResult<T> = candle_core::Result<T>;
 struct Clamp {
     min: f32,
     max: f32,
-}
-
-/// The contiguous f32 elements of a CPU tensor, passed to `f`.
-fn with_elements<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> CResult<R>) -> CResult<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(storage) = &*storage else {
-        return Err(candle_core::Error::Msg(format!("{what}: not on the CPU")));
-    };
-    let (a, b) =
-        layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{what}: not contiguous")))?;
-    f(&storage.as_slice::<f32>()?[a..b])
 }
 
 impl CustomOp1 for Clamp {

@@ -7,7 +7,8 @@
 //! itself is a batched matrix multiply, so the forward pass and both gradients go through
 //! candle's GEMM. `tests` checks values and gradients against candle's own `conv2d`.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Storage, Tensor};
+use crate::cpu::with_elements;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 type CResult<T> = candle_core::Result<T>;
 
@@ -138,28 +139,22 @@ impl CustomOp1 for Im2Col {
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> CResult<Option<Tensor>> {
         let d = self.dims(x.shape())?;
-        let g = g.contiguous()?;
-        let (storage, layout) = g.storage_and_layout();
-        let Storage::Cpu(storage) = &*storage else {
-            return Err(candle_core::Error::Msg("im2col: gradient not on the CPU".into()));
-        };
-        let (a, b) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("im2col: gradient not contiguous".into()))?;
-        let gv = &storage.as_slice::<f32>()?[a..b];
-        let mut dx = vec![0f32; x.elem_count()];
         let sx = self.geometry.strides[1];
-        self.for_runs(&d, |col, input, xs, ix0| {
-            let src = &gv[col + xs.start..col + xs.end];
-            if sx == 1 {
-                let dst = &mut dx[input + ix0..input + ix0 + src.len()];
-                dst.iter_mut().zip(src).for_each(|(t, v)| *t += v);
-            } else {
-                for (k, v) in src.iter().enumerate() {
-                    dx[input + ix0 + k * sx] += v;
+        let dx = with_elements(g, "im2col gradient", |gv| {
+            let mut dx = vec![0f32; x.elem_count()];
+            self.for_runs(&d, |col, input, xs, ix0| {
+                let src = &gv[col + xs.start..col + xs.end];
+                if sx == 1 {
+                    let dst = &mut dx[input + ix0..input + ix0 + src.len()];
+                    dst.iter_mut().zip(src).for_each(|(t, v)| *t += v);
+                } else {
+                    for (k, v) in src.iter().enumerate() {
+                        dx[input + ix0 + k * sx] += v;
+                    }
                 }
-            }
-        });
+            });
+            Ok(dx)
+        })?;
         Ok(Some(Tensor::from_vec(dx, x.dims(), x.device())?))
     }
 }

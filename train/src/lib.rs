@@ -16,6 +16,7 @@
 pub mod checkpoint;
 pub mod clamp;
 pub mod conv;
+mod cpu;
 pub mod data;
 pub mod error;
 pub mod eval;
