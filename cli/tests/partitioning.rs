@@ -59,36 +59,6 @@ fn plan_then_simulate_a_trace() {
     }
     let profile = d.join("profile.csv");
     std::fs::write(&profile, csv).unwrap();
-    let svg = d.join("svg");
-    let out = ok(&clio(&[
-        "simulate",
-        "--plan",
-        plan.to_str().unwrap(),
-        "--profile",
-        profile.to_str().unwrap(),
-        "--trace",
-        "testdata/traces/norway_bus_1",
-        "--scale",
-        "0.125",
-        "--svg-dir",
-        svg.to_str().unwrap(),
-        "--json",
-    ]));
-    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let text = r.to_string();
-    for strategy in ["fixed", "adaptive", "oracle"] {
-        assert!(text.contains(strategy), "{strategy} missing: {text}");
-    }
-    // --deploy replaces the plan's chosen cuts: one deployed cut pins adaptive and the oracle
-    // to it; a cut the plan or the profile lacks is a one-line error.
-    let feasible: Vec<u64> = p["cuts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| !c["range_bps"].is_null())
-        .map(|c| c["k"].as_u64().unwrap())
-        .collect();
-    let pinned = *feasible.iter().find(|k| !chosen.contains(k)).unwrap_or(&feasible[0]);
     // `clio simulate` on the plan, profile and bus trace, with `extra` arguments.
     let simulate_with = |extra: &[&str]| {
         let mut args = vec![
@@ -105,6 +75,23 @@ fn plan_then_simulate_a_trace() {
         args.extend_from_slice(extra);
         clio(&args)
     };
+    let svg = d.join("svg");
+    let out = ok(&simulate_with(&["--svg-dir", svg.to_str().unwrap(), "--json"]));
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = r.to_string();
+    for strategy in ["fixed", "adaptive", "oracle"] {
+        assert!(text.contains(strategy), "{strategy} missing: {text}");
+    }
+    // --deploy replaces the plan's chosen cuts: one deployed cut pins adaptive and the oracle
+    // to it; a cut the plan or the profile lacks is a one-line error.
+    let feasible: Vec<u64> = p["cuts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !c["range_bps"].is_null())
+        .map(|c| c["k"].as_u64().unwrap())
+        .collect();
+    let pinned = *feasible.iter().find(|k| !chosen.contains(k)).unwrap_or(&feasible[0]);
     let simulate_deploying = |deploy: &str| simulate_with(&["--deploy", deploy, "--json"]);
     let r: serde_json::Value = serde_json::from_str(&ok(&simulate_deploying(&pinned.to_string()))).unwrap();
     for s in r[0]["results"].as_array().unwrap().iter().filter(|s| s["strategy"] != "fixed") {
