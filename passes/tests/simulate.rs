@@ -220,3 +220,14 @@ fn the_distribution_estimator_avoids_a_cut_that_needs_the_mean_bandwidth() {
     };
     assert_eq!((late_misses(&mean), late_misses(&dist)), (50, 0));
 }
+
+#[test]
+fn a_window_longer_than_the_trace_samples_only_the_trace() {
+    use clio_passes::plan::simulate::Estimator;
+    let (plan, profile) = setup();
+    let trace = BandwidthTrace::parse("0 2.0\n100 0.05\n200 0.05\n", "step", 1.0).unwrap();
+    // A window of 1e12 s would be 1e12 samples if it were not clipped to the trace.
+    let s = SimSettings { window_s: 1e12, estimator: Estimator::Distribution, ..Default::default() };
+    let r = simulate(&plan, &profile, &trace, link().as_ref(), &s).unwrap();
+    assert_eq!(r[1].frames.len(), 201);
+}

@@ -258,11 +258,14 @@ fn summary(name: &str, frames: Vec<Frame>) -> StrategyResult {
     }
 }
 
-/// The bandwidth of each second of the `window_s` seconds before `t` (at least one sample).
+/// The bandwidth of each second of the `window_s` seconds before `t` that lie inside the trace
+/// (at least one sample; the trace's length bounds their number, whatever the window).
 fn window_samples(trace: &BandwidthTrace, t: f64, window_s: f64) -> Vec<f64> {
-    let n = (window_s.ceil() as usize).max(1);
-    let step = window_s.max(1e-9) / n as f64;
-    (0..n).map(|i| trace.mean(t - window_s + i as f64 * step, t - window_s + (i + 1) as f64 * step)).collect()
+    let from = (t - window_s).max(trace.start()).min(t);
+    let span = if (t - from).is_finite() { t - from } else { 0.0 };
+    let n = (span.ceil() as usize).max(1);
+    let step = span / n as f64;
+    (0..n).map(|i| trace.mean(from + i as f64 * step, from + (i + 1) as f64 * step)).collect()
 }
 
 /// Replays the trace choosing among `cuts` by the device's estimate (the policy).
