@@ -7,13 +7,18 @@ use common::*;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// `clio build-model` of a MobileNetV2 (width 0.35, 32x32, 10 classes) as `dir/m.clio`.
+fn build_mobilenet_v2(dir: &std::path::Path) {
+    ok(&clio_in(
+        dir,
+        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
+    ));
+}
+
 #[test]
 fn compile_writes_device_cloud_and_manifest() {
     let d = tmp("mnv2");
-    ok(&clio_in(
-        &d,
-        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
-    ));
+    build_mobilenet_v2(&d);
     let out = ok(&clio_in(
         &d,
         &[
@@ -105,10 +110,7 @@ fn compile_legacy_q7() {
 #[test]
 fn compile_failures_leave_nothing() {
     let d = tmp("fail");
-    ok(&clio_in(
-        &d,
-        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
-    ));
+    build_mobilenet_v2(&d);
     let o = clio_in(&d, &["compile", "m.clio", "--cut", "5", "-o", "out"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--calib"));
@@ -148,10 +150,7 @@ fn compiles_against_gap8_shims(dir: &std::path::Path) {
 #[test]
 fn compile_for_gap8() {
     let d = tmp("gap8");
-    ok(&clio_in(
-        &d,
-        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
-    ));
+    build_mobilenet_v2(&d);
     let out =
         ok(&clio_in(&d, &["compile", "m.clio", "--target", "gap8", "--cut", "5", "--calib", "random:1", "-o", "out"]));
     assert!(out.contains("compiled @device for gap8") && out.contains("on the HWCE"), "{out}");
@@ -174,10 +173,7 @@ fn compile_for_gap8() {
 #[test]
 fn compile_for_gap8_writes_the_l3_weight_image_when_weights_exceed_l2() {
     let d = tmp("gap8-l3");
-    ok(&clio_in(
-        &d,
-        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
-    ));
+    build_mobilenet_v2(&d);
     let out =
         ok(&clio_in(&d, &["compile", "m.clio", "--target", "gap8", "--cut", "21", "--calib", "random:1", "-o", "out"]));
     assert!(out.contains("of them in L3: clio_device_l3.bin"), "{out}");
@@ -198,10 +194,7 @@ fn compile_for_gap8_writes_the_l3_weight_image_when_weights_exceed_l2() {
 #[test]
 fn compile_for_gap8_in_q16() {
     let d = tmp("gap8-q16");
-    ok(&clio_in(
-        &d,
-        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
-    ));
+    build_mobilenet_v2(&d);
     let args =
         ["compile", "m.clio", "--target", "gap8", "--cut", "3", "--calib", "random:1", "--scheme", "q16", "-o", "out"];
     let out = ok(&clio_in(&d, &args));
@@ -232,10 +225,7 @@ fn compile_for_gap8_in_q16() {
 #[test]
 fn compile_for_gap8_takes_l1_and_l2_budgets() {
     let d = tmp("gap8-budgets");
-    ok(&clio_in(
-        &d,
-        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
-    ));
+    build_mobilenet_v2(&d);
     let base = ["compile", "m.clio", "--target", "gap8", "--cut", "3", "--calib", "random:1"];
     ok(&clio_in(&d, &[&base[..], &["--l1-budget", "16384", "--l2-budget", "400000", "-o", "out"]].concat()));
     let m: serde_json::Value =
@@ -262,10 +252,7 @@ fn compile_for_gap8_takes_l1_and_l2_budgets() {
 #[test]
 fn compile_for_gap8_with_several_cuts_builds_one_switching_program() {
     let d = tmp("gap8-variants");
-    ok(&clio_in(
-        &d,
-        &["build-model", "mobilenet_v2", "--width", "0.35", "--input", "32", "--classes", "10", "-o", "m.clio"],
-    ));
+    build_mobilenet_v2(&d);
     let out = ok(&clio_in(
         &d,
         &["compile", "m.clio", "--target", "gap8", "--cut", "3,5", "--calib", "random:1", "-o", "out"],

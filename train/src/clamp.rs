@@ -6,7 +6,7 @@
 //! input and passes the gradient where it lies strictly inside `(min, max)`, as PyTorch's
 //! `relu` / `hardtanh` do.
 
-use crate::cpu::with_elements;
+use crate::cpu::{elements, with_elements};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 type CResult<T> = candle_core::Result<T>;
@@ -23,9 +23,7 @@ impl CustomOp1 for Clamp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
-        let (a, b) =
-            l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("clamp: input not contiguous".into()))?;
-        let y = s.as_slice::<f32>()?[a..b].iter().map(|&v| v.max(self.min).min(self.max)).collect();
+        let y = elements(s, l, "clamp input")?.iter().map(|&v| v.max(self.min).min(self.max)).collect();
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 

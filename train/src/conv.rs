@@ -7,7 +7,7 @@
 //! itself is a batched matrix multiply, so the forward pass and both gradients go through
 //! candle's GEMM. `tests` checks values and gradients against candle's own `conv2d`.
 
-use crate::cpu::with_elements;
+use crate::cpu::{elements, with_elements};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 type CResult<T> = candle_core::Result<T>;
@@ -117,9 +117,7 @@ impl CustomOp1 for Im2Col {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
-        let (a, b) =
-            l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("im2col: input not contiguous".into()))?;
-        let x = &s.as_slice::<f32>()?[a..b];
+        let x = elements(s, l, "im2col input")?;
         let d = self.dims(l.shape())?;
         let rows = d.c * d.kh * d.kw;
         let mut cols = vec![0f32; d.n * rows * d.oh * d.ow];

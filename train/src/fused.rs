@@ -8,15 +8,10 @@
 //! formulation, values and gradients.
 
 use crate::conv::ConvGeometry;
+use crate::cpu::elements;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Device, Layout, Shape, Tensor};
 
 type CResult<T> = candle_core::Result<T>;
-
-/// The f32 elements of a contiguous operand.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> CResult<&'a [f32]> {
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{what}: not contiguous")))?;
-    Ok(&s.as_slice::<f32>()?[a..b])
-}
 
 fn nchw(l: &Layout) -> CResult<(usize, usize, usize)> {
     let (n, c, h, w) = l.shape().dims4()?;
@@ -36,7 +31,7 @@ impl CustomOp2 for ChannelBias {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> CResult<(CpuStorage, Shape)> {
-        let (x, b) = (slice(s1, l1, "x")?, slice(s2, l2, "bias")?);
+        let (x, b) = (elements(s1, l1, "x")?, elements(s2, l2, "bias")?);
         let (n, c, hw) = nchw(l1)?;
         let mut y = x.to_vec();
         for (i, plane) in y.chunks_mut(hw.max(1)).enumerate().take(n * c) {
@@ -83,7 +78,7 @@ impl CustomOp3 for BatchNormTrain {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> CResult<(CpuStorage, Shape)> {
-        let (x, gamma, beta) = (slice(s1, l1, "x")?, slice(s2, l2, "gamma")?, slice(s3, l3, "beta")?);
+        let (x, gamma, beta) = (elements(s1, l1, "x")?, elements(s2, l2, "gamma")?, elements(s3, l3, "beta")?);
         let (_, c, hw) = nchw(l1)?;
         let mut y = Vec::with_capacity(x.len());
         for (i, plane) in x.chunks(hw.max(1)).enumerate() {
@@ -186,7 +181,7 @@ impl CustomOp2 for Depthwise {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> CResult<(CpuStorage, Shape)> {
-        let (x, wt) = (slice(s1, l1, "x")?, slice(s2, l2, "w")?);
+        let (x, wt) = (elements(s1, l1, "x")?, elements(s2, l2, "w")?);
         let (n, c, h, w) = l1.shape().dims4()?;
         let (_, _, kh, kw) = l2.shape().dims4()?;
         let (oh, ow) = self.0.output_hw(h, w, kh, kw)?;
