@@ -40,6 +40,34 @@ fn save_then_load_is_lossless() {
 }
 
 #[test]
+fn streamed_sidecar_is_byte_identical_to_the_in_memory_one() {
+    use clio::io::{write_sidecar, write_sidecar_bytes};
+    use clio::ir::{Quant, Weight};
+    let mut m = module();
+    // Several dtypes (safetensors orders by dtype, then name) and names out of order.
+    m.add_weight(
+        "b.i32",
+        Weight::quantized(Tensor::new([3], clio::ir::TensorData::I32(vec![-7, 0, 9])).unwrap(), Quant::pow2(4)),
+    );
+    m.add_weight(
+        "a.i8",
+        Weight::quantized(
+            Tensor::new([2, 2], clio::ir::TensorData::I8(vec![-128, -1, 0, 127])).unwrap(),
+            Quant::pow2(7),
+        ),
+    );
+    m.add_weight("0.f32", Weight::new(Tensor::from_f32([1], vec![-0.5]).unwrap()));
+    let d = tmpdir("streamed");
+    let path = d.join("w.safetensors");
+    write_sidecar(&m, &path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), write_sidecar_bytes(&m).unwrap());
+    // A directory that does not exist: a typed error naming the file, nothing left behind.
+    let missing = d.join("no/such/dir/w.safetensors");
+    let e = write_sidecar(&m, &missing).unwrap_err().to_string();
+    assert!(e.contains("no/such/dir/w.safetensors") && e.contains("cannot write"), "{e}");
+}
+
+#[test]
 fn stale_or_missing_sidecar_is_an_error() {
     let d = tmpdir("stale");
     let path = d.join("m.clio");

@@ -6,7 +6,7 @@
 
 use clio::analysis::graph_cost;
 use clio::import::{import_path, ImportOptions, InputShape, MissingExternalData};
-use clio::ir::Op;
+use clio::ir::{Digest, DigestAlgorithm, Op};
 use clio::models::{
     chain, make_divisible, mobilenet_v2, resnet18, vgg16_bn, ChainConfig, MobileNetV2Config, ResNetConfig, Variant,
     VggConfig,
@@ -203,9 +203,10 @@ fn weights_are_deterministic_and_seeded() {
     let c =
         print_module(&mobilenet_v2(&MobileNetV2Config { seed: 8, ..cfg.clone() }).unwrap(), &PrintOptions::default());
     assert_ne!(a, c);
-    // Pinned digests: the weights are the same bits on every platform and every run.
+    // Pinned digests: the weights are the same bits on every platform and every run. (FNV-1a,
+    // the text format's digest when these were pinned; the values have not changed since.)
     let m = mobilenet_v2(&cfg).unwrap();
-    let digest = |name: &str| format!("{:016x}", m.weight(name).unwrap().data().digest());
+    let digest = |name: &str| Digest::of(m.weight(name).unwrap().data(), DigestAlgorithm::Fnv1a).to_string();
     let pinned = format!(
         "{} {} {}",
         digest("features.0.0.weight"),

@@ -41,20 +41,60 @@ fn errors_name_position_and_expectation() {
     }
 }
 
+/// A one-weight module whose weight is `blob<"{digest}">`.
+fn blob_module(digest: &str) -> String {
+    format!(
+        "module @m {{\n  weight @w : tensor<2xf32> = blob<\"{digest}\">\n  graph @g(%x: tensor<2xf32>) -> (tensor<2xf32>) {{\n    %y = add(%x, @w) : tensor<2xf32>\n    return %y\n  }}\n}}\n"
+    )
+}
+
 #[test]
 fn blob_digest_is_checked_against_supplied_data() {
     use clio::ir::Tensor;
     use std::collections::HashMap;
     let t = Tensor::from_f32([2], vec![1.0, 2.0]).unwrap();
-    let src = format!(
-        "module @m {{\n  weight @w : tensor<2xf32> = blob<\"{:016x}\">\n  graph @g(%x: tensor<2xf32>) -> (tensor<2xf32>) {{\n    %y = add(%x, @w) : tensor<2xf32>\n    return %y\n  }}\n}}\n",
-        t.digest()
-    );
+    // Known answers from the Python `xxhash` package and a hand-written FNV-1a over the same
+    // bytes: b"f32" + (2 as u64 LE) + the two floats LE.
+    assert_eq!(t.digest(), 0xed6c_6298_0f09_0325);
+    let bytes = Tensor::new([3], clio::ir::TensorData::I8(vec![1, -1, -128])).unwrap();
+    assert_eq!(bytes.digest(), 0xac3f_ae5a_e5d7_c5de); // b"i8" + (3 as u64 LE) + [01, ff, 80]
+                                                       // What clio writes (`xxh3:`) and what earlier versions wrote (bare FNV-1a) both load.
+    for digest in ["xxh3:ed6c62980f090325", "8754d477d9a4ebd7"] {
+        let src = blob_module(digest);
+        let mut blobs = HashMap::new();
+        blobs.insert("w".to_string(), t.clone());
+        let ok = parse_module(&src, &ParseOptions { blobs: Some(&blobs), ..Default::default() }).unwrap();
+        assert_eq!(ok.weight("w").unwrap().data(), &t);
+        blobs.insert("w".to_string(), Tensor::from_f32([2], vec![1.0, 2.5]).unwrap());
+        let e =
+            parse_module(&src, &ParseOptions { blobs: Some(&blobs), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("stale or mismatched sidecar"), "{e}");
+        // The error spells both digests in the text's own algorithm.
+        let prefix = if digest.starts_with("xxh3:") { "has digest xxh3:" } else { "has digest " };
+        assert!(e.contains(prefix) && e.contains(&format!("expects {digest}")), "{e}");
+    }
+    // A legacy FNV-1a digest that does not match is not rescued by XXH3, nor the other way round.
     let mut blobs = HashMap::new();
     blobs.insert("w".to_string(), t.clone());
-    let ok = parse_module(&src, &ParseOptions { blobs: Some(&blobs), ..Default::default() }).unwrap();
-    assert_eq!(ok.weight("w").unwrap().data(), &t);
-    blobs.insert("w".to_string(), Tensor::from_f32([2], vec![1.0, 2.5]).unwrap());
-    let e = parse_module(&src, &ParseOptions { blobs: Some(&blobs), ..Default::default() }).unwrap_err().to_string();
-    assert!(e.contains("stale or mismatched sidecar"), "{e}");
+    for wrong in ["xxh3:8754d477d9a4ebd7", "ed6c62980f090325"] {
+        let e = parse_module(&blob_module(wrong), &ParseOptions { blobs: Some(&blobs), ..Default::default() })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stale or mismatched sidecar"), "{e}");
+    }
+}
+
+#[test]
+fn malformed_digests_name_what_was_expected() {
+    let cases = [
+        ("sha1:00ff", "unknown digest algorithm `sha1`"),
+        ("xxh3:", "expected a digest of 1 to 16 hex digits"),
+        ("xxh3:0123456789abcdef0", "expected a digest of 1 to 16 hex digits"),
+        ("+0ff", "expected a digest of 1 to 16 hex digits"),
+        ("xyz", "expected a digest of 1 to 16 hex digits"),
+    ];
+    for (digest, want) in cases {
+        let got = err(&blob_module(digest));
+        assert!(got.starts_with("t.clio:2:") && got.contains(want), "for {digest}: {got}");
+    }
 }

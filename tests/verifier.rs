@@ -153,3 +153,25 @@ fn operand_list_matches_operands() {
     assert_eq!(list.len(), 9);
     assert_eq!(&*list, g.operands(relu).as_slice());
 }
+
+#[test]
+fn non_finite_weights_are_found_after_every_kind_of_write() {
+    // base() verified the module once: the weight's "finite" answer is cached. Each way of
+    // writing the data must drop it, or the verifier would miss the NaN.
+    let mut m = base();
+    m.weights_mut().get_mut("w").unwrap().data_mut().as_f32_mut().unwrap()[2] = f32::NAN;
+    assert_eq!(err(&m), "verifier: module: weight @w: element 2 is NaN (weights must be finite)");
+
+    let mut m = base();
+    let w = m.weights_mut().get_mut("w").unwrap();
+    w.set_data(Tensor::from_f32([2, 2, 1, 1], vec![1.0, f32::INFINITY, 0.0, 1.0]).unwrap());
+    assert_eq!(err(&m), "verifier: module: weight @w: element 1 is inf (weights must be finite)");
+
+    // A clone shares the data and the answer; writing the clone leaves the original valid.
+    let m = base();
+    let mut copy = m.clone();
+    copy.weights_mut().get_mut("w").unwrap().data_mut().as_f32_mut().unwrap()[0] = f32::NEG_INFINITY;
+    verify_module(&m).unwrap();
+    assert!(err(&copy).contains("element 0 is -inf"), "{}", err(&copy));
+    assert!(m.weight("w").unwrap().is_finite() && !copy.weight("w").unwrap().is_finite());
+}

@@ -5,6 +5,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use crate::error::IoError;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 fn temp_sibling(path: &Path) -> PathBuf {
@@ -14,8 +15,23 @@ fn temp_sibling(path: &Path) -> PathBuf {
 
 /// Writes `bytes` to `path` atomically (temporary sibling + rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// Writes `path` atomically from a writer callback (buffered; a temporary sibling renamed into
+/// place once `write` and the final flush succeed), for outputs too large to assemble in memory
+/// first.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), IoError> {
     let tmp = temp_sibling(path);
-    std::fs::write(&tmp, bytes).map_err(|e| {
+    let written = std::fs::File::create(&tmp).and_then(|file| {
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        write(&mut w)?;
+        w.flush()
+    });
+    written.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         IoError::new(path, "cannot write", e)
     })?;

@@ -6,7 +6,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use super::atomic::write_atomic;
-use super::sidecar::{read_sidecar, write_sidecar_bytes};
+use super::sidecar::{read_sidecar, write_sidecar};
 use crate::error::IoError;
 use crate::text::{parse_module, print_module, MissingWeights, ParseOptions, PrintOptions};
 use crate::verify::verify_module;
@@ -23,8 +23,7 @@ pub fn sidecar_path(path: &Path) -> PathBuf {
 /// no sidecar.
 pub fn save_module(m: &Module, path: &Path) -> Result<(), Error> {
     if !m.weights().is_empty() {
-        let bytes = write_sidecar_bytes(m)?;
-        write_atomic(&sidecar_path(path), &bytes)?;
+        write_sidecar(m, &sidecar_path(path))?;
     }
     let text = print_module(m, &PrintOptions::default());
     write_atomic(path, text.as_bytes())?;

@@ -2,6 +2,7 @@
 
 mod attr;
 mod builder;
+mod digest;
 mod dtype;
 mod graph;
 mod ids;
@@ -14,11 +15,13 @@ mod types;
 
 pub use attr::{Attr, AttrMap, AttrReader};
 pub use builder::Builder;
+pub use digest::{Digest, DigestAlgorithm};
 pub use dtype::DType;
 pub use graph::{CycleAt, Graph, Node, OperandList, Use};
 pub use ids::{NodeId, Value};
 pub use module::{Module, Weight, WeightMap};
 pub use op::{Arity, Op, BUILTIN_OP_NAMES};
 pub use quant::{QScheme, Quant};
+pub(crate) use tensor::all_finite;
 pub use tensor::{ShapeMismatch, Tensor, TensorData};
 pub use types::{checked_product, Shape, TensorType};

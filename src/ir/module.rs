@@ -1,28 +1,38 @@
 //! [`Module`]: named graphs plus the weight table they share.
 
-use super::{AttrMap, Graph, Quant, Tensor, TensorType};
+use super::{all_finite, AttrMap, Graph, Quant, Tensor, TensorType};
 use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A named tensor in the module's weight table. Data is reference-counted, so cloning a module
 /// (e.g. to compare before and after a pass) does not copy weights; writers copy on write.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Weight {
     data: Arc<Tensor>,
     /// Quantization parameters when the data are quantized integers.
     pub quant: Option<Quant>,
+    /// Whether `data` holds only finite values, once [`Weight::is_finite`] was asked; every
+    /// write to the data goes through `&mut self` and clears it. The verifier asks after every
+    /// pass, and most passes leave most weights alone.
+    finite: OnceLock<bool>,
+}
+
+impl PartialEq for Weight {
+    fn eq(&self, other: &Weight) -> bool {
+        self.data == other.data && self.quant == other.quant
+    }
 }
 
 impl Weight {
     /// A weight without quantization.
     pub fn new(data: Tensor) -> Weight {
-        Weight { data: Arc::new(data), quant: None }
+        Weight { data: Arc::new(data), quant: None, finite: OnceLock::new() }
     }
 
     /// A quantized weight.
     pub fn quantized(data: Tensor, quant: Quant) -> Weight {
-        Weight { data: Arc::new(data), quant: Some(quant) }
+        Weight { data: Arc::new(data), quant: Some(quant), finite: OnceLock::new() }
     }
 
     /// The data.
@@ -37,12 +47,20 @@ impl Weight {
 
     /// Mutable data (copied first if shared).
     pub fn data_mut(&mut self) -> &mut Tensor {
+        self.finite.take();
         Arc::make_mut(&mut self.data)
     }
 
     /// Replaces the data (no copy of the old or the new data).
     pub fn set_data(&mut self, data: Tensor) {
+        self.finite.take();
         self.data = Arc::new(data);
+    }
+
+    /// Whether every element is finite (integer data always are). Scanned once per version of
+    /// the data: the answer is kept until the data are written.
+    pub fn is_finite(&self) -> bool {
+        *self.finite.get_or_init(|| self.data.as_f32().is_none_or(all_finite))
     }
 
     /// The tensor type a `weight` node reading this weight must have.

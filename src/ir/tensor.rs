@@ -1,6 +1,7 @@
 //! Tensor data: weights, constants and interpreter values.
 
-use super::{checked_product, DType, Shape};
+use super::{checked_product, DType, Digest, DigestAlgorithm, Shape};
+use std::borrow::Cow;
 
 /// The element storage of a [`Tensor`], one variant per [`DType`].
 #[derive(Clone, Debug, PartialEq)]
@@ -51,13 +52,26 @@ impl TensorData {
         }
     }
 
-    /// Little-endian bytes of the elements (the sidecar and digest encoding).
+    /// Little-endian bytes of the elements (the sidecar and digest encoding), as a copy.
     pub fn to_le_bytes(&self) -> Vec<u8> {
+        self.le_bytes().into_owned()
+    }
+
+    /// Little-endian bytes of the elements: the storage itself on little-endian hosts (no copy),
+    /// a converted copy on big-endian ones.
+    pub fn le_bytes(&self) -> Cow<'_, [u8]> {
+        fn view<T: bytemuck::Pod, const N: usize>(v: &[T], le: impl Fn(&T) -> [u8; N]) -> Cow<'_, [u8]> {
+            if cfg!(target_endian = "little") {
+                Cow::Borrowed(bytemuck::cast_slice(v))
+            } else {
+                Cow::Owned(v.iter().flat_map(le).collect())
+            }
+        }
         match self {
-            TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            TensorData::I8(v) => v.iter().map(|x| *x as u8).collect(),
-            TensorData::I16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::F32(v) => view(v, |x| x.to_le_bytes()),
+            TensorData::I8(v) => view(v, |x| x.to_le_bytes()),
+            TensorData::I16(v) => view(v, |x| x.to_le_bytes()),
+            TensorData::I32(v) => view(v, |x| x.to_le_bytes()),
         }
     }
 
@@ -193,38 +207,16 @@ impl Tensor {
         }
     }
 
-    /// The 64-bit content digest (FNV-1a over dtype, shape and little-endian bytes) that the
-    /// text format prints for weights, and that sidecar loading checks.
+    /// The 64-bit XXH3 content digest over dtype, shape and little-endian bytes that the text
+    /// format prints for weights (`blob<"xxh3:...">`), and that sidecar loading checks. Until
+    /// 2026-12-05 this was FNV-1a; [`Digest`] computes either.
     pub fn digest(&self) -> u64 {
-        let mut h = Fnv1a::new();
-        h.write(self.dtype().as_str().as_bytes());
-        for d in &self.shape {
-            h.write(&(*d as u64).to_le_bytes());
-        }
-        match &self.data {
-            TensorData::F32(v) => v.iter().for_each(|x| h.write(&x.to_bits().to_le_bytes())),
-            TensorData::I8(v) => v.iter().for_each(|x| h.write(&[*x as u8])),
-            TensorData::I16(v) => v.iter().for_each(|x| h.write(&x.to_le_bytes())),
-            TensorData::I32(v) => v.iter().for_each(|x| h.write(&x.to_le_bytes())),
-        }
-        h.finish()
+        Digest::of(self, DigestAlgorithm::Xxh3).value
     }
 }
 
-/// FNV-1a, 64 bit: tiny, deterministic across platforms, good enough to spot changed weights.
-struct Fnv1a(u64);
-
-impl Fnv1a {
-    fn new() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= *b as u64;
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
+/// Whether every value is finite: a branch-free scan in blocks (it vectorizes), for callers that
+/// then look for the first bad value only when there is one.
+pub(crate) fn all_finite(x: &[f32]) -> bool {
+    x.chunks(64).all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()))
 }

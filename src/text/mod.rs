@@ -3,7 +3,7 @@
 //! ```text
 //! // Lines starting with // are comments.
 //! module @tiny {
-//!   weight @conv.w : tensor<4x3x3x3xf32> = blob<"5f2a9c01d3e4b6a7">
+//!   weight @conv.w : tensor<4x3x3x3xf32> = blob<"xxh3:5f2a9c01d3e4b6a7">
 //!   weight @conv.b : tensor<4xf32> = dense<[0.1, -0.2, 0.3, 0.0]>
 //!
 //!   graph @main(%x: tensor<1x3x8x8xf32>) -> (tensor<1x4x8x8xf32>) {
@@ -14,8 +14,8 @@
 //! }
 //! ```
 //! Weights are declared once per module and read by any graph as `@name` operands. Their data
-//! are printed inline (`dense<[...]>`) or as a content digest (`blob<"...">`) whose bytes live
-//! in a safetensors sidecar (see [`crate::io`]). `parse(print(m))` prints identically.
+//! are printed inline (`dense<[...]>`) or as a content digest (`blob<"xxh3:...">`, see
+//! [`crate::ir::Digest`]) whose bytes live in a safetensors sidecar (see [`crate::io`]). `parse(print(m))` prints identically.
 
 // Decodes user text: no panicking indexing or slicing (see docs/robustness.md).
 #![deny(clippy::indexing_slicing)]

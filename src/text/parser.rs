@@ -7,8 +7,8 @@ use super::lexer::{Cursor, Number};
 use super::printer::type_string;
 use crate::error::{ParseError, Pos};
 use crate::ir::{
-    checked_product, Attr, AttrMap, DType, Graph, Module, Op, QScheme, Quant, Tensor, TensorData, TensorType, Value,
-    Weight,
+    checked_product, Attr, AttrMap, DType, Digest, Graph, Module, Op, QScheme, Quant, Tensor, TensorData, TensorType,
+    Value, Weight,
 };
 use crate::ops::CustomOp;
 use crate::Limits;
@@ -106,8 +106,7 @@ impl<'a> Parser<'a, '_> {
                 let hex_pos = self.c.pos();
                 let hex = self.c.string_literal()?;
                 self.c.expect('>')?;
-                let digest = u64::from_str_radix(&hex, 16)
-                    .map_err(|_| self.c.error_at(hex_pos, format!("expected a hex digest, found \"{hex}\"")))?;
+                let digest = Digest::parse(&hex).map_err(|message| self.c.error_at(hex_pos, message))?;
                 self.blob(&name, &ty, digest, data_pos)?
             }
             _ => return Err(self.c.expected("`dense<[...]>` or `blob<\"digest\">`")),
@@ -134,7 +133,7 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
-    fn blob(&self, name: &str, ty: &TensorType, digest: u64, pos: Pos) -> PResult<Tensor> {
+    fn blob(&self, name: &str, ty: &TensorType, digest: Digest, pos: Pos) -> PResult<Tensor> {
         if let Some(t) = self.opts.blobs.and_then(|b| b.get(name)) {
             if t.shape() != ty.shape.as_slice() || t.dtype() != ty.dtype {
                 return Err(self.c.error_at(
@@ -147,10 +146,13 @@ impl<'a> Parser<'a, '_> {
                     ),
                 ));
             }
-            if t.digest() != digest {
+            if !digest.matches(t) {
                 return Err(self.c.error_at(
                     pos,
-                    format!("weight @{name}: sidecar data has digest {:016x}, the text expects {digest:016x} (stale or mismatched sidecar)", t.digest()),
+                    format!(
+                        "weight @{name}: sidecar data has digest {}, the text expects {digest} (stale or mismatched sidecar)",
+                        Digest::of(t, digest.algorithm)
+                    ),
                 ));
             }
             return Ok(t.clone());

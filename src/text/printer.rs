@@ -4,7 +4,9 @@
 #![deny(clippy::indexing_slicing)]
 
 use super::is_bare_name;
-use crate::ir::{Attr, Graph, Module, Op, QScheme, Quant, Tensor, TensorData, TensorType, Value};
+use crate::ir::{
+    Attr, Digest, DigestAlgorithm, Graph, Module, Op, QScheme, Quant, Tensor, TensorData, TensorType, Value,
+};
 use std::fmt::{self, Write};
 
 /// How weight data are printed.
@@ -146,7 +148,7 @@ fn print_data(f: &mut impl Write, t: &Tensor, style: WeightStyle) -> fmt::Result
         WeightStyle::InlineUpTo(n) => t.len() <= n,
     };
     if !inline {
-        return write!(f, "blob<\"{:016x}\">", t.digest());
+        return write!(f, "blob<\"{}\">", Digest::of(t, DigestAlgorithm::Xxh3));
     }
     let items: Vec<String> = match t.data() {
         TensorData::F32(v) => v.iter().map(|x| float(*x)).collect(),

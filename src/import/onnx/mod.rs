@@ -17,7 +17,7 @@ mod proto;
 pub(crate) use ops::SUPPORTED_OPS;
 
 use super::{ImportError, ImportErrorKind, ImportOptions};
-use crate::ir::{Attr, Graph, Module, Op, Tensor, TensorType, Value, Weight};
+use crate::ir::{all_finite, Attr, Graph, Module, Op, Tensor, TensorType, Value, Weight};
 use konst::{check_limit, safe_count, KData, KResult, Konst};
 use proto::{dtype_name, TensorDecoder};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -503,7 +503,8 @@ impl<'a> Importer<'a> {
             });
         }
         let KData::F32(v) = data else { return Err(malformed("constant changed type")) };
-        if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        let first_bad = || v.iter().enumerate().find(|(_, x)| !x.is_finite());
+        if let Some((i, x)) = (!all_finite(&v)).then(first_bad).flatten() {
             return Err(malformed(format!("tensor `{name}`: element {i} is {x} (weights must be finite)")));
         }
         let tensor = Tensor::from_f32(shape, v).map_err(|e| malformed(format!("constant `{name}`: {e}")))?;
