@@ -65,6 +65,26 @@ fn attribute_and_semantic_errors_name_node_and_attribute() {
 }
 
 #[test]
+fn non_finite_external_weights_are_refused_with_tensor_and_element() {
+    // The committed external-data model, with fc.w's element 5 (bytes 304 + 20) made NaN, then
+    // conv.b's element 3 (bytes 288 + 12) made infinite: float data are read straight into the
+    // tensor and scanned, and the first bad value is named.
+    let dir = std::env::temp_dir().join(format!("clio-nonfinite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(case("external_data.onnx"), dir.join("external_data.onnx")).unwrap();
+    let mut bin = std::fs::read(case("external_data.bin")).unwrap();
+    for (offset, value, want) in
+        [(324, f32::NAN, "tensor `fc.w`: element 5 is NaN"), (300, f32::INFINITY, "tensor `conv.b`: element 3 is inf")]
+    {
+        bin[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+        std::fs::write(dir.join("external_data.bin"), &bin).unwrap();
+        let e = import_path(&dir.join("external_data.onnx"), &ImportOptions::default()).unwrap_err().to_string();
+        assert!(e.contains(want) && e.contains("weights must be finite"), "{e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn external_data_problems() {
     let o = ImportOptions::default();
     let e = fail("external_missing.onnx", &o);

@@ -149,7 +149,11 @@ fn fold_conv(w: &Tensor, b: Option<&Tensor>, a: &Affine) -> Option<(Tensor, Tens
     }
     let wd = w.as_f32()?;
     let per = wd.len() / o;
-    let nw: Vec<f32> = wd.iter().enumerate().map(|(i, x)| (*x as f64 * a.scale[i / per]) as f32).collect();
+    // One output channel (a contiguous run of `per` elements) at a time: no division per element.
+    let mut nw = Vec::with_capacity(wd.len());
+    for (channel, s) in wd.chunks_exact(per.max(1)).zip(&a.scale) {
+        nw.extend(channel.iter().map(|x| (*x as f64 * s) as f32));
+    }
     let bias = |c: usize| b.and_then(|t| t.as_f32()).map(|d| d[c] as f64).unwrap_or(0.0);
     let nb: Vec<f32> = (0..o).map(|c| (bias(c) * a.scale[c] + a.shift[c]) as f32).collect();
     Some((Tensor::from_f32(w.shape().to_vec(), nw).ok()?, Tensor::from_f32([o], nb).ok()?))

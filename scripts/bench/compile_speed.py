@@ -3,7 +3,7 @@
 onnxsim and onnxruntime's offline graph optimisation on the same ONNX files.
 
 Each tool runs as a separate process (start-up, load, optimise, save), several times; the
-median wall time is reported. Models are the graph-only torchvision exports in
+median wall time is reported (after one untimed warm-up run per command). Models are the graph-only torchvision exports in
 testdata/models/graph_only with deterministic random weights written next to a copy
 (`materialize` from scripts/bench_fuse_bn.py).
 
@@ -67,6 +67,9 @@ ort.InferenceSession(sys.argv[1], so, providers=["CPUExecutionProvider"])
 
 
 def timed(cmd, runs):
+    # One untimed run first, for every tool alike: the first run after the model files were
+    # written meets their writeback and a cold page cache (medians of 7 runs moved by 3x).
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()

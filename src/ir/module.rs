@@ -57,6 +57,13 @@ impl Weight {
         self.data = Arc::new(data);
     }
 
+    /// Records that the data are known to be finite (the caller has just checked them), so the
+    /// verifier does not scan them again.
+    pub(crate) fn known_finite(self) -> Weight {
+        let _ = self.finite.set(true);
+        self
+    }
+
     /// Whether every element is finite (integer data always are). Scanned once per version of
     /// the data: the answer is kept until the data are written.
     pub fn is_finite(&self) -> bool {

@@ -70,6 +70,7 @@
 //! ```
 
 mod analysis;
+mod clock;
 mod cost;
 mod lang;
 mod region;
@@ -81,6 +82,7 @@ pub use rules::{Rule, RuleError, RuleSet};
 use analysis::ClioAnalysis;
 use clio::pass::{OptionInfo, OptionKind, Pass, PassContext, PassError, PassInfo, PassOptions, PassRegistry, StatInfo};
 use clio::Module;
+use clock::EggClock;
 use egg::{Rewrite, Runner, SimpleScheduler, StopReason};
 use lang::ENode;
 use std::collections::BTreeMap;
@@ -275,6 +277,7 @@ impl Canonicalize {
         &self,
         m: &mut Module,
         graph: &str,
+        clock: &EggClock,
         cx: &mut PassContext,
         applied: &mut BTreeMap<String, usize>,
     ) -> Result<(), PassError> {
@@ -291,7 +294,8 @@ impl Canonicalize {
                     .with_iter_limit(self.max_iters)
                     .with_node_limit(self.max_nodes)
                     .with_time_limit(self.timeout)
-                    .with_scheduler(SimpleScheduler);
+                    .with_scheduler(SimpleScheduler)
+                    .with_hook(clock.sync_hook());
                 let low = match region::lower(m, g, r, &mut runner.egraph) {
                     Ok(l) => l,
                     Err(e) => {
@@ -301,6 +305,7 @@ impl Canonicalize {
                     }
                 };
                 cx.stat("regions", 1);
+                clock.sync();
                 let runner = runner.run(&self.rewrites);
                 match &runner.stop_reason {
                     Some(StopReason::IterationLimit(_)) => cx.stat("iter-limit", 1),
@@ -348,9 +353,9 @@ impl Pass for Canonicalize {
 
     fn run(&mut self, m: &mut Module, cx: &mut PassContext) -> Result<(), PassError> {
         let mut applied: BTreeMap<String, usize> = BTreeMap::new();
-        for graph in m.graph_names() {
-            self.run_graph(m, &graph, cx, &mut applied)?;
-        }
+        let clock = EggClock::new();
+        clock
+            .run(|| m.graph_names().iter().try_for_each(|graph| self.run_graph(m, graph, &clock, cx, &mut applied)))?;
         for (rule, n) in applied {
             cx.note(format!("rule `{rule}` applied {n} time(s)"));
         }

@@ -508,13 +508,18 @@ impl<'a> Importer<'a> {
             return Err(malformed(format!("tensor `{name}`: element {i} is {x} (weights must be finite)")));
         }
         let tensor = Tensor::from_f32(shape, v).map_err(|e| malformed(format!("constant `{name}`: {e}")))?;
-        Ok(self.add_weight(name, tensor, Some(name)))
+        // Checked finite just above: the verifier need not scan it again.
+        Ok(self.add_checked_weight(name, Weight::new(tensor).known_finite(), Some(name)))
     }
 
     /// Adds a module weight (fresh name derived from `name`) and returns its graph value;
     /// `key` records it as the weight of that ONNX value.
     pub(crate) fn add_weight(&mut self, name: &str, tensor: Tensor, key: Option<&str>) -> Value {
-        let w = self.module.add_weight(name, Weight::new(tensor));
+        self.add_checked_weight(name, Weight::new(tensor), key)
+    }
+
+    fn add_checked_weight(&mut self, name: &str, weight: Weight, key: Option<&str>) -> Value {
+        let w = self.module.add_weight(name, weight);
         let ty = self.module.weight(&w).map(|x| x.ty()).unwrap_or_else(|| TensorType::f32(vec![]));
         if let Some(k) = key {
             self.weights.insert(k.to_string(), w.clone());
