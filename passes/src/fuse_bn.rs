@@ -103,14 +103,14 @@ fn bn_affine(m: &Module, g: &Graph, bn: NodeId, eps: f32) -> Option<Affine> {
     Some(Affine { scale, shift })
 }
 
-/// Writes `data` as the new value of the weight read by `v`, in place when `v`'s node is the
-/// weight's only reader, else as a fresh weight that `user`'s operand `slot` switches to.
+/// Applies `edit` to the weight read by `user`'s operand `slot`: in place when that read is the
+/// weight's only one, else to a copy, a fresh weight that the operand switches to.
 fn rewrite_weight(
     m: &mut Module,
     graph: &str,
     user: NodeId,
     slot: usize,
-    data: Tensor,
+    edit: FilterEdit,
     cx: &mut PassContext,
 ) -> Option<()> {
     let g = m.graph(graph)?;
@@ -118,9 +118,18 @@ fn rewrite_weight(
     let name = g.weight_name(v)?.to_string();
     let exclusive = m.weight_use_count(&name) == 1;
     if exclusive {
-        m.weights_mut().get_mut(&name)?.set_data(data);
-        return Some(());
+        let w = m.weights_mut().get_mut(&name)?;
+        return match edit {
+            // No copy of the old data, even when a clone of the module still shares them.
+            FilterEdit::Replace(new) => {
+                w.set_data(new);
+                Some(())
+            }
+            scale => scale.apply(w.data_mut()),
+        };
     }
+    let mut data = m.weight(&name)?.data().clone();
+    edit.apply(&mut data)?;
     cx.stat("weights-copied", 1);
     let new = m.add_weight(&format!("{name}.fused"), Weight::new(data));
     let ty = m.weight(&new)?.ty();
@@ -141,22 +150,40 @@ fn f32_weight<'m>(m: &'m Module, g: &Graph, v: Option<Value>) -> Option<&'m Tens
     Some(w.data())
 }
 
-/// New filter and bias of a conv2d followed by `a` (output channels on axis 0 of OIHW).
-fn fold_conv(w: &Tensor, b: Option<&Tensor>, a: &Affine) -> Option<(Tensor, Tensor)> {
-    let o = *w.shape().first()?;
-    if o != a.scale.len() || o == 0 {
-        return None;
+/// How a producer's filter (or bias) changes when a batch norm is folded into it.
+enum FilterEdit {
+    /// A new filter (gemm).
+    Replace(Tensor),
+    /// Each output channel (a contiguous run of the filter) times its factor (conv2d): done in
+    /// place when the filter has no other reader, so a fold allocates nothing for it.
+    ScaleOutputChannels(Vec<f64>),
+}
+
+impl FilterEdit {
+    fn apply(self, t: &mut Tensor) -> Option<()> {
+        match self {
+            FilterEdit::Replace(new) => *t = new,
+            FilterEdit::ScaleOutputChannels(scale) => {
+                let d = t.as_f32_mut()?;
+                let per = d.len() / scale.len().max(1);
+                for (channel, s) in d.chunks_exact_mut(per.max(1)).zip(&scale) {
+                    channel.iter_mut().for_each(|x| *x = (*x as f64 * s) as f32);
+                }
+            }
+        }
+        Some(())
     }
-    let wd = w.as_f32()?;
-    let per = wd.len() / o;
-    // One output channel (a contiguous run of `per` elements) at a time: no division per element.
-    let mut nw = Vec::with_capacity(wd.len());
-    for (channel, s) in wd.chunks_exact(per.max(1)).zip(&a.scale) {
-        nw.extend(channel.iter().map(|x| (*x as f64 * s) as f32));
+}
+
+/// Filter edit and new bias of a conv2d followed by `a` (output channels on axis 0 of OIHW).
+fn fold_conv(w: &Tensor, b: Option<&Tensor>, a: &Affine) -> Option<(FilterEdit, Tensor)> {
+    let o = *w.shape().first()?;
+    if o != a.scale.len() || o == 0 || w.as_f32().is_none() {
+        return None;
     }
     let bias = |c: usize| b.and_then(|t| t.as_f32()).map(|d| d[c] as f64).unwrap_or(0.0);
     let nb: Vec<f32> = (0..o).map(|c| (bias(c) * a.scale[c] + a.shift[c]) as f32).collect();
-    Some((Tensor::from_f32(w.shape().to_vec(), nw).ok()?, Tensor::from_f32([o], nb).ok()?))
+    Some((FilterEdit::ScaleOutputChannels(a.scale.clone()), Tensor::from_f32([o], nb).ok()?))
 }
 
 /// New B and C of `gemm(A, B, C) {alpha, beta}` followed by `a`, with alpha = beta = 1 after.
@@ -244,7 +271,7 @@ impl FuseBn {
                 };
                 let folded = match &gemm {
                     None => fold_conv(w, b, &aff),
-                    Some(gm) => fold_gemm(gm, w, b, &aff),
+                    Some(gm) => fold_gemm(gm, w, b, &aff).map(|(nw, nb)| (FilterEdit::Replace(nw), nb)),
                 };
                 let Some((nw, nb)) = folded else {
                     cx.note(format!("@{graph} %{bn_name}: producer shapes do not allow folding; left alone"));
@@ -253,7 +280,7 @@ impl FuseBn {
                 let producer_name = g.node(producer).name().to_string();
                 rewrite_weight(m, graph, producer, 1, nw, cx)?;
                 if b_operand.is_some() {
-                    rewrite_weight(m, graph, producer, 2, nb, cx)?;
+                    rewrite_weight(m, graph, producer, 2, FilterEdit::Replace(nb), cx)?;
                 } else {
                     let name = m.add_weight(&format!("{producer_name}.bias"), Weight::new(nb));
                     let ty = m.weight(&name)?.ty();
