@@ -60,7 +60,14 @@ fn streamed_sidecar_is_byte_identical_to_the_in_memory_one() {
     let d = tmpdir("streamed");
     let path = d.join("w.safetensors");
     write_sidecar(&m, &path).unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), write_sidecar_bytes(&m).unwrap());
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes, write_sidecar_bytes(&m).unwrap());
+    // And it reads back to the same tensors, every dtype.
+    let back = clio::io::read_sidecar(&bytes, "w.safetensors", &clio::Limits::default()).unwrap();
+    assert_eq!(back.len(), m.weights().len());
+    for (name, w) in m.weights() {
+        assert_eq!(&back[name.as_str()], w.data(), "{name}");
+    }
     // A directory that does not exist: a typed error naming the file, nothing left behind.
     let missing = d.join("no/such/dir/w.safetensors");
     let e = write_sidecar(&m, &missing).unwrap_err().to_string();
@@ -123,4 +130,30 @@ fn atomic_dir_keeps_previous_output_on_failure() {
     a.commit().unwrap();
     assert!(out.join("new.txt").exists() && !out.join("old.txt").exists());
     assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "temporary directories are cleaned up");
+}
+
+#[test]
+fn little_endian_decoding_round_trips_at_any_alignment() {
+    use clio::ir::{DType, TensorData};
+    let cases = [
+        TensorData::F32(vec![1.5, -0.0, f32::MIN_POSITIVE, 3.0e38]),
+        TensorData::I8(vec![-128, -1, 0, 127]),
+        TensorData::I16(vec![-32768, -2, 1, 32767]),
+        TensorData::I32(vec![i32::MIN, -3, 7, i32::MAX]),
+    ];
+    for data in cases {
+        let le = data.to_le_bytes();
+        // The same bytes at offset 1 of a buffer: not aligned for the element type.
+        let mut shifted = vec![0u8; le.len() + 1];
+        shifted[1..].copy_from_slice(&le);
+        for bytes in [&le[..], &shifted[1..]] {
+            assert_eq!(TensorData::from_le_bytes(data.dtype(), bytes).as_ref(), Some(&data));
+        }
+        if data.dtype() != DType::I8 {
+            assert_eq!(TensorData::from_le_bytes(data.dtype(), &le[1..]), None, "a partial element is refused");
+        }
+    }
+    // Little-endian means the least significant byte first, whatever the host.
+    assert_eq!(TensorData::I32(vec![0x0102_0304]).to_le_bytes(), [4, 3, 2, 1]);
+    assert_eq!(TensorData::from_le_bytes(DType::I16, &[0x34, 0x12]), Some(TensorData::I16(vec![0x1234])));
 }

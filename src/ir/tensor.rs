@@ -81,15 +81,21 @@ impl TensorData {
         if bytes.len() % size != 0 {
             return None;
         }
+        /// One copy of the bytes on little-endian hosts (any alignment), a conversion elsewhere.
+        fn decode<T: bytemuck::Pod, const N: usize>(bytes: &[u8], le: fn([u8; N]) -> T) -> Vec<T> {
+            if cfg!(target_endian = "little") {
+                let mut v = vec![T::zeroed(); bytes.len() / N];
+                bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(bytes);
+                v
+            } else {
+                bytes.chunks_exact(N).map(|c| le(c.try_into().unwrap_or([0; N]))).collect()
+            }
+        }
         Some(match dtype {
-            DType::F32 => {
-                TensorData::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-            }
-            DType::I8 => TensorData::I8(bytes.iter().map(|b| *b as i8).collect()),
-            DType::I16 => TensorData::I16(bytes.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()),
-            DType::I32 => {
-                TensorData::I32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-            }
+            DType::F32 => TensorData::F32(decode(bytes, f32::from_le_bytes)),
+            DType::I8 => TensorData::I8(decode(bytes, i8::from_le_bytes)),
+            DType::I16 => TensorData::I16(decode(bytes, i16::from_le_bytes)),
+            DType::I32 => TensorData::I32(decode(bytes, i32::from_le_bytes)),
         })
     }
 }
