@@ -14,7 +14,8 @@
 //! (skip the items running `canonicalize` or `slice` above N layers; default: none skipped,
 //! both scale near-linearly since the region cap and the slice fixes, see docs/benchmarks.md), `--only PREFIX` (only the items whose label starts with PREFIX). Items:
 //! build (the model builder), print (IR text, weights as digests), parse (the same text, digests
-//! checked against the weights), verify, every standard float pass run alone on the built model
+//! checked against the weights), verify, two reference loops that are not clio algorithms (one
+//! pass over the nodes summing their result shapes; one weight-table lookup per `weight` node), every standard float pass run alone on the built model
 //! (no verify-each), the cut-point analysis at block and layer granularity, and the full pipeline
 //! through the pass manager with verify-each on.
 //!
@@ -124,10 +125,19 @@ fn registry_pipeline(pipeline: &str, verify_each: bool) -> PassManager {
 /// The items measured, in table order: (label, pipeline or a special name).
 fn items(layers: usize) -> Vec<(String, String)> {
     let cut = layers / 2;
-    let mut v: Vec<(String, String)> = ["build", "print", "parse", "verify", "cuts (block)", "cuts (layer)"]
-        .iter()
-        .map(|s| (s.to_string(), s.to_string()))
-        .collect();
+    let mut v: Vec<(String, String)> = [
+        "build",
+        "print",
+        "parse",
+        "verify",
+        "cuts (block)",
+        "cuts (layer)",
+        "reference: node walk",
+        "reference: weight lookups",
+    ]
+    .iter()
+    .map(|s| (s.to_string(), s.to_string()))
+    .collect();
     let passes = [
         "fuse-bn",
         "skip-to-conv",
@@ -184,6 +194,30 @@ fn measure_item(label: &str, what: &str, m: &Module, layers: usize, reps: usize)
         "verify" => measure(reps, || (), |_| verify_module(m).unwrap()),
         "cuts (block)" => measure(reps, || (), |_| cut_points(m, "main", Granularity::Block).unwrap()),
         "cuts (layer)" => measure(reps, || (), |_| cut_points(m, "main", Granularity::Layer).unwrap()),
+        // Two baselines that are not clio algorithms, to tell the memory hierarchy from the code:
+        // one pass over the nodes in index order reading each result type's shape, and one
+        // name lookup in the module's weight table per `weight` node.
+        "reference: node walk" => measure(
+            reps,
+            || (),
+            |_| {
+                let g = m.graph("main").unwrap();
+                let dims = |n: &clio::ir::Node| n.results.iter().flat_map(|t| &t.shape).sum::<usize>();
+                std::hint::black_box(g.petgraph().node_weights().map(dims).sum::<usize>())
+            },
+        ),
+        "reference: weight lookups" => measure(
+            reps,
+            || (),
+            |_| {
+                let g = m.graph("main").unwrap();
+                let found = g.petgraph().node_weights().filter_map(|n| match &n.op {
+                    clio::ir::Op::Weight { name } => m.weight(name).map(|w| w.data().len()),
+                    _ => None,
+                });
+                std::hint::black_box(found.sum::<usize>())
+            },
+        ),
         _ if label.starts_with("full pipeline") => measure(
             reps,
             || (m.clone(), registry_pipeline(what, true)),
