@@ -8,7 +8,7 @@ use clio::quant::math::SplitMix64;
 use clio::text::{parse_module, ParseOptions};
 use clio::trace::BandwidthTrace;
 use clio_passes::plan::policy::Policy;
-use clio_passes::plan::simulate::{AccuracyProfile, ProfileEntry};
+use clio_passes::plan::simulate::{AccuracyProfile, Estimator, ProfileEntry};
 use clio_passes::plan::Plan;
 use clio_runtime::device::clock::TraceClock;
 use clio_runtime::device::estimator::BandwidthEstimator;
@@ -101,9 +101,19 @@ fn stand_in_server(listener: TcpListener) -> std::thread::JoinHandle<Vec<(u32, u
     })
 }
 
-#[test]
-fn the_device_switches_cut_when_the_link_slows_down() {
-    let root = std::env::temp_dir().join(format!("clio-device-program-{}", std::process::id()));
+/// What one device run on the step trace produced.
+struct StepRun {
+    summary: clio_runtime::device::program::Summary,
+    frames: Vec<clio_runtime::device::program::FrameLog>,
+    lines: Vec<LogLine>,
+    /// (cut, channels) of every frame the stand-in server received.
+    seen: Vec<(u32, u32)>,
+}
+
+/// Compiles the two cuts, runs 16 frames on a 400 -> 40 kbit/s step trace against the stand-in
+/// server with the given estimator, and cleans up.
+fn run_on_step_trace(tag: &str, estimator: Estimator) -> StepRun {
+    let root = std::env::temp_dir().join(format!("clio-device-program-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     compile_dir("add", &root.join("cut1"));
     compile_dir("mp", &root.join("cut2"));
@@ -138,10 +148,17 @@ fn the_device_switches_cut_when_the_link_slows_down() {
     let images: Vec<Image> =
         (0..4).map(|_| Image { nchw: (0..192).map(|_| r.normal() as f32).collect(), label: 1 }).collect();
     let mut lines = vec![];
-    let cfg = ProgramConfig { frames: 16, period_s: 0.25, emulate_device_latency: true, estimator: Default::default() };
+    let cfg = ProgramConfig { frames: 16, period_s: 0.25, emulate_device_latency: true, estimator };
     let (summary, frames) = device.run(&images, &cfg, &mut |l: &LogLine| lines.push(l.clone())).unwrap();
     drop(device);
     let seen = server.join().unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    StepRun { summary, frames, lines, seen }
+}
+
+#[test]
+fn the_device_switches_cut_when_the_link_slows_down() {
+    let StepRun { summary, frames, lines, seen } = run_on_step_trace("mean", Estimator::Mean);
 
     // A decision line before every frame line.
     assert_eq!(lines.len(), 32);
@@ -182,5 +199,26 @@ fn the_device_switches_cut_when_the_link_slows_down() {
     let last = frames.last().unwrap();
     assert!((last.estimate_bps - 40e3).abs() < 0.05 * 40e3, "{last:?}");
     assert!(summary.correct == summary.frames - summary.misses);
-    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_distribution_estimator_switches_too() {
+    // `clio device --estimator distribution`: the policy scores each cut over the window's
+    // per-send throughputs instead of their mean. On the same step it must also serve the fast
+    // phase on cut 1 with every channel and end on cut 2 for good once the link is slow.
+    let StepRun { summary, frames, lines, seen } = run_on_step_trace("distribution", Estimator::Distribution);
+    assert_eq!(lines.len(), 32);
+    assert_eq!(seen, frames.iter().map(|f| (f.cut as u32, f.sent as u32)).collect::<Vec<_>>());
+    for f in &frames[..7] {
+        assert_eq!((f.cut, f.sent, f.used), (1, 4, 4), "{f:?}");
+    }
+    assert_eq!(summary.switches, 1, "{frames:#?}");
+    let sw = frames.iter().position(|f| f.switched).unwrap();
+    assert!((9..=12).contains(&sw), "switched at frame {sw}");
+    assert!(frames[sw..].iter().all(|f| f.cut == 2), "{frames:#?}");
+    assert!(frames[sw + 1..].iter().all(|f| f.used == 4), "{frames:#?}");
+    // The estimate stays within the rates the link had.
+    for f in &frames {
+        assert!(f.estimate_bps > 30e3 && f.estimate_bps < 420e3, "{f:?}");
+    }
 }
