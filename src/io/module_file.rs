@@ -8,7 +8,7 @@
 use super::atomic::write_atomic;
 use super::sidecar::{read_sidecar, write_sidecar};
 use crate::error::IoError;
-use crate::text::{parse_module, print_module, MissingWeights, ParseOptions, PrintOptions};
+use crate::text::{parse_module, parse_module_taking, print_module, MissingWeights, ParseOptions, PrintOptions};
 use crate::verify::verify_module;
 use crate::{Error, Limits, Module};
 use std::path::{Path, PathBuf};
@@ -51,13 +51,13 @@ pub fn load_module(path: &Path, opts: &LoadOptions) -> Result<Module, Error> {
     } else {
         None
     };
-    let popts = ParseOptions {
-        file: path.display().to_string(),
-        blobs: blobs.as_ref(),
-        missing: opts.missing,
-        limits: opts.limits,
+    let popts =
+        ParseOptions { file: path.display().to_string(), blobs: None, missing: opts.missing, limits: opts.limits };
+    // The sidecar's tensors move into the module (no second copy of the weights).
+    let m = match blobs {
+        Some(blobs) => parse_module_taking(&text, &popts, blobs)?,
+        None => parse_module(&text, &popts)?,
     };
-    let m = parse_module(&text, &popts)?;
     if !opts.skip_verify {
         verify_module(&m).map_err(|e| Error::VerifyFile { file: path.to_path_buf(), error: Box::new(e) })?;
     }

@@ -24,6 +24,7 @@ pub(crate) mod lexer;
 mod parser;
 pub(crate) mod printer;
 
+pub(crate) use parser::parse_module_taking;
 pub use parser::{parse_module, MissingWeights, ParseOptions};
 pub use printer::{print_graph, print_module, print_type, type_string, PrintOptions, WeightStyle};
 

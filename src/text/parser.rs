@@ -41,13 +41,28 @@ pub struct ParseOptions<'a> {
 /// Parses a module.
 pub fn parse_module(src: &str, opts: &ParseOptions) -> Result<Module, ParseError> {
     let file = if opts.file.is_empty() { "<input>" } else { &opts.file };
-    let mut p = Parser { c: Cursor::new(file, src), opts };
+    let mut p = Parser { c: Cursor::new(file, src), opts, owned: None };
+    p.module()
+}
+
+/// [`parse_module`] with the `blob<...>` data given by value: each tensor is moved into the
+/// module instead of copied (what [`crate::io::load_module`] does with the sidecar it has just
+/// read). `opts.blobs` is consulted for names `blobs` lacks.
+pub(crate) fn parse_module_taking(
+    src: &str,
+    opts: &ParseOptions,
+    blobs: HashMap<String, Tensor>,
+) -> Result<Module, ParseError> {
+    let file = if opts.file.is_empty() { "<input>" } else { &opts.file };
+    let mut p = Parser { c: Cursor::new(file, src), opts, owned: Some(blobs) };
     p.module()
 }
 
 struct Parser<'a, 'o> {
     c: Cursor<'a>,
     opts: &'o ParseOptions<'o>,
+    /// Blob data to move into the module ([`parse_module_taking`]).
+    owned: Option<HashMap<String, Tensor>>,
 }
 
 type PResult<T> = Result<T, ParseError>;
@@ -133,28 +148,13 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
-    fn blob(&self, name: &str, ty: &TensorType, digest: Digest, pos: Pos) -> PResult<Tensor> {
+    fn blob(&mut self, name: &str, ty: &TensorType, digest: Digest, pos: Pos) -> PResult<Tensor> {
+        if let Some(t) = self.owned.as_mut().and_then(|b| b.remove(name)) {
+            self.check_blob(name, ty, digest, pos, &t)?;
+            return Ok(t);
+        }
         if let Some(t) = self.opts.blobs.and_then(|b| b.get(name)) {
-            if t.shape() != ty.shape.as_slice() || t.dtype() != ty.dtype {
-                return Err(self.c.error_at(
-                    pos,
-                    format!(
-                        "weight @{name}: sidecar holds {:?}x{} but the text declares {}",
-                        t.shape(),
-                        t.dtype(),
-                        type_string(ty)
-                    ),
-                ));
-            }
-            if !digest.matches(t) {
-                return Err(self.c.error_at(
-                    pos,
-                    format!(
-                        "weight @{name}: sidecar data has digest {}, the text expects {digest} (stale or mismatched sidecar)",
-                        Digest::of(t, digest.algorithm)
-                    ),
-                ));
-            }
+            self.check_blob(name, ty, digest, pos, t)?;
             return Ok(t.clone());
         }
         match self.opts.missing {
@@ -164,6 +164,31 @@ impl<'a> Parser<'a, '_> {
                 format!("weight @{name} is a blob but no data were supplied (load the text together with its .safetensors sidecar)"),
             )),
         }
+    }
+
+    /// Checks supplied blob data against the declared type and the digest.
+    fn check_blob(&self, name: &str, ty: &TensorType, digest: Digest, pos: Pos, t: &Tensor) -> PResult<()> {
+        if t.shape() != ty.shape.as_slice() || t.dtype() != ty.dtype {
+            return Err(self.c.error_at(
+                pos,
+                format!(
+                    "weight @{name}: sidecar holds {:?}x{} but the text declares {}",
+                    t.shape(),
+                    t.dtype(),
+                    type_string(ty)
+                ),
+            ));
+        }
+        if !digest.matches(t) {
+            return Err(self.c.error_at(
+                pos,
+                format!(
+                    "weight @{name}: sidecar data has digest {}, the text expects {digest} (stale or mismatched sidecar)",
+                    Digest::of(t, digest.algorithm)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn dense_list(&mut self, dtype: DType, n: usize) -> PResult<TensorData> {
