@@ -68,6 +68,27 @@ fn streamed_sidecar_is_byte_identical_to_the_in_memory_one() {
     for (name, w) in m.weights() {
         assert_eq!(&back[name.as_str()], w.data(), "{name}");
     }
+    // Read from the file directly (what load_module does): the same tensors.
+    let direct = clio::io::read_sidecar_file(&path, &clio::Limits::default()).unwrap();
+    assert_eq!(direct, back);
+    // Every truncation, one extra byte, and a header length past the end are errors naming the
+    // file, never panics.
+    let cut = d.join("cut.safetensors");
+    for len in (0..bytes.len()).chain([bytes.len() + 1]) {
+        let mut b = bytes.clone();
+        b.resize(len, 0);
+        std::fs::write(&cut, &b).unwrap();
+        let e = clio::io::read_sidecar_file(&cut, &clio::Limits::default()).unwrap_err().to_string();
+        assert!(e.contains("cut.safetensors"), "{len} bytes: {e}");
+    }
+    let mut b = bytes.clone();
+    b[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    std::fs::write(&cut, &b).unwrap();
+    let e = clio::io::read_sidecar_file(&cut, &clio::Limits::default()).unwrap_err().to_string();
+    assert!(e.contains("a header of 18446744073709551615 bytes"), "{e}");
+    // The element limit holds before anything is allocated.
+    let e = clio::io::read_sidecar_file(&path, &clio::Limits { max_tensor_elements: 17 }).unwrap_err().to_string();
+    assert!(e.contains("above the limit"), "{e}");
     // A directory that does not exist: a typed error naming the file, nothing left behind.
     let missing = d.join("no/such/dir/w.safetensors");
     let e = write_sidecar(&m, &missing).unwrap_err().to_string();

@@ -6,7 +6,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use super::atomic::write_atomic;
-use super::sidecar::{read_sidecar, write_sidecar};
+use super::sidecar::{read_sidecar_file, write_sidecar};
 use crate::error::IoError;
 use crate::text::{parse_module, parse_module_taking, print_module, MissingWeights, ParseOptions, PrintOptions};
 use crate::verify::verify_module;
@@ -45,12 +45,7 @@ pub struct LoadOptions {
 pub fn load_module(path: &Path, opts: &LoadOptions) -> Result<Module, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| IoError::new(path, "cannot read", e))?;
     let side = sidecar_path(path);
-    let blobs = if side.exists() {
-        let bytes = std::fs::read(&side).map_err(|e| IoError::new(&side, "cannot read", e))?;
-        Some(read_sidecar(&bytes, &side.display().to_string(), &opts.limits)?)
-    } else {
-        None
-    };
+    let blobs = if side.exists() { Some(read_sidecar_file(&side, &opts.limits)?) } else { None };
     let popts =
         ParseOptions { file: path.display().to_string(), blobs: None, missing: opts.missing, limits: opts.limits };
     // The sidecar's tensors move into the module (no second copy of the weights).
