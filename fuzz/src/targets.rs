@@ -15,6 +15,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("import_onnx", import_onnx),
     ("wire_decode", wire_decode),
     ("graph_pipeline", graph_pipeline),
+    ("sidecar_decode", sidecar_decode),
 ];
 
 /// IR text: parse, and if it parses, verify and check that printing round-trips.
@@ -58,6 +59,27 @@ pub fn wire_decode(data: &[u8]) {
         let again = clio::quant::wire::decode(&fewer, &limits).expect("a truncated frame must decode");
         assert!(again.data.shape().iter().product::<usize>() <= elements);
         assert!(again.channels <= t.channels.max(1));
+    }
+}
+
+/// Safetensors sidecars: the in-memory reader (`read_sidecar`, on the safetensors crate's parser)
+/// and the file reader (`read_sidecar_file`, which reads tensors straight into their storage)
+/// agree on every input: both refuse it, or both return the same tensors.
+pub fn sidecar_decode(data: &[u8]) {
+    let limits = clio::Limits { max_tensor_elements: 1 << 20 };
+    let from_bytes = clio::io::read_sidecar(data, "fuzz", &limits);
+    let path = std::env::temp_dir().join(format!(
+        "clio-fuzz-sidecar-{}-{:?}.safetensors",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&path, data).expect("the fuzz input can be written to a temporary file");
+    let from_file = clio::io::read_sidecar_file(&path, &limits);
+    let _ = std::fs::remove_file(&path);
+    match (from_bytes, from_file) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "the two readers decode different tensors"),
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("the readers disagree: bytes {:?}, file {:?}", a.map(|t| t.len()), b.map(|t| t.len())),
     }
 }
 
