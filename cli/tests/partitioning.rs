@@ -59,8 +59,8 @@ fn plan_then_simulate_a_trace() {
     }
     let profile = d.join("profile.csv");
     std::fs::write(&profile, csv).unwrap();
-    // `clio simulate` on the plan, profile and bus trace, with `extra` arguments.
-    let simulate_with = |extra: &[&str]| {
+    // `clio simulate` on the plan, the profile and `trace`, with `extra` arguments.
+    let simulate_on = |trace: &str, extra: &[&str]| {
         let mut args = vec![
             "simulate",
             "--plan",
@@ -68,12 +68,16 @@ fn plan_then_simulate_a_trace() {
             "--profile",
             profile.to_str().unwrap(),
             "--trace",
-            "testdata/traces/norway_bus_1",
-            "--scale",
-            "0.125",
+            trace,
         ];
         args.extend_from_slice(extra);
         clio(&args)
+    };
+    // ... on the bus trace, scaled to an eighth.
+    let simulate_with = |extra: &[&str]| {
+        let mut args = vec!["--scale", "0.125"];
+        args.extend_from_slice(extra);
+        simulate_on("testdata/traces/norway_bus_1", &args)
     };
     let svg = d.join("svg");
     let out = ok(&simulate_with(&["--svg-dir", svg.to_str().unwrap(), "--json"]));
@@ -117,20 +121,7 @@ fn plan_then_simulate_a_trace() {
     let bad = d.join("bad_trace");
     std::fs::write(&bad, "0 1.0\n1 fast\n").unwrap();
     let svg2 = d.join("svg2");
-    one_line_error(
-        &clio(&[
-            "simulate",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--profile",
-            profile.to_str().unwrap(),
-            "--trace",
-            bad.to_str().unwrap(),
-            "--svg-dir",
-            svg2.to_str().unwrap(),
-        ]),
-        "bad_trace:2",
-    );
+    one_line_error(&simulate_on(bad.to_str().unwrap(), &["--svg-dir", svg2.to_str().unwrap()]), "bad_trace:2");
     assert!(!svg2.exists());
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -13,16 +13,23 @@ fn cut(k: usize, bytes_per_channel: u64, budget: f64) -> CutPlan {
     cut_plan(k, vec![1, 8, 4, 4], bytes_per_channel, budget, 0.3 - budget, 2)
 }
 
-/// Cut 1: big tensor, high accuracy; cut 2: small tensor, lower accuracy.
-fn setup() -> (Plan, AccuracyProfile) {
-    let plan = plan(0.3, (50e3, 2e6), 2, vec![cut(1, 4000, 0.2), cut(2, 200, 0.1)]);
+/// Cut 1 (8 channels of 4000 bytes, 200 ms of radio, top accuracy 0.9) and a cut 2 with the
+/// given bytes per channel, radio budget and top accuracy; accuracy grows linearly with the
+/// channels sent (2, 4, 6, 8).
+fn two_cuts(bytes_2: u64, budget_2: f64, top_2: f64) -> (Plan, AccuracyProfile) {
+    let plan = plan(0.3, (50e3, 2e6), 2, vec![cut(1, 4000, 0.2), cut(2, bytes_2, budget_2)]);
     let mut entries = vec![];
-    for (k, top) in [(1usize, 0.9), (2, 0.7)] {
+    for (k, top) in [(1usize, 0.9), (2, top_2)] {
         for i in 1..=4 {
             entries.push(ProfileEntry { cut: k, channels: 2 * i, accuracy: top * i as f64 / 4.0 });
         }
     }
     (plan, AccuracyProfile { model: "m".into(), entries })
+}
+
+/// Cut 1: big tensor, high accuracy; cut 2: small tensor, lower accuracy.
+fn setup() -> (Plan, AccuracyProfile) {
+    two_cuts(200, 0.1, 0.7)
 }
 
 fn link() -> Box<dyn clio::cost::LinkModel> {
@@ -119,14 +126,7 @@ fn accuracy_curves_rise_with_bandwidth() {
 /// spare radio time (25 ms) is just above BLE's 7.5-ms set-up: the 20-ms switch leaves it too
 /// little to send anything in the switching frame.
 fn tight_late_cut() -> (Plan, AccuracyProfile) {
-    let plan = plan(0.3, (50e3, 2e6), 2, vec![cut(1, 4000, 0.2), cut(2, 100, 0.025)]);
-    let mut entries = vec![];
-    for (k, top) in [(1usize, 0.9), (2, 0.8)] {
-        for i in 1..=4 {
-            entries.push(ProfileEntry { cut: k, channels: 2 * i, accuracy: top * i as f64 / 4.0 });
-        }
-    }
-    (plan, AccuracyProfile { model: "m".into(), entries })
+    two_cuts(100, 0.025, 0.8)
 }
 
 #[test]
