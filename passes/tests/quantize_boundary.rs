@@ -63,3 +63,39 @@ fn a_partitions_cloud_graph_receives_the_quantized_cut_tensor() {
     run_pipeline(&mut m, "quantize{scheme=q8,calib=random:3,samples=16,graph=device}");
     check(&m, "device", &["cloud".to_string()]);
 }
+
+#[test]
+fn align_keeps_the_cut_tensor_scale() {
+    // The transmitted tensor pins its group to factor 1: the cloud graph is not rewritten and
+    // still receives the cut tensor at its float scale.
+    let cfg = SmallMobileNetV2Config { width: 0.5, input: 28, in_channels: 1, classes: 10, seed: 2 };
+    let mut m = small_mobilenet_v2(&cfg).unwrap();
+    run_pipeline(&mut m, "fuse-bn,partition{cut=4}");
+    let reference = clio::interp::run(&m, "cloud", &clio::interp::run(&m, "device", &[input()]).unwrap()).unwrap();
+    let ops = |m: &Module| {
+        let g = m.graph("cloud").unwrap();
+        g.node_ids()
+            .map(|id| {
+                let n = g.node(id);
+                let data = match &n.op {
+                    Op::Weight { name } => Some(m.weight(name).unwrap().data().digest()),
+                    _ => None,
+                };
+                (n.name().to_string(), n.op.clone(), data)
+            })
+            .collect::<Vec<_>>()
+    };
+    let cloud_before = ops(&m);
+    let report = run_pipeline(&mut m, "quantize{scheme=q8,align=true,calib=random:3,samples=16,graph=device}");
+    assert!(report.passes[0].stats["aligned-layers"] > 0, "the device graph has groups to align");
+    check(&m, "device", &["cloud".to_string()]);
+    let d = m.graph("device").unwrap();
+    assert!(d.node_ids().all(|id| !d.node(id).name().ends_with(".unalign")), "no compensation in front of transmit");
+    let sent = clio::interp::run_int(&m, "device", &[input()]).unwrap();
+    let got = clio::interp::run(&m, "cloud", &sent).unwrap();
+    let db = sqnr_db(reference[0].as_f32().unwrap(), got[0].as_f32().unwrap());
+    assert!(db > 15.0, "device q8 (aligned) + cloud vs float: {db:.1} dB");
+    // The cloud graph only gains the dequantize of its input.
+    let after: Vec<_> = ops(&m).into_iter().filter(|(_, op, _)| !matches!(op, Op::Dequantize)).collect();
+    assert_eq!(cloud_before, after, "the cloud graph's ops and weights are unchanged");
+}

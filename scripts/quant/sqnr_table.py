@@ -23,7 +23,10 @@ CONFIGS = [
     ("clio int8, range=mse", ["--scheme", "int8", "--range", "mse"]),
     ("clio q8 per-channel", ["--scheme", "q8"]),
     ("clio q8, range=mse", ["--scheme", "q8", "--range", "mse"]),
+    ("clio q8, align", ["--scheme", "q8", "--align"]),
+    ("clio q8, align, range=percentile", ["--scheme", "q8", "--align", "--range", "percentile"]),
     ("clio q16 per-channel", ["--scheme", "q16"]),
+    ("clio q16, align", ["--scheme", "q16", "--align"]),
 ]
 OUTPUT = re.compile(r"output 0: SQNR ([-0-9.]+) dB")
 TFLITE = re.compile(r"TFLite int8 PTQ, (.*?): output SQNR ([-0-9.]+) dB")

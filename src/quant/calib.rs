@@ -211,6 +211,50 @@ impl Histogram {
         }
     }
 
+    /// The distribution of `factor * x` (`factor > 0` and finite): bin width and extremes are
+    /// scaled, the counts are unchanged, so ranges and errors computed from the result are
+    /// exactly those of a calibration of the scaled tensor (up to bin placement).
+    pub fn scaled(&self, factor: f64) -> Histogram {
+        assert!(factor > 0.0 && factor.is_finite(), "histogram scale factor must be positive and finite");
+        let mut h = self.clone();
+        h.width *= factor;
+        if h.count > 0 {
+            h.min *= factor;
+            h.max *= factor;
+        }
+        h
+    }
+
+    /// Mean of `x^2` over the recorded values (bin centres), 0 when empty.
+    pub fn mean_square(&self) -> f64 {
+        let cells = self.cells();
+        let n: f64 = cells.iter().map(|(_, c)| c).sum();
+        if n == 0.0 {
+            return 0.0;
+        }
+        cells.iter().map(|(x, c)| x * x * c).sum::<f64>() / n
+    }
+
+    /// Mean squared error of quantizing the recorded values (bin centres) to the power-of-two
+    /// format with `frac` fractional bits over `-qmax-1..=qmax` (rounding, then saturation).
+    pub fn pow2_mse(&self, frac: i32, qmax: i32) -> f64 {
+        let cells = self.cells();
+        let n: f64 = cells.iter().map(|(_, c)| c).sum();
+        if n == 0.0 {
+            return 0.0;
+        }
+        let step = 2f64.powi(-frac);
+        let sum: f64 = cells
+            .iter()
+            .map(|(x, c)| {
+                let q = (x / step).round().clamp(-(qmax as f64) - 1.0, qmax as f64);
+                let d = x - q * step;
+                d * d * c
+            })
+            .sum();
+        sum / n
+    }
+
     fn mse_range(&self, target: RangeTarget) -> (f64, f64) {
         let cells = self.cells();
         let (lo0, hi0) = (self.min.min(0.0), self.max.max(0.0));

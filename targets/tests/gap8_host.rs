@@ -49,6 +49,20 @@ fn mobilenet_v2_w050_per_tensor_bit_exact() {
     assert!(used.iter().any(|u| u == "ClioKerParAdd_fps"), "{used:?}");
 }
 
+/// A q8 model quantized with `align=true` (activation groups rescaled to fill their pow2
+/// formats, weights compensating) is an ordinary q8 graph to the backend: bit-exact too.
+#[test]
+fn mobilenet_v2_w050_aligned_bit_exact() {
+    let cfg = MobileNetV2Config { width: 0.5, input: 32, classes: 10, seed: 6, variant: Variant::Cifar };
+    let mut d = mobilenet_v2(&cfg).unwrap();
+    let pipeline = "fuse-bn,quantize{scheme=q8,align=true,calib=random:8,samples=3},partition{cut=8}";
+    let report =
+        clio::pass::PassManager::from_pipeline(&clio_passes::registry(), pipeline).unwrap().run(&mut d).unwrap();
+    assert!(report.passes[1].stats["aligned-layers"] > 0, "{:?}", report.passes[1].stats);
+    let c = check_bit_exact(&d, "mnv2_w050_aligned_cut8", 2);
+    eprintln!("w0.5 aligned cut 8: {}", summary(&c));
+}
+
 /// The whole CIFAR MobileNetV2 0.35 on the device: the last cut point (after the classifier),
 /// whose device part ends in `global_avg_pool` -> `flatten` -> `gemm`; the cut after the
 /// average pool too. Cut ids come from `clio::analysis::cut_points` on the quantized graph.

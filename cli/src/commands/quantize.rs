@@ -55,6 +55,11 @@ pub struct QuantizeArgs {
     /// Evaluate on at most N samples (0: all).
     #[arg(long, default_value_t = 0)]
     pub eval_samples: usize,
+    /// q8/q16: rescale activation groups (weights compensate, outputs unchanged) so that their
+    /// calibrated ranges fill power-of-two formats; the report compares against the rescaled
+    /// float model.
+    #[arg(long)]
+    pub align: bool,
     /// Seed for `random` calibration.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -176,7 +181,7 @@ pub fn run(a: QuantizeArgs) -> Result<(), Error> {
         "mse" => RangeMethod::Mse,
         _ => RangeMethod::MinMax,
     };
-    let cfg = Config {
+    let mut cfg = Config {
         scheme: Scheme::parse(&a.scheme).unwrap_or(Scheme::Int8),
         per_channel: a.weights == "per-channel",
         float_ops: a
@@ -194,7 +199,19 @@ pub fn run(a: QuantizeArgs) -> Result<(), Error> {
     };
     let source = cfg.source().map_err(Error::Format)?;
     let calib_opts = CalibOptions { max_samples: (a.samples > 0).then_some(a.samples), ..CalibOptions::default() };
-    let calibration = calibrate(&m, &graph, &source, &calib_opts)?;
+    let mut calibration = calibrate(&m, &graph, &source, &calib_opts)?;
+    let mut aligned = None;
+    if a.align {
+        let al = clio_passes::quantize::align::align_pow2(
+            &mut m,
+            &graph,
+            &mut calibration,
+            &Config { align: true, ..cfg.clone() },
+        )
+        .map_err(|e| Error::Format(format!("quantize: {e}")))?;
+        cfg.float_ops.extend(al.compensations.iter().cloned());
+        aligned = Some(al);
+    }
     let float = m.clone();
     let mut pass = Quantize::new(cfg).with_calibration(calibration);
     let mut cx = PassContext::new(&INFO, clio::Limits::default());
@@ -216,6 +233,17 @@ pub fn run(a: QuantizeArgs) -> Result<(), Error> {
     let report = evaluate(&float, &m, &graph, &samples)?;
     let stat_line: Vec<String> = stats.iter().filter(|(_, v)| **v != 0).map(|(k, v)| format!("{k}={v}")).collect();
     println!("quantize: scheme {}, weights {}, range {}: {}", a.scheme, a.weights, a.range, stat_line.join(", "));
+    if let Some(al) = &aligned {
+        println!(
+            "align: {} of {} free activation groups rescaled ({} values, {} layers, {} outputs compensated by a float mul); \
+             layers below compare with the rescaled float model",
+            al.rescaled_groups,
+            al.free_groups,
+            al.factors.len(),
+            al.rescaled_layers,
+            al.compensations.len()
+        );
+    }
     println!("{:<40} {:<16} {:>10}  format", "layer", "op", "SQNR dB");
     for (name, op, ty, acc) in &report.layers {
         let fmt = ty.split_once(", ").map(|(_, q)| q.trim_end_matches('>')).unwrap_or(ty);

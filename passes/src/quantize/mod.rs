@@ -43,6 +43,10 @@
 //! `random:SEED`) calibrates on `samples` seeded standard-normal inputs: for tests and smoke
 //! runs only, never implied.
 //!
+//! Alignment (`align=true`, q8/q16): before formats are chosen, groups of activations are
+//! multiplied by factors in `[1, 2)` (weights and clip bounds compensate, outputs unchanged) so
+//! that their calibrated ranges fill power-of-two formats; see [`align`].
+//!
 //! Preconditions: a float graph with one input; batch norms folded (`fuse-bn`). Not
 //! idempotent by nature: a quantized graph is rejected.
 //!
@@ -53,6 +57,7 @@
 //!                                                              return %conv.dq
 //! ```
 
+pub mod align;
 pub mod boundary;
 mod plan;
 mod rewrite;
@@ -109,6 +114,12 @@ pub static INFO: PassInfo = PassInfo {
             default: Some("0"),
             help: "use at most this many calibration samples (0: all; calib=random: 8)",
         },
+        OptionInfo {
+            name: "align",
+            kind: OptionKind::Bool,
+            default: Some("false"),
+            help: "q8/q16: rescale activation groups (weights compensate) so their ranges fill power-of-two formats",
+        },
         OptionInfo { name: "seed", kind: OptionKind::Int, default: Some("0"), help: "seed of calib=random" },
         OptionInfo { name: "bins", kind: OptionKind::Int, default: Some("2048"), help: "histogram bins per tensor" },
         OptionInfo {
@@ -128,6 +139,8 @@ pub static INFO: PassInfo = PassInfo {
         StatInfo { name: "bias-saturated", help: "bias values clamped to the bias type's range" },
         StatInfo { name: "shift-adjusted", help: "Q-format output formats lowered to keep 0 <= out_shift <= 31" },
         StatInfo { name: "calib-samples", help: "calibration samples observed" },
+        StatInfo { name: "aligned-values", help: "activations rescaled by align (factor != 1)" },
+        StatInfo { name: "aligned-layers", help: "conv2d/gemm nodes whose weights align rescaled" },
         StatInfo {
             name: "receivers-retyped",
             help: "graphs receiving a transmitted tensor that now take it quantized and dequantize it",
@@ -188,6 +201,8 @@ pub struct Config {
     pub bins: usize,
     /// Graph to quantize (empty: the first).
     pub graph: String,
+    /// Align activation ranges to power-of-two formats before quantizing (q8/q16, see [`align`]).
+    pub align: bool,
 }
 
 impl Default for Config {
@@ -202,6 +217,7 @@ impl Default for Config {
             seed: 0,
             bins: 2048,
             graph: String::new(),
+            align: false,
         }
     }
 }
@@ -221,12 +237,17 @@ impl Config {
             "mse" => RangeMethod::Mse,
             _ => RangeMethod::MinMax,
         };
+        let scheme = Scheme::parse(o.str("scheme")?).unwrap_or(Scheme::Int8);
+        let align = o.bool("align")?;
+        if align && scheme == Scheme::Int8 {
+            return Err(bad("option `align` applies to scheme=q8 and scheme=q16 (int8 scales are free)".into()));
+        }
         let bins = o.usize("bins")?;
         if !(16..=1 << 20).contains(&bins) {
             return Err(bad(format!("option `bins` must be in 16..=1048576, got {bins}")));
         }
         Ok(Config {
-            scheme: Scheme::parse(o.str("scheme")?).unwrap_or(Scheme::Int8),
+            scheme,
             per_channel: o.str("weights")? == "per-channel",
             float_ops: o
                 .str("float-ops")?
@@ -240,6 +261,7 @@ impl Config {
             seed: o.int("seed")? as u64,
             bins,
             graph: o.str("graph")?.to_string(),
+            align,
         })
     }
 
@@ -299,7 +321,7 @@ impl Pass for Quantize {
             self.cfg.graph.clone()
         };
         let g = m.graph(&gname).ok_or_else(|| fail(format!("the module has no graph @{gname}")))?;
-        let calib = match self.calibration.take() {
+        let mut calib = match self.calibration.take() {
             Some(c) => c,
             None => {
                 // Refuse before the (possibly long) calibration when the graph cannot be quantized.
@@ -314,10 +336,17 @@ impl Pass for Quantize {
             }
         };
         cx.stat("calib-samples", calib.samples as i64);
+        let mut cfg = self.cfg.clone();
+        if cfg.align {
+            let a = align::align_pow2(m, &gname, &mut calib, &cfg).map_err(fail)?;
+            cx.stat("aligned-values", a.factors.len() as i64);
+            cx.stat("aligned-layers", a.rescaled_layers as i64);
+            cfg.float_ops.extend(a.compensations);
+        }
         let g = m.graph(&gname).ok_or_else(|| fail(format!("the module has no graph @{gname}")))?;
-        let p = plan::plan(m, g, &self.cfg, &calib).map_err(fail)?;
+        let p = plan::plan(m, g, &cfg, &calib).map_err(fail)?;
         cx.stat("shift-adjusted", p.shift_adjusted);
-        rewrite::rewrite(m, &gname, &p, &self.cfg, cx).map_err(fail)?;
+        rewrite::rewrite(m, &gname, &p, &cfg, cx).map_err(fail)?;
         let receivers = boundary::keep_transmit_quantized(m, &gname).map_err(fail)?;
         cx.stat("receivers-retyped", receivers.len() as i64);
         Ok(())

@@ -54,7 +54,7 @@ fn ties_operands(op: &Op) -> bool {
     is_data_movement(op) || matches!(op, Op::Relu | Op::Clip(_) | Op::MaxPool(_) | Op::AvgPool(_) | Op::Concat(_))
 }
 
-fn is_fusable_activation(op: &Op) -> bool {
+pub(super) fn is_fusable_activation(op: &Op) -> bool {
     match op {
         Op::Relu => true,
         Op::Clip(c) => c.min == 0.0 && c.max > 0.0,
@@ -135,10 +135,11 @@ fn unsupported(m: &Module, g: &Graph, id: NodeId, scheme: Scheme) -> Option<Stri
 }
 
 /// Union-find over node ids.
-struct Dsu(HashMap<NodeId, NodeId>);
+#[derive(Default)]
+pub(super) struct Dsu(HashMap<NodeId, NodeId>);
 
 impl Dsu {
-    fn find(&mut self, x: NodeId) -> NodeId {
+    pub(super) fn find(&mut self, x: NodeId) -> NodeId {
         let p = *self.0.entry(x).or_insert(x);
         if p == x {
             return x;
@@ -147,7 +148,7 @@ impl Dsu {
         self.0.insert(x, r);
         r
     }
-    fn union(&mut self, a: NodeId, b: NodeId) {
+    pub(super) fn union(&mut self, a: NodeId, b: NodeId) {
         let (ra, rb) = (self.find(a), self.find(b));
         if ra != rb {
             self.0.insert(ra.max(rb), ra.min(rb));
