@@ -118,7 +118,8 @@ pub static INFO: PassInfo = PassInfo {
             name: "align",
             kind: OptionKind::Bool,
             default: Some("false"),
-            help: "q8/q16: rescale activation groups (weights compensate) so their ranges fill power-of-two formats",
+            help: "q8/q16: rescale activation groups (weights compensate) so their ranges fill power-of-two formats \
+                   (helps q8; q16 is bound by its accumulator and usually loses)",
         },
         OptionInfo { name: "seed", kind: OptionKind::Int, default: Some("0"), help: "seed of calib=random" },
         OptionInfo { name: "bins", kind: OptionKind::Int, default: Some("2048"), help: "histogram bins per tensor" },
