@@ -25,11 +25,70 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), IoError> {
+    write_atomic_impl(path, None, write)
+}
+
+/// [`write_atomic_with`] for output whose length is known in advance: the temporary file's
+/// blocks are reserved first (Linux `fallocate`; skipped where the file system does not support
+/// it). On ext4 this matters for large files replacing an existing one: renaming over a file
+/// makes ext4 allocate and submit every delayed-allocation block of the new file inside the
+/// `rename` call (its `auto_da_alloc` safeguard), about 25 ms for the 45 MB ResNet-18 sidecar
+/// here; preallocated blocks have nothing left to allocate. The file ends up exactly as long
+/// as what `write` wrote, whatever `len` said.
+pub fn write_atomic_preallocated(
+    path: &Path,
+    len: u64,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), IoError> {
+    write_atomic_impl(path, Some(len), write)
+}
+
+/// Counts the bytes written through it.
+struct Counting<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn preallocate(file: &std::fs::File, len: u64) {
+    // Best effort: unsupported file systems (tmpfs on old kernels, network mounts) just write
+    // as usual. No emulation (glibc's posix_fallocate writes zeros where unsupported).
+    let _ = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn preallocate(_file: &std::fs::File, _len: u64) {}
+
+fn write_atomic_impl(
+    path: &Path,
+    len: Option<u64>,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), IoError> {
     let tmp = temp_sibling(path);
     let written = std::fs::File::create(&tmp).and_then(|file| {
-        let mut w = BufWriter::with_capacity(1 << 20, file);
+        if let Some(n) = len {
+            preallocate(&file, n);
+        }
+        let mut w = BufWriter::with_capacity(1 << 20, Counting { inner: file, bytes: 0 });
         write(&mut w)?;
-        w.flush()
+        w.flush()?;
+        let counted = w.get_ref();
+        if len.is_some_and(|n| n != counted.bytes) {
+            counted.inner.set_len(counted.bytes)?;
+        }
+        Ok(())
     });
     written.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -98,5 +157,46 @@ impl Drop for AtomicDir {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("clio-atomic-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn preallocated_writes_end_exactly_at_what_was_written() {
+        let d = scratch("prealloc");
+        let out = d.join("w.bin");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        // Over an existing longer file, with the exact length, a length too large (the
+        // reserved tail is cut off) and too small (the file still holds everything).
+        std::fs::write(&out, vec![1u8; 1_000_000]).unwrap();
+        for len in [data.len() as u64, data.len() as u64 + 123_457, 10] {
+            let (head, tail) = data.split_at(1000);
+            write_atomic_preallocated(&out, len, |w| {
+                w.write_all(head)?;
+                w.write_all(tail)
+            })
+            .unwrap();
+            assert_eq!(std::fs::read(&out).unwrap(), data, "len hint {len}");
+        }
+        // A failing writer leaves the previous file and no temporary behind.
+        let err = write_atomic_preallocated(&out, 5_000_000, |w| {
+            w.write_all(&data)?;
+            Err(std::io::Error::other("disk on fire"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "no temporary file left");
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

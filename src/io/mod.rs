@@ -10,7 +10,7 @@ mod module_file;
 pub mod npy;
 mod sidecar;
 
-pub use atomic::{write_atomic, write_atomic_with, AtomicDir};
+pub use atomic::{write_atomic, write_atomic_preallocated, write_atomic_with, AtomicDir};
 pub use module_file::{load_module, save_module, sidecar_path, LoadOptions};
 pub use npy::{read_npy, read_npy_bytes, write_npy, write_npy_bytes};
 pub use sidecar::{read_sidecar, read_sidecar_file, write_sidecar, write_sidecar_bytes};

@@ -20,12 +20,21 @@ pub fn sidecar_path(path: &Path) -> PathBuf {
 
 /// Writes `m` as text plus sidecar (each atomically; sidecar first, so a reader never sees new
 /// text with old data without the digest check catching it). A module without weights gets
-/// no sidecar.
+/// no sidecar. The text (with its weight digests) is printed on a second thread while the
+/// sidecar is written; it is written only after the sidecar is in place.
 pub fn save_module(m: &Module, path: &Path) -> Result<(), Error> {
-    if !m.weights().is_empty() {
-        write_sidecar(m, &sidecar_path(path))?;
-    }
-    let text = print_module(m, &PrintOptions::default());
+    let text = if m.weights().is_empty() {
+        print_module(m, &PrintOptions::default())
+    } else {
+        let side = sidecar_path(path);
+        let (written, text) = std::thread::scope(|s| {
+            let printer = s.spawn(|| print_module(m, &PrintOptions::default()));
+            let written = write_sidecar(m, &side);
+            (written, printer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        written?;
+        text
+    };
     write_atomic(path, text.as_bytes())?;
     Ok(())
 }

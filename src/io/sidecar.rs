@@ -3,7 +3,7 @@
 // Decodes user bytes: no panicking indexing or slicing (see docs/robustness.md).
 #![deny(clippy::indexing_slicing)]
 
-use super::atomic::write_atomic_with;
+use super::atomic::write_atomic_preallocated;
 use crate::error::IoError;
 use crate::ir::{DType, Module, Tensor, TensorData};
 use crate::{Error, Limits};
@@ -48,7 +48,8 @@ pub fn write_sidecar(m: &Module, path: &Path) -> Result<(), Error> {
     order.sort_by(|(ln, lt), (rn, rt)| st_dtype(rt.dtype()).cmp(&st_dtype(lt.dtype())).then(ln.cmp(rn)));
     let header = safetensors::serialize(order.iter().map(|(n, t)| (*n, HeaderOnly(t))), Some(metadata()))
         .map_err(|e| Error::Format(format!("cannot serialise weights: {e}")))?;
-    write_atomic_with(path, |w| {
+    let len = header.len() as u64 + order.iter().map(|(_, t)| (t.len() * t.dtype().size_bytes()) as u64).sum::<u64>();
+    write_atomic_preallocated(path, len, |w| {
         w.write_all(&header)?;
         order.iter().try_for_each(|(_, t)| w.write_all(&t.data().le_bytes()))
     })?;
