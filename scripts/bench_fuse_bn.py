@@ -6,7 +6,8 @@ Measures, on the same ONNX models and the same random inputs:
   (a) numerics: each fused model against the unfused model, evaluated in the same engine
       (clio's interpreter for clio, onnxruntime for onnxoptimizer), as max |diff| relative to
       the output range; plus clio's fused output against onnxruntime on the unfused model;
-  (b) wall time of the whole process (start-up, load, fuse, save), median of several runs.
+  (b) wall time of the whole process (start-up, load, fuse, save), median of several runs
+      after one untimed warm-up run.
 
 Usage (from the repository root, after `cargo build --release`):
     pip install onnx onnxruntime onnxoptimizer onnxsim numpy
@@ -83,6 +84,8 @@ def materialize(path, tmp):
 
 
 def timed(cmd, runs):
+    # One untimed warm-up run (page cache, first write of the output), as compile_speed.py.
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
