@@ -178,3 +178,32 @@ fn little_endian_decoding_round_trips_at_any_alignment() {
     assert_eq!(TensorData::I32(vec![0x0102_0304]).to_le_bytes(), [4, 3, 2, 1]);
     assert_eq!(TensorData::from_le_bytes(DType::I16, &[0x34, 0x12]), Some(TensorData::I16(vec![0x1234])));
 }
+
+#[test]
+fn preallocated_writes_end_exactly_at_what_was_written() {
+    let d = tmpdir("prealloc");
+    let out = d.join("w.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    // Over an existing longer file, with the exact length, a length too large (the
+    // reserved tail is cut off) and too small (the file still holds everything).
+    std::fs::write(&out, vec![1u8; 1_000_000]).unwrap();
+    for len in [data.len() as u64, data.len() as u64 + 123_457, 10] {
+        let (head, tail) = data.split_at(1000);
+        clio::io::write_atomic_preallocated(&out, len, |w| {
+            w.write_all(head)?;
+            w.write_all(tail)
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), data, "len hint {len}");
+    }
+    // A failing writer leaves the previous file and no temporary behind.
+    let err = clio::io::write_atomic_preallocated(&out, 5_000_000, |w| {
+        w.write_all(&data)?;
+        Err(std::io::Error::other("disk on fire"))
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("disk on fire"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "no temporary file left");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -3,21 +3,17 @@
 //! power-of-two formats better, the q8 output SQNR improves, and the option is refused where it
 //! has no meaning.
 
-use clio::import::{import_path, ImportOptions};
-use clio::interp::{run, run_int};
+#[path = "common/quant.rs"]
+mod common_quant;
+
+use clio::interp::run;
 use clio::ir::{Module, Op, Tensor};
 use clio::pass::PassManager;
 use clio::quant::calib::{calibrate, CalibOptions, CalibSource, Calibration, RangeMethod, RangeTarget};
-use clio::quant::math::{pow2_frac, SplitMix64, SqnrAcc};
+use clio::quant::math::{pow2_frac, SplitMix64};
 use clio_passes::quantize::align::align_pow2;
 use clio_passes::quantize::{Config, Scheme};
-
-fn import_fused(name: &str) -> Module {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/models/{name}.onnx"));
-    let mut m = import_path(&p, &ImportOptions::default()).unwrap();
-    PassManager::from_pipeline(&clio_passes::registry(), "fuse-bn").unwrap().run(&mut m).unwrap();
-    m
-}
+use common_quant::{import_fused, output_sqnr};
 
 /// Smooth inputs (sums of random low-frequency waves per channel), closer to images than
 /// white noise.
@@ -107,16 +103,6 @@ fn alignment_keeps_outputs_and_fills_formats() {
         eprintln!("{model}: q8 grid occupancy of rescaled values {o0:.3} -> {o1:.3}");
         assert!(o1 > o0 + 0.05, "{model}: occupancy {o0:.3} -> {o1:.3}");
     }
-}
-
-fn output_sqnr(float: &Module, quant: &Module, inputs: &[Tensor]) -> f64 {
-    let mut acc = SqnrAcc::default();
-    for x in inputs {
-        let f = run(float, "main", std::slice::from_ref(x)).unwrap();
-        let q = run_int(quant, "main", std::slice::from_ref(x)).unwrap();
-        acc.add(f[0].as_f32().unwrap(), q[0].as_f32().unwrap());
-    }
-    acc.db()
 }
 
 #[test]

@@ -2,12 +2,14 @@
 //! integer model (run by the bit-exact integer interpreter, dequantized) against the float
 //! model on small IR files and on the MobileNetV2 / ResNet test models.
 
-use clio::import::{import_path, ImportOptions};
-use clio::interp::{run, run_int};
+#[path = "common/quant.rs"]
+mod common_quant;
+
 use clio::ir::{DType, Module, Op, Tensor};
 use clio::pass::PassManager;
-use clio::quant::math::{SplitMix64, SqnrAcc};
+use clio::quant::math::SplitMix64;
 use clio::text::{parse_module, ParseOptions};
+use common_quant::{import_fused, output_sqnr};
 
 fn repo(p: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
@@ -34,17 +36,6 @@ fn random_inputs(m: &Module, n: usize, seed: u64) -> Vec<Tensor> {
                 .unwrap()
         })
         .collect()
-}
-
-/// Output SQNR (dB) of the quantized module vs the float one on `inputs`.
-fn output_sqnr(float: &Module, quant: &Module, inputs: &[Tensor]) -> f64 {
-    let mut acc = SqnrAcc::default();
-    for x in inputs {
-        let f = run(float, "main", std::slice::from_ref(x)).unwrap();
-        let q = run_int(quant, "main", std::slice::from_ref(x)).unwrap();
-        acc.add(f[0].as_f32().unwrap(), q[0].as_f32().unwrap());
-    }
-    acc.db()
 }
 
 const TINY: &str = "module @t {
@@ -143,12 +134,6 @@ fn range_methods_all_work() {
             assert!(db > 15.0, "{scheme} range={range}: {db:.1} dB");
         }
     }
-}
-
-fn import_fused(name: &str) -> Module {
-    let mut m = import_path(&repo(&format!("testdata/models/{name}.onnx")), &ImportOptions::default()).unwrap();
-    run_pipeline(&mut m, "fuse-bn").unwrap();
-    m
 }
 
 #[test]

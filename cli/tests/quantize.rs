@@ -9,22 +9,19 @@ fn report_db(out: &str) -> f64 {
     line.split_whitespace().nth(3).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{line}"))
 }
 
+/// `clio quantize` of the MobileNetV2 test model to q8 on 4 random samples, written to `out`.
+fn quantize_tiny_q8(extra: &[&str], out: &std::path::Path) -> std::process::Output {
+    let mut args = vec!["quantize", "testdata/models/mobilenet_v2_tiny.onnx", "--scheme", "q8"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--calib", "random:3", "--samples", "4", "-o", out.to_str().unwrap()]);
+    clio(&args)
+}
+
 #[test]
 fn quantize_reports_quality_and_writes_the_module() {
     let dir = tmp("quantize-report");
     let out_base = dir.join("q8.clio");
-    let o = clio(&[
-        "quantize",
-        "testdata/models/mobilenet_v2_tiny.onnx",
-        "--scheme",
-        "q8",
-        "--calib",
-        "random:3",
-        "--samples",
-        "4",
-        "-o",
-        out_base.to_str().unwrap(),
-    ]);
+    let o = quantize_tiny_q8(&[], &out_base);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = stdout(&o);
     assert!(s.starts_with("quantize: scheme q8, weights per-channel, range minmax:"), "{s}");
@@ -34,29 +31,17 @@ fn quantize_reports_quality_and_writes_the_module() {
     assert!(db > 10.0 && db < 80.0, "{conv}");
     assert!(report_db(&s) > 10.0, "{s}");
     assert!(s.contains("top-1 agreement: "), "{s}");
-    let m = clio::io::load_module(&out_base.with_extension("clio"), &Default::default()).unwrap();
+    let m = clio::io::load_module(&out_base, &Default::default()).unwrap();
     assert!(clio::quant::first_quantized_node(m.main_graph().unwrap()).is_some());
 
     // --align: the report says what was rescaled; the module still loads and verifies.
     let aligned = dir.join("q8a.clio");
-    let o = clio(&[
-        "quantize",
-        "testdata/models/mobilenet_v2_tiny.onnx",
-        "--scheme",
-        "q8",
-        "--align",
-        "--calib",
-        "random:3",
-        "--samples",
-        "4",
-        "-o",
-        aligned.to_str().unwrap(),
-    ]);
+    let o = quantize_tiny_q8(&["--align"], &aligned);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = stdout(&o);
     assert!(s.lines().any(|l| l.starts_with("align: ") && l.contains("free activation groups rescaled")), "{s}");
     assert!(s.contains("1 outputs compensated by a float mul") && s.contains("float-nodes=1"), "{s}");
-    clio::io::load_module(&aligned.with_extension("clio"), &Default::default()).unwrap();
+    clio::io::load_module(&aligned, &Default::default()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -34,7 +34,7 @@
 //! %p = conv2d(%r, @w2, @b2)          %p = conv2d(%r, @w2, @b2)    (@w2 divided by 1.27)
 //! ```
 
-use super::plan::{is_fusable_activation, Dsu};
+use super::plan::{is_data_movement, is_fusable_activation, Dsu};
 use super::{Config, Scheme};
 use clio::ir::{Graph, Module, NodeId, Op, Tensor, TensorType, Value, Weight};
 use clio::ops::PadMode;
@@ -164,21 +164,12 @@ fn layer_weights(m: &Module, g: &Graph, id: NodeId) -> Option<Vec<String>> {
 fn passes_factor(op: &Op) -> bool {
     match op {
         Op::Pad(p) => p.mode != PadMode::Constant || p.value == 0.0,
+        // The receiving graph would have to be rescaled too.
+        Op::Transmit(_) => false,
+        op if is_data_movement(op) => true,
         _ => matches!(
             op,
-            Op::Relu
-                | Op::Clip(_)
-                | Op::MaxPool(_)
-                | Op::AvgPool(_)
-                | Op::GlobalAvgPool
-                | Op::Add
-                | Op::Concat(_)
-                | Op::Flatten(_)
-                | Op::Reshape(_)
-                | Op::Squeeze(_)
-                | Op::Unsqueeze(_)
-                | Op::Transpose(_)
-                | Op::ChannelSlice(_)
+            Op::Relu | Op::Clip(_) | Op::MaxPool(_) | Op::AvgPool(_) | Op::GlobalAvgPool | Op::Add | Op::Concat(_)
         ),
     }
 }

@@ -35,7 +35,7 @@ pub(crate) struct Plan {
     pub shift_adjusted: i64,
 }
 
-fn is_data_movement(op: &Op) -> bool {
+pub(super) fn is_data_movement(op: &Op) -> bool {
     matches!(
         op,
         Op::Flatten(_)
