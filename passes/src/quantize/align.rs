@@ -24,7 +24,7 @@
 //! A group is free when none of its members is pinned; its factor minimises the mean over its
 //! members of `log(MSE / signal power)` of the members' calibrated histograms, scaled and
 //! quantized in the format the range method would choose for them (32 candidates
-//! `2^(k/32)`, `k = 0..32`; the factor stays 1 unless it strictly improves). The calibration's
+//! `2^(k/32)`, `k = 0, ..., 31`; the factor stays 1 unless it strictly improves). The calibration's
 //! histograms are rescaled with their values, so the formats chosen afterwards are exactly
 //! those of a calibration of the aligned float graph.
 //!
