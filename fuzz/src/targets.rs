@@ -93,7 +93,8 @@ pub fn sidecar_decode(data: &[u8]) {
 /// / max-pool graph from the bytes, runs the standard float pipeline (`fuse-bn, skip-to-conv,
 /// canonicalize, dce`) checking the verifier and numeric equivalence through the interpreter,
 /// then partitions at a cut chosen by the bytes (the composition must equal the original) and
-/// quantizes (int8, random calibration) checking that the result verifies and runs.
+/// quantizes (int8, and q8 with power-of-two alignment; random calibration) checking that the
+/// result verifies and runs, and aligns the optimised graph checking that its outputs stay put.
 pub fn graph_pipeline(data: &[u8]) {
     let mut u = arbitrary::Unstructured::new(data);
     let Ok((m, x)) = random_graph(&mut u) else { return };
@@ -127,11 +128,29 @@ pub fn graph_pipeline(data: &[u8]) {
         close(got[0].as_f32().expect("f32"), "partition");
     }
     // Quantize: the result verifies (the pass manager checks) and the integer interpreter runs it.
-    let mut q = m.clone();
-    let mut pm =
-        clio::pass::PassManager::from_pipeline(&reg, "fuse-bn,quantize{scheme=int8,calib=random:1}").expect("pipeline");
-    if pm.run(&mut q).is_ok() {
-        let _ = clio::interp::run_int(&q, "main", std::slice::from_ref(&x)).expect("quantized graph runs");
+    for scheme in ["int8", "q8,align=true"] {
+        let mut q = m.clone();
+        let p = format!("fuse-bn,quantize{{scheme={scheme},calib=random:1}}");
+        let mut pm = clio::pass::PassManager::from_pipeline(&reg, &p).expect("pipeline");
+        if pm.run(&mut q).is_ok() {
+            let _ = clio::interp::run_int(&q, "main", std::slice::from_ref(&x)).expect("quantized graph runs");
+        }
+    }
+    // Power-of-two alignment rescales activations and compensates: same float outputs.
+    let mut a = opt;
+    let source = clio::quant::calib::CalibSource::parse("random:1", 2, 0).expect("random source");
+    let opts = clio::quant::calib::CalibOptions { progress: false, ..Default::default() };
+    if let Ok(mut calib) = clio::quant::calib::calibrate(&a, "main", &source, &opts) {
+        let cfg = clio_passes::quantize::Config {
+            scheme: clio_passes::quantize::Scheme::Q8,
+            align: true,
+            graph: "main".into(),
+            ..Default::default()
+        };
+        clio_passes::quantize::align::align_pow2(&mut a, "main", &mut calib, &cfg).expect("align accepts float graphs");
+        clio::verify::verify_module(&a).expect("aligned graphs verify");
+        let got = clio::interp::run(&a, "main", std::slice::from_ref(&x)).expect("aligned graph runs");
+        close(got[0].as_f32().expect("f32"), "align");
     }
 }
 
