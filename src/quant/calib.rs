@@ -243,16 +243,7 @@ impl Histogram {
         if n == 0.0 {
             return 0.0;
         }
-        let step = 2f64.powi(-frac);
-        let sum: f64 = cells
-            .iter()
-            .map(|(x, c)| {
-                let q = (x / step).round().clamp(-(qmax as f64) - 1.0, qmax as f64);
-                let d = x - q * step;
-                d * d * c
-            })
-            .sum();
-        sum / n
+        pow2_sq_error(&cells, frac, qmax) / n
     }
 
     fn mse_range(&self, target: RangeTarget) -> (f64, f64) {
@@ -290,17 +281,7 @@ impl Histogram {
             RangeTarget::Pow2 { qmax } => {
                 let absmax = lo0.abs().max(hi0.abs());
                 let f0 = pow2_frac(absmax, qmax);
-                let err = |f: i32| -> f64 {
-                    let step = 2f64.powi(-f);
-                    cells
-                        .iter()
-                        .map(|(x, c)| {
-                            let q = (x / step).round().clamp(-(qmax as f64) - 1.0, qmax as f64);
-                            let d = x - q * step;
-                            d * d * c
-                        })
-                        .sum()
-                };
+                let err = |f: i32| pow2_sq_error(&cells, f, qmax);
                 let mut best = (err(f0), f0);
                 for f in f0 + 1..=f0 + 6 {
                     let e = err(f);
@@ -314,6 +295,20 @@ impl Histogram {
             }
         }
     }
+}
+
+/// Summed squared error of quantizing weighted `(value, count)` cells to the power-of-two
+/// format with `frac` fractional bits over `-qmax-1..=qmax` (rounding, then saturation).
+fn pow2_sq_error(cells: &[(f64, f64)], frac: i32, qmax: i32) -> f64 {
+    let step = 2f64.powi(-frac);
+    cells
+        .iter()
+        .map(|(x, c)| {
+            let q = (x / step).round().clamp(-(qmax as f64) - 1.0, qmax as f64);
+            let d = x - q * step;
+            d * d * c
+        })
+        .sum()
 }
 
 /// Where calibration samples come from.

@@ -11,6 +11,7 @@ use clio::pass::{Pass, PassContext, PassManager};
 use clio::quant::calib::{calibrate, load_samples, CalibOptions, CalibSource, RangeMethod};
 use clio::quant::math::{dequantize_values, SqnrAcc};
 use clio::Error;
+use clio_passes::quantize::align::align_for_quantize;
 use clio_passes::quantize::{Config, Quantize, Scheme, INFO};
 use indexmap::IndexMap;
 use std::collections::HashMap;
@@ -181,7 +182,7 @@ pub fn run(a: QuantizeArgs) -> Result<(), Error> {
         "mse" => RangeMethod::Mse,
         _ => RangeMethod::MinMax,
     };
-    let mut cfg = Config {
+    let cfg = Config {
         scheme: Scheme::parse(&a.scheme).unwrap_or(Scheme::Int8),
         per_channel: a.weights == "per-channel",
         float_ops: a
@@ -200,18 +201,16 @@ pub fn run(a: QuantizeArgs) -> Result<(), Error> {
     let source = cfg.source().map_err(Error::Format)?;
     let calib_opts = CalibOptions { max_samples: (a.samples > 0).then_some(a.samples), ..CalibOptions::default() };
     let mut calibration = calibrate(&m, &graph, &source, &calib_opts)?;
-    let mut aligned = None;
-    if a.align {
-        let al = clio_passes::quantize::align::align_pow2(
-            &mut m,
-            &graph,
-            &mut calibration,
-            &Config { align: true, ..cfg.clone() },
-        )
-        .map_err(|e| Error::Format(format!("quantize: {e}")))?;
-        cfg.float_ops.extend(al.compensations.iter().cloned());
-        aligned = Some(al);
-    }
+    // Aligned here rather than inside the pass, so that the report compares with the rescaled
+    // float model.
+    let (aligned, cfg) = if a.align {
+        let with_align = Config { align: true, ..cfg };
+        let (al, cfg) = align_for_quantize(&mut m, &graph, &mut calibration, &with_align)
+            .map_err(|e| Error::Format(format!("quantize: {e}")))?;
+        (Some(al), Config { align: false, ..cfg })
+    } else {
+        (None, cfg)
+    };
     let float = m.clone();
     let mut pass = Quantize::new(cfg).with_calibration(calibration);
     let mut cx = PassContext::new(&INFO, clio::Limits::default());

@@ -73,8 +73,8 @@ pub fn align_pow2(m: &mut Module, graph: &str, calib: &mut Calibration, cfg: &Co
         }
     };
     let g = m.graph(graph).ok_or_else(|| format!("the module has no graph @{graph}"))?;
-    let (factor, free_groups, rescaled_groups) = choose_factors(m, g, calib, cfg, qmax)?;
     let order = g.topo_order().map_err(|c| format!("graph @{graph}: cycle at node {:?}", c.0))?;
+    let (factor, free_groups, rescaled_groups) = choose_factors(m, g, &order, calib, cfg, qmax);
     let mut out = Alignment { free_groups, rescaled_groups, ..Alignment::default() };
     let of = |id: NodeId| factor.get(&id).copied().unwrap_or(1.0);
     // Weight edits first (reading the graph), then the graph's clip bounds.
@@ -143,6 +143,20 @@ pub fn align_pow2(m: &mut Module, graph: &str, calib: &mut Calibration, cfg: &Co
     Ok(out)
 }
 
+/// Runs [`align_pow2`] and returns, with its report, the configuration to quantize the aligned
+/// graph with: `cfg` whose `float-ops` also keep the output compensations in float.
+pub fn align_for_quantize(
+    m: &mut Module,
+    graph: &str,
+    calib: &mut Calibration,
+    cfg: &Config,
+) -> Result<(Alignment, Config), String> {
+    let a = align_pow2(m, graph, calib, cfg)?;
+    let mut cfg = cfg.clone();
+    cfg.float_ops.extend(a.compensations.iter().cloned());
+    Ok((a, cfg))
+}
+
 /// The weight names of conv/gemm `id` (filter, then bias if any) when they are f32 weights
 /// read by this node only.
 fn layer_weights(m: &Module, g: &Graph, id: NodeId) -> Option<Vec<String>> {
@@ -179,16 +193,16 @@ fn passes_factor(op: &Op) -> bool {
 fn choose_factors(
     m: &Module,
     g: &Graph,
+    order: &[NodeId],
     calib: &Calibration,
     cfg: &Config,
     qmax: i32,
-) -> Result<(HashMap<NodeId, f64>, usize, usize), String> {
-    let order = g.topo_order().map_err(|c| format!("graph @{}: cycle at node {:?}", g.name(), c.0))?;
+) -> (HashMap<NodeId, f64>, usize, usize) {
     let is_weight = |v: &Value| matches!(g.node(v.node).op, Op::Weight { .. });
     let mut dsu = Dsu::default();
     let mut pinned: Vec<NodeId> = Vec::new();
     let mut members: Vec<NodeId> = Vec::new();
-    for &id in &order {
+    for &id in order {
         let n = g.node(id);
         let ops = g.operands(id);
         let acts: Vec<NodeId> = ops.iter().filter(|v| !is_weight(v)).map(|v| v.node).collect();
@@ -232,11 +246,12 @@ fn choose_factors(
     let mut rescaled = 0;
     for ids in &groups {
         // Members whose range the plan uses: not the pre-activation result of a fused producer.
-        let hists: Vec<&Histogram> = ids
+        let hists: Vec<(&Histogram, f64)> = ids
             .iter()
             .filter(|id| !feeds_fused_activation(g, **id))
             .filter_map(|id| calib.histograms.get(g.node(*id).name()))
-            .filter(|h| h.count() > 0 && h.mean_square() > 0.0)
+            .map(|h| (h, h.mean_square()))
+            .filter(|(h, power)| h.count() > 0 && *power > 0.0)
             .collect();
         let a = best_factor(&hists, cfg, target, qmax);
         if a != 1.0 {
@@ -246,7 +261,7 @@ fn choose_factors(
             }
         }
     }
-    Ok((factor, groups.len(), rescaled))
+    (factor, groups.len(), rescaled)
 }
 
 /// A conv/gemm/add whose only reader is a relu or `clip {min = 0}`: the plan formats it with
@@ -258,16 +273,15 @@ fn feeds_fused_activation(g: &Graph, id: NodeId) -> bool {
     g.users(id).first().is_some_and(|u| is_fusable_activation(&g.node(*u).op))
 }
 
-/// The candidate factor with the lowest mean log relative quantization error over `hists`.
-fn best_factor(hists: &[&Histogram], cfg: &Config, target: RangeTarget, qmax: i32) -> f64 {
+/// The candidate factor with the lowest mean log relative quantization error over `hists`
+/// (each with its signal power).
+fn best_factor(hists: &[(&Histogram, f64)], cfg: &Config, target: RangeTarget, qmax: i32) -> f64 {
     if hists.is_empty() {
         return 1.0;
     }
-    let power: Vec<f64> = hists.iter().map(|h| h.mean_square()).collect();
     let cost = |a: f64| -> f64 {
         hists
             .iter()
-            .zip(&power)
             .map(|(h, p)| {
                 let s = h.scaled(a);
                 let (lo, hi) = s.range(cfg.range, target);

@@ -337,13 +337,14 @@ impl Pass for Quantize {
             }
         };
         cx.stat("calib-samples", calib.samples as i64);
-        let mut cfg = self.cfg.clone();
-        if cfg.align {
-            let a = align::align_pow2(m, &gname, &mut calib, &cfg).map_err(fail)?;
+        let cfg = if self.cfg.align {
+            let (a, cfg) = align::align_for_quantize(m, &gname, &mut calib, &self.cfg).map_err(fail)?;
             cx.stat("aligned-values", a.factors.len() as i64);
             cx.stat("aligned-layers", a.rescaled_layers as i64);
-            cfg.float_ops.extend(a.compensations);
-        }
+            cfg
+        } else {
+            self.cfg.clone()
+        };
         let g = m.graph(&gname).ok_or_else(|| fail(format!("the module has no graph @{gname}")))?;
         let p = plan::plan(m, g, &cfg, &calib).map_err(fail)?;
         cx.stat("shift-adjusted", p.shift_adjusted);
