@@ -12,7 +12,10 @@
 //! (sizes above N run each item once; default: none, every size gets the same repetitions, so
 //! that each ratio compares a warm allocator with a warm allocator), `--quadratic-max N`
 //! (skip the items running `canonicalize` or `slice` above N layers; default: none skipped,
-//! both scale near-linearly since the region cap and the slice fixes, see docs/benchmarks.md), `--only PREFIX` (only the items whose label starts with PREFIX). Items:
+//! both scale near-linearly since the region cap and the slice fixes, see docs/benchmarks.md), `--only PREFIX` (only the items whose label starts with PREFIX),
+//! `--evict-mb MB` (before every timed repetition, read through a buffer of MB megabytes so that
+//! the repetition starts with cold CPU caches; default: off, warm caches; see "cold caches" in
+//! docs/benchmarks.md). Items:
 //! build (the model builder), print (IR text, weights as digests), parse (the same text, digests
 //! checked against the weights), verify, two reference loops that are not clio algorithms (one
 //! pass over the nodes summing their result shapes; one weight-table lookup per `weight` node), every standard float pass run alone on the built model
@@ -97,11 +100,25 @@ struct Sample {
     peak_bytes: usize,
 }
 
+/// A buffer read through before every timed repetition when `--evict-mb` is given, so that each
+/// repetition starts with none of the module in the CPU caches (see [`evict_caches`]).
+static EVICTION_BUFFER: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+
+/// Reads the whole eviction buffer (if any), one load per 64-byte line: with a buffer several
+/// times the last-level cache, every line the module had in the caches is replaced.
+fn evict_caches() {
+    if let Some(buf) = EVICTION_BUFFER.get() {
+        let sum = buf.iter().step_by(8).fold(0u64, |a, &x| a.wrapping_add(x));
+        std::hint::black_box(sum);
+    }
+}
+
 /// Runs `setup` (untimed) then `f` on its result `reps` times.
 fn measure<S, T>(reps: usize, mut setup: impl FnMut() -> S, mut f: impl FnMut(S) -> T) -> Sample {
     let mut best = Sample { time: Duration::MAX, peak_bytes: 0 };
     for _ in 0..reps {
         let input = setup();
+        evict_caches();
         let base = IN_USE.load(Ordering::Relaxed);
         PEAK.store(base, Ordering::Relaxed);
         let start = Instant::now();
@@ -289,6 +306,14 @@ fn main() {
             }
             "--only" => {
                 only = Some(value());
+                i += 1;
+            }
+            "--evict-mb" => {
+                let mb: usize = value().parse().expect("--evict-mb MB");
+                // Filled with non-zero data so that every page is resident before timing starts.
+                let words = mb * (1 << 20) / 8;
+                let buf: Vec<u64> = (0..words as u64).map(|w| w | 1).collect();
+                EVICTION_BUFFER.set(buf).expect("--evict-mb given once");
                 i += 1;
             }
             // `cargo bench` passes `--bench`; libtest-style filters are ignored.
