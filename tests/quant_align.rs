@@ -9,47 +9,14 @@ mod common_quant;
 use clio::interp::run;
 use clio::ir::{Module, Op, Tensor};
 use clio::pass::PassManager;
-use clio::quant::calib::{calibrate, CalibOptions, CalibSource, Calibration, RangeMethod, RangeTarget};
-use clio::quant::math::{pow2_frac, SplitMix64};
+use clio::quant::calib::{CalibOptions, Calibration, RangeMethod, RangeTarget};
+use clio::quant::math::pow2_frac;
 use clio_passes::quantize::align::align_pow2;
 use clio_passes::quantize::{Config, Scheme};
-use common_quant::{import_fused, output_sqnr};
-
-/// Smooth inputs (sums of random low-frequency waves per channel), closer to images than
-/// white noise.
-fn smooth_inputs(m: &Module, n: usize, seed: u64) -> Vec<Tensor> {
-    let g = m.main_graph().unwrap();
-    let shape = g.node(g.inputs()[0]).ty().shape.clone();
-    let (c, h, w) = (shape[1], shape[2], shape[3]);
-    let mut r = SplitMix64::new(seed);
-    (0..n)
-        .map(|_| {
-            let mut v = vec![0f32; c * h * w];
-            for ch in 0..c {
-                for _ in 0..3 {
-                    let (fy, fx, ph, a) = (r.normal() * 0.3, r.normal() * 0.3, r.normal() * 3.0, r.normal() * 0.8);
-                    for y in 0..h {
-                        for x in 0..w {
-                            v[(ch * h + y) * w + x] += (a * (fy * y as f64 + fx * x as f64 + ph).sin()) as f32;
-                        }
-                    }
-                }
-            }
-            Tensor::from_f32(shape.clone(), v).unwrap()
-        })
-        .collect()
-}
+use common_quant::{calibrated_with, import_fused, output_sqnr, sample_dir, smooth_inputs};
 
 fn calibrated(m: &Module, samples: &[Tensor]) -> Calibration {
-    let dir = std::env::temp_dir().join(format!("clio_align_{}_{}", std::process::id(), samples.len()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (i, s) in samples.iter().enumerate() {
-        clio::io::write_npy(&dir.join(format!("{i:03}.npy")), s).unwrap();
-    }
-    let source = CalibSource::parse(dir.to_str().unwrap(), 0, 0).unwrap();
-    let c = calibrate(m, "main", &source, &CalibOptions { progress: false, ..CalibOptions::default() }).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    c
+    calibrated_with(m, samples, CalibOptions { progress: false, ..CalibOptions::default() })
 }
 
 fn q8() -> Config {
@@ -108,11 +75,7 @@ fn alignment_keeps_outputs_and_fills_formats() {
 #[test]
 fn alignment_improves_q8_output_sqnr_on_mobilenet_v2() {
     let float = import_fused("mobilenet_v2_tiny");
-    let dir = std::env::temp_dir().join(format!("clio_align_sqnr_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (i, s) in smooth_inputs(&float, 32, 3).iter().enumerate() {
-        clio::io::write_npy(&dir.join(format!("{i:03}.npy")), s).unwrap();
-    }
+    let dir = sample_dir("clio_align_sqnr", &smooth_inputs(&float, 32, 3));
     let eval = smooth_inputs(&float, 16, 4);
     let mut db = vec![];
     for align in [false, true] {

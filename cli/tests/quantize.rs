@@ -1,5 +1,5 @@
 //! `clio quantize`: the quality report (per-layer and output SQNR, top-1 agreement), the
-//! written module, `--align`, and one-line errors that leave no output behind.
+//! written module, `--align`, `--bias-correction`, and one-line errors that leave no output behind.
 
 mod common;
 use common::*;
@@ -42,6 +42,16 @@ fn quantize_reports_quality_and_writes_the_module() {
     assert!(s.lines().any(|l| l.starts_with("align: ") && l.contains("free activation groups rescaled")), "{s}");
     assert!(s.contains("1 outputs compensated by a float mul") && s.contains("float-nodes=1"), "{s}");
     clio::io::load_module(&aligned, &Default::default()).unwrap();
+
+    // --bias-correction: every conv/gemm with a bias is corrected (MobileNetV2 tiny: 26
+    // conv/gemm layers, all with biases after fuse-bn), the module loads.
+    let corrected = dir.join("q8bc.clio");
+    let o = quantize_tiny_q8(&["--bias-correction"], &corrected);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(s.lines().next().is_some_and(|l| l.contains("bias-corrected=26")), "{s}");
+    assert!(report_db(&s) > 10.0, "{s}");
+    clio::io::load_module(&corrected, &Default::default()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -417,11 +417,70 @@ pub struct CalibOptions {
     pub max_samples: Option<usize>,
     /// Show a progress bar on stderr (hidden automatically when stderr is not a terminal).
     pub progress: bool,
+    /// Also record every value's element-wise mean ([`Calibration::mean_maps`]; memory: one f64
+    /// per element of one sample of every value).
+    pub mean_maps: bool,
 }
 
 impl Default for CalibOptions {
     fn default() -> Self {
-        CalibOptions { bins: 2048, max_samples: None, progress: true }
+        CalibOptions { bins: 2048, max_samples: None, progress: true, mean_maps: false }
+    }
+}
+
+/// Element-wise mean of one value over all samples (one mean per element of a sample: the
+/// leading, batch dimension is averaged too), as bias correction needs it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MeanMap {
+    /// Shape of one sample (the value's shape without its leading dimension).
+    shape: Vec<usize>,
+    sums: Vec<f64>,
+    /// Samples summed (batch entries included).
+    samples: u64,
+}
+
+impl MeanMap {
+    /// Adds one observed tensor of shape `shape` (row-major `values`); its leading dimension is
+    /// the batch. A tensor whose per-sample shape differs from the earlier ones is ignored
+    /// (shapes are static in a graph).
+    pub fn add(&mut self, shape: &[usize], values: &[f32]) {
+        let Some((&batch, sample)) = shape.split_first() else { return };
+        let numel: usize = sample.iter().product();
+        if batch == 0 || numel == 0 || values.len() != batch * numel {
+            return;
+        }
+        if self.sums.is_empty() {
+            self.shape = sample.to_vec();
+            self.sums = vec![0.0; numel];
+        } else if self.shape != sample {
+            return;
+        }
+        for chunk in values.chunks(numel) {
+            for (s, v) in self.sums.iter_mut().zip(chunk) {
+                *s += *v as f64;
+            }
+        }
+        self.samples += batch as u64;
+    }
+
+    /// The shape of one sample (`[C, H, W]` for an NCHW activation).
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The mean of every element of a sample, row-major (empty before any tensor was added).
+    pub fn means(&self) -> Vec<f64> {
+        let n = self.samples.max(1) as f64;
+        self.sums.iter().map(|s| s / n).collect()
+    }
+
+    /// The means of the values multiplied by `factor`.
+    pub fn scaled(&self, factor: f64) -> MeanMap {
+        MeanMap {
+            shape: self.shape.clone(),
+            sums: self.sums.iter().map(|s| s * factor).collect(),
+            samples: self.samples,
+        }
     }
 }
 
@@ -430,6 +489,9 @@ impl Default for CalibOptions {
 pub struct Calibration {
     /// One histogram per observed node (result 0), by node name.
     pub histograms: IndexMap<String, Histogram>,
+    /// With [`CalibOptions::mean_maps`]: the element-wise mean of every observed node (result
+    /// 0), by node name; empty otherwise.
+    pub mean_maps: IndexMap<String, MeanMap>,
     /// Number of samples observed.
     pub samples: usize,
 }
@@ -439,6 +501,7 @@ pub struct Calibrator<'m> {
     interp: Interpreter<'m>,
     calib: Calibration,
     bins: usize,
+    mean_maps: bool,
 }
 
 impl<'m> Calibrator<'m> {
@@ -451,7 +514,13 @@ impl<'m> Calibrator<'m> {
                 interp.graph().inputs().len()
             )));
         }
-        Ok(Calibrator { interp, calib: Calibration::default(), bins })
+        Ok(Calibrator { interp, calib: Calibration::default(), bins, mean_maps: false })
+    }
+
+    /// Also records the element-wise mean of every value ([`Calibration::mean_maps`]).
+    pub fn with_mean_maps(mut self, on: bool) -> Self {
+        self.mean_maps = on;
+        self
     }
 
     /// The type of the graph's single input.
@@ -464,6 +533,7 @@ impl<'m> Calibrator<'m> {
     pub fn observe(&mut self, sample: &Tensor) -> Result<(), Error> {
         let g = self.interp.graph();
         let hist = &mut self.calib.histograms;
+        let mut means = self.mean_maps.then_some(&mut self.calib.mean_maps);
         let bins = self.bins;
         self.interp.run_observed(std::slice::from_ref(sample), &mut |id, t| {
             let node = g.node(id);
@@ -472,6 +542,9 @@ impl<'m> Calibrator<'m> {
             }
             if let Some(v) = t.as_f32() {
                 hist.entry(node.name().to_string()).or_insert_with(|| Histogram::new(bins)).add(v);
+                if let Some(means) = means.as_deref_mut() {
+                    means.entry(node.name().to_string()).or_default().add(t.shape(), v);
+                }
             }
         })?;
         self.calib.samples += 1;
@@ -491,7 +564,7 @@ pub fn calibrate(
     source: &CalibSource,
     opts: &CalibOptions,
 ) -> Result<Calibration, Error> {
-    let mut c = Calibrator::new(module, graph, opts.bins)?;
+    let mut c = Calibrator::new(module, graph, opts.bins)?.with_mean_maps(opts.mean_maps);
     let input = c.input_type();
     let limit = opts.max_samples.unwrap_or(usize::MAX);
     let bar = |len: u64, what: &str| {
@@ -578,6 +651,20 @@ pub fn load_samples(source: &CalibSource, input: &TensorType, max: Option<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_map_averages_samples_and_batch_entries() {
+        let mut m = MeanMap::default();
+        // A batch of two [1, 2] samples, then one more sample.
+        m.add(&[2, 1, 2], &[1.0, 2.0, 3.0, 4.0]);
+        m.add(&[1, 1, 2], &[5.0, 0.0]);
+        assert_eq!(m.shape(), &[1, 2]);
+        assert_eq!(m.means(), vec![3.0, 2.0]);
+        // A value of another per-sample shape is ignored, not mixed in.
+        m.add(&[1, 2, 2], &[9.0; 4]);
+        assert_eq!(m.means(), vec![3.0, 2.0]);
+        assert_eq!(m.scaled(2.0).means(), vec![6.0, 4.0]);
+    }
 
     #[test]
     fn histogram_widens_and_keeps_extremes() {

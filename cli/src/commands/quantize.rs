@@ -61,6 +61,10 @@ pub struct QuantizeArgs {
     /// float model.
     #[arg(long)]
     pub align: bool,
+    /// Subtract from each conv/gemm bias the mean output shift that rounding its weights causes
+    /// on the calibration samples (bias correction).
+    #[arg(long)]
+    pub bias_correction: bool,
     /// Seed for `random` calibration.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -196,10 +200,15 @@ pub fn run(a: QuantizeArgs) -> Result<(), Error> {
         samples: a.samples,
         seed: a.seed,
         graph: graph.clone(),
+        bias_correction: a.bias_correction,
         ..Config::default()
     };
     let source = cfg.source().map_err(Error::Format)?;
-    let calib_opts = CalibOptions { max_samples: (a.samples > 0).then_some(a.samples), ..CalibOptions::default() };
+    let calib_opts = CalibOptions {
+        max_samples: (a.samples > 0).then_some(a.samples),
+        mean_maps: a.bias_correction,
+        ..CalibOptions::default()
+    };
     let mut calibration = calibrate(&m, &graph, &source, &calib_opts)?;
     // Aligned here rather than inside the pass, so that the report compares with the rescaled
     // float model.

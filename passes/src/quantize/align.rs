@@ -139,6 +139,9 @@ pub fn align_pow2(m: &mut Module, graph: &str, calib: &mut Calibration, cfg: &Co
         if let Some(h) = calib.histograms.get_mut(name) {
             *h = h.scaled(*f);
         }
+        if let Some(c) = calib.mean_maps.get_mut(name) {
+            *c = c.scaled(*f);
+        }
     }
     Ok(out)
 }

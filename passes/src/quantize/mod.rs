@@ -47,6 +47,13 @@
 //! multiplied by factors in `[1, 2)` (weights and clip bounds compensate, outputs unchanged) so
 //! that their calibrated ranges fill power-of-two formats; see [`align`].
 //!
+//! Bias correction (`bias-correction=true`, every scheme): the calibration also records the
+//! element-wise mean of every value, and each conv/gemm bias loses the mean output shift that
+//! rounding the layer's weights causes (`sum dw * E[x]` per output channel, per filter tap with
+//! zero padding counted) before it is quantized; see [`bias_correction`]. A precomputed
+//! calibration ([`Quantize::with_calibration`]) must then carry mean maps
+//! ([`CalibOptions::mean_maps`]), else the pass fails naming the first layer.
+//!
 //! Preconditions: a float graph with one input; batch norms folded (`fuse-bn`). Not
 //! idempotent by nature: a quantized graph is rejected.
 //!
@@ -58,6 +65,7 @@
 //! ```
 
 pub mod align;
+pub mod bias_correction;
 pub mod boundary;
 mod plan;
 mod rewrite;
@@ -121,6 +129,13 @@ pub static INFO: PassInfo = PassInfo {
             help: "q8/q16: rescale activation groups (weights compensate) so their ranges fill power-of-two formats \
                    (helps q8; q16 is bound by its accumulator and usually loses)",
         },
+        OptionInfo {
+            name: "bias-correction",
+            kind: OptionKind::Bool,
+            default: Some("false"),
+            help: "subtract from each conv/gemm bias the mean output shift its weight rounding causes \
+                   on the calibration data (sum of weight error x input channel mean)",
+        },
         OptionInfo { name: "seed", kind: OptionKind::Int, default: Some("0"), help: "seed of calib=random" },
         OptionInfo { name: "bins", kind: OptionKind::Int, default: Some("2048"), help: "histogram bins per tensor" },
         OptionInfo {
@@ -138,6 +153,7 @@ pub static INFO: PassInfo = PassInfo {
         StatInfo { name: "dequantize-inserted", help: "dequantize nodes inserted (outputs, integer -> float)" },
         StatInfo { name: "weights-quantized", help: "weights and biases stored quantized" },
         StatInfo { name: "bias-saturated", help: "bias values clamped to the bias type's range" },
+        StatInfo { name: "bias-corrected", help: "conv/gemm biases corrected for the mean shift of weight rounding" },
         StatInfo { name: "shift-adjusted", help: "Q-format output formats lowered to keep 0 <= out_shift <= 31" },
         StatInfo { name: "calib-samples", help: "calibration samples observed" },
         StatInfo { name: "aligned-values", help: "activations rescaled by align (factor != 1)" },
@@ -204,6 +220,9 @@ pub struct Config {
     pub graph: String,
     /// Align activation ranges to power-of-two formats before quantizing (q8/q16, see [`align`]).
     pub align: bool,
+    /// Correct conv/gemm biases for the mean output shift of weight rounding (see
+    /// [`weights::bias_correction`]).
+    pub bias_correction: bool,
 }
 
 impl Default for Config {
@@ -219,6 +238,7 @@ impl Default for Config {
             bins: 2048,
             graph: String::new(),
             align: false,
+            bias_correction: false,
         }
     }
 }
@@ -263,6 +283,7 @@ impl Config {
             bins,
             graph: o.str("graph")?.to_string(),
             align,
+            bias_correction: o.bool("bias-correction")?,
         })
     }
 
@@ -332,6 +353,7 @@ impl Pass for Quantize {
                     bins: self.cfg.bins,
                     max_samples: if self.cfg.samples == 0 { None } else { Some(self.cfg.samples) },
                     progress: true,
+                    mean_maps: self.cfg.bias_correction,
                 };
                 calibrate(m, &gname, &source, &opts).map_err(|e| fail(e.to_string()))?
             }

@@ -33,6 +33,9 @@ pub(crate) struct Plan {
     pub weight_frac: HashMap<NodeId, Vec<i32>>,
     /// Output formats lowered to keep Q-format shifts in range.
     pub shift_adjusted: i64,
+    /// With `bias-correction`: the mean input of every weight position of every quantized
+    /// conv2d / gemm ([`super::bias_correction::input_expectations`]).
+    pub expectations: HashMap<NodeId, Vec<f64>>,
 }
 
 pub(super) fn is_data_movement(op: &Op) -> bool {
@@ -323,5 +326,32 @@ pub(crate) fn plan(m: &Module, g: &Graph, cfg: &Config, calib: &Calibration) -> 
         let q = class_quant.get(&r).cloned().ok_or_else(|| format!("{}: no format was chosen", at(g, v)))?;
         quant.insert(v, q);
     }
-    Ok(Plan { kind, fused_into, quant, weight_frac, shift_adjusted })
+    let mut expectations = HashMap::new();
+    // The refusal check before calibration runs on an empty calibration (no samples).
+    if cfg.bias_correction && calib.samples > 0 {
+        for &id in &order {
+            let n = g.node(id);
+            if kind[&id] != Kind::Quant || !matches!(n.op, Op::Conv2d(_) | Op::Gemm(_)) {
+                continue;
+            }
+            let x = g.operand(id, 0).ok_or("conv/gemm without input")?;
+            let map = calib.mean_maps.get(g.node(x.node).name()).ok_or_else(|| {
+                format!(
+                    "{}: bias-correction needs the calibration's mean of %{} (calibrate with mean maps)",
+                    at(g, id),
+                    g.node(x.node).name()
+                )
+            })?;
+            let w_shape = g.operand(id, 1).and_then(|v| g.value_type(v)).map(|t| t.shape.clone()).unwrap_or_default();
+            let out_hw = match n.ty().shape.as_slice() {
+                [_, _, h, w] => (*h, *w),
+                _ => (1, 1),
+            };
+            let e = super::bias_correction::input_expectations(&n.op, &w_shape, map, out_hw).ok_or_else(|| {
+                format!("{}: the calibrated mean of its input does not match the layer's weights", at(g, id))
+            })?;
+            expectations.insert(id, e);
+        }
+    }
+    Ok(Plan { kind, fused_into, quant, weight_frac, shift_adjusted, expectations })
 }

@@ -132,8 +132,11 @@ pub(crate) fn rewrite(
                 if matches!(op, Op::Conv2d(_) | Op::Gemm(_)) {
                     let x = b.quant_of(olds[0], cx)?;
                     let xq = b.new.value_type(x).and_then(|t| t.quant.clone()).ok_or("input has no format")?;
-                    let lw = quantize_layer(m, &old, id, cfg, &xq, plan.weight_frac.get(&id).map(|v| v.as_slice()))
+                    let fracs = plan.weight_frac.get(&id).map(|v| v.as_slice());
+                    let means = plan.expectations.get(&id).map(|v| v.as_slice());
+                    let lw = quantize_layer(m, &old, id, cfg, &xq, fracs, means)
                         .map_err(|e| format!("{}: {e}", at(&old, id)))?;
+                    cx.stat("bias-corrected", lw.bias_corrected);
                     cx.stat("bias-saturated", lw.bias_saturated);
                     ops.push(x);
                     for (orig, w) in std::iter::once(lw.w).chain(lw.b) {

@@ -1,6 +1,7 @@
 //! Quantizing the constant operands of `conv2d` and `gemm`: filters / weight matrices and
 //! biases, per scheme (see the pass documentation for the formats).
 
+use super::bias_correction::output_shift;
 use super::{Config, Scheme};
 use clio::ir::{DType, Graph, Module, NodeId, Op, QScheme, Quant, Tensor, TensorData, Weight};
 use clio::quant::math::{pow2_frac, quantize_pow2, round_clamp, symmetric_scale};
@@ -114,6 +115,8 @@ pub(crate) struct LayerWeights {
     pub b: Option<(String, Weight)>,
     /// Bias values clamped to the bias type's range.
     pub bias_saturated: i64,
+    /// 1 when the bias was corrected (bias correction on, the layer has a bias).
+    pub bias_corrected: i64,
 }
 
 fn frac(q: &Quant) -> i32 {
@@ -130,7 +133,10 @@ fn scale(q: &Quant) -> f32 {
     }
 }
 
-/// Quantizes the weights (and bias) of conv/gemm `id`, whose input has format `xq`.
+/// Quantizes the weights (and bias) of conv/gemm `id`, whose input has format `xq`; with
+/// `expectations` (bias correction: the mean input of every weight position, see
+/// [`super::bias_correction`]), the float bias first loses the mean output shift of the weight
+/// rounding.
 pub(crate) fn quantize_layer(
     m: &Module,
     g: &Graph,
@@ -138,6 +144,7 @@ pub(crate) fn quantize_layer(
     cfg: &Config,
     xq: &Quant,
     weight_frac: Option<&[i32]>,
+    expectations: Option<&[f64]>,
 ) -> Result<LayerWeights, String> {
     let op = &g.node(id).op;
     let (alpha, beta) = alpha_beta(op);
@@ -173,8 +180,13 @@ pub(crate) fn quantize_layer(
                 },
                 axis: axis_opt.map(|_| axis),
             };
+            let shift = expectations.and_then(|e| {
+                let err = |i: usize| q[i] as f64 * scales[chan_of(i)] as f64 - wd[i] as f64;
+                output_shift(op, w.shape(), n, chan_of, err, e)
+            });
             let wt = Tensor::new(w.shape().to_vec(), TensorData::I8(q)).map_err(|e| e.to_string())?;
             let s_in = scale(xq) as f64;
+            let (bias, bias_corrected) = corrected_bias(bias, shift.as_deref());
             let b = match bias {
                 None => None,
                 Some((b_name, b)) => {
@@ -204,7 +216,7 @@ pub(crate) fn quantize_layer(
                     Some((b_name, Weight::quantized(bt, bquant)))
                 }
             };
-            Ok(LayerWeights { w: (w_name, Weight::quantized(wt, wq)), b, bias_saturated })
+            Ok(LayerWeights { w: (w_name, Weight::quantized(wt, wq)), b, bias_saturated, bias_corrected })
         }
         Scheme::Q8 | Scheme::Q16 => {
             let fw: Vec<i32> = match weight_frac {
@@ -222,6 +234,11 @@ pub(crate) fn quantize_layer(
                 scheme: QScheme::Pow2 { frac_bits: if pc { fw.clone() } else { vec![fw[0]] } },
                 axis: axis_opt.map(|_| axis),
             };
+            let shift = expectations.and_then(|e| {
+                let err = |i: usize| vals[i] as f64 * 2f64.powi(-fw[chan_of(i)]) - wd[i] as f64;
+                output_shift(op, w.shape(), n, chan_of, err, e)
+            });
+            let (bias, bias_corrected) = corrected_bias(bias, shift.as_deref());
             let wt = Tensor::new(w.shape().to_vec(), wt).map_err(|e| e.to_string())?;
             let fx = frac(xq);
             let b = match bias {
@@ -257,7 +274,25 @@ pub(crate) fn quantize_layer(
                     Some((b_name, Weight::quantized(bt, bquant)))
                 }
             };
-            Ok(LayerWeights { w: (w_name, Weight::quantized(wt, wquant)), b, bias_saturated })
+            Ok(LayerWeights { w: (w_name, Weight::quantized(wt, wquant)), b, bias_saturated, bias_corrected })
         }
+    }
+}
+
+/// The bias with `shift` subtracted (per output channel, f32 like the stored bias), and 1 when
+/// a correction was applied. A layer without a bias is left as it is (0).
+fn corrected_bias(bias: Option<(String, Tensor)>, shift: Option<&[f64]>) -> (Option<(String, Tensor)>, i64) {
+    match (bias, shift) {
+        (Some((name, b)), Some(shift)) => match b.as_f32() {
+            Some(d) if d.len() == shift.len() => {
+                let v: Vec<f32> = d.iter().zip(shift).map(|(b, s)| (*b as f64 - s) as f32).collect();
+                match Tensor::from_f32(b.shape().to_vec(), v) {
+                    Ok(t) => (Some((name, t)), 1),
+                    Err(_) => (Some((name, b)), 0),
+                }
+            }
+            _ => (Some((name, b)), 0),
+        },
+        (bias, _) => (bias, 0),
     }
 }
