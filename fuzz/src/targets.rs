@@ -93,8 +93,9 @@ pub fn sidecar_decode(data: &[u8]) {
 /// / max-pool graph from the bytes, runs the standard float pipeline (`fuse-bn, skip-to-conv,
 /// canonicalize, dce`) checking the verifier and numeric equivalence through the interpreter,
 /// then partitions at a cut chosen by the bytes (the composition must equal the original) and
-/// quantizes (int8, and q8 with power-of-two alignment; random calibration) checking that the
-/// result verifies and runs, and aligns the optimised graph checking that its outputs stay put.
+/// quantizes (int8, and q8 with power-of-two alignment, each with and without bias correction;
+/// random calibration) checking that the result verifies and runs, and aligns the optimised
+/// graph checking that its outputs stay put.
 pub fn graph_pipeline(data: &[u8]) {
     let mut u = arbitrary::Unstructured::new(data);
     let Ok((m, x)) = random_graph(&mut u) else { return };
@@ -128,7 +129,7 @@ pub fn graph_pipeline(data: &[u8]) {
         close(got[0].as_f32().expect("f32"), "partition");
     }
     // Quantize: the result verifies (the pass manager checks) and the integer interpreter runs it.
-    for scheme in ["int8", "q8,align=true"] {
+    for scheme in ["int8", "q8,align=true", "int8,bias-correction=true", "q8,align=true,bias-correction=true"] {
         let mut q = m.clone();
         let p = format!("fuse-bn,quantize{{scheme={scheme},calib=random:1}}");
         let mut pm = clio::pass::PassManager::from_pipeline(&reg, &p).expect("pipeline");
