@@ -1,6 +1,7 @@
-//! `quantize{bias-correction=true}` on the MobileNetV2 and ResNet test models: every conv/gemm
-//! bias is corrected, the mean output error of the quantized model shrinks, int8 output SQNR
-//! rises, and a calibration without mean maps is refused naming the layer.
+//! `quantize{bias-correction=weights|measured}` on the MobileNetV2 and ResNet test models:
+//! every conv/gemm bias is corrected, the systematic output error of the quantized model
+//! shrinks, int8 (weights) and q8 (measured) output SQNR rise, and a calibration without mean
+//! maps is refused naming the layer.
 
 #[path = "common/quant.rs"]
 mod common_quant;
@@ -9,22 +10,23 @@ use clio::interp::{run, run_int};
 use clio::ir::{Module, Op, Tensor};
 use clio::pass::{Pass, PassContext};
 use clio::quant::calib::{CalibOptions, Calibration};
-use clio_passes::quantize::{Config, Quantize, Scheme, INFO};
-use common_quant::{calibrated_with, import_fused, output_sqnr, smooth_inputs};
+use clio_passes::quantize::{BiasCorrection, Config, Quantize, Scheme, INFO};
+use common_quant::{calibrated_with, import_fused, output_sqnr, sample_dir, smooth_inputs};
 
 fn calibration(m: &Module, samples: &[Tensor], mean_maps: bool) -> Calibration {
     calibrated_with(m, samples, CalibOptions { progress: false, mean_maps, ..CalibOptions::default() })
 }
 
 /// Quantizes `float` with `cfg` on a precomputed calibration; the module and the
-/// `bias-corrected` statistic.
-fn quantize(float: &Module, cfg: Config, calib: Calibration) -> Result<(Module, i64), String> {
+/// `bias-corrected` and `bias-measured` statistics.
+fn quantize(float: &Module, cfg: Config, calib: Calibration) -> Result<(Module, [i64; 2]), String> {
     let mut m = float.clone();
     let mut cx = PassContext::new(&INFO, clio::Limits::default());
     Quantize::new(cfg).with_calibration(calib).run(&mut m, &mut cx).map_err(|e| e.to_string())?;
     clio::verify::verify_module(&m).map_err(|e| e.to_string())?;
     let (stats, _) = cx.finish();
-    Ok((m, stats.get("bias-corrected").copied().unwrap_or(0)))
+    let stat = |k: &str| stats.get(k).copied().unwrap_or(0);
+    Ok((m, [stat("bias-corrected"), stat("bias-measured")]))
 }
 
 /// Mean absolute value, over output elements, of the mean error (quantized - float) over the
@@ -54,23 +56,45 @@ fn bias_correction_removes_the_systematic_output_error() {
     for model in ["mobilenet_v2_tiny", "resnet_tiny"] {
         let float = import_fused(model);
         let calib_in = smooth_inputs(&float, 32, 1);
+        let dir = sample_dir(&format!("clio_bc_{model}"), &calib_in);
         let calib = calibration(&float, &calib_in, true);
         let eval = smooth_inputs(&float, 16, 2);
-        let cfg = |bc| Config { scheme: Scheme::Int8, graph: "main".into(), bias_correction: bc, ..Config::default() };
-        let (plain, n0) = quantize(&float, cfg(false), calib.clone()).unwrap();
-        let (corrected, n1) = quantize(&float, cfg(true), calib).unwrap();
-        assert_eq!(n0, 0, "{model}");
-        assert_eq!(n1, biased_layers(&float), "{model}: every conv/gemm with a bias is corrected");
+        let cfg = |scheme, bias_correction| Config {
+            scheme,
+            graph: "main".into(),
+            bias_correction,
+            calib: dir.display().to_string(),
+            ..Config::default()
+        };
+        let mut row = vec![];
+        for (scheme, bc) in [
+            (Scheme::Int8, BiasCorrection::None),
+            (Scheme::Int8, BiasCorrection::Weights),
+            (Scheme::Q8, BiasCorrection::None),
+            (Scheme::Q8, BiasCorrection::Measured),
+        ] {
+            let (q, [corrected, measured]) = quantize(&float, cfg(scheme, bc), calib.clone()).unwrap();
+            let expect_corrected = if bc.is_on() { biased_layers(&float) } else { 0 };
+            assert_eq!(corrected, expect_corrected, "{model} {scheme:?} {bc:?}: every conv/gemm with a bias");
+            assert_eq!(measured > 0, bc == BiasCorrection::Measured, "{model} {scheme:?} {bc:?}: {measured} moved");
+            row.push((mean_output_bias(&float, &q, &calib_in), output_sqnr(&float, &q, &eval)));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!(
+            "{model}: (mean output bias, SQNR dB) int8 {:?} -> weights {:?}; q8 {:?} -> measured {:?}",
+            row[0], row[1], row[2], row[3]
+        );
         // On the calibration samples (where the means were measured) the systematic error of
         // the outputs shrinks; on other samples the SQNR does not drop.
-        let (b0, b1) = (mean_output_bias(&float, &plain, &calib_in), mean_output_bias(&float, &corrected, &calib_in));
-        let (s0, s1) = (output_sqnr(&float, &plain, &eval), output_sqnr(&float, &corrected, &eval));
-        eprintln!("{model}: mean output bias {b0:.3e} -> {b1:.3e}; int8 output SQNR {s0:.2} -> {s1:.2} dB");
-        assert!(b1 < 0.7 * b0, "{model}: systematic error {b0:.3e} -> {b1:.3e}");
-        assert!(s1 > s0 - 0.25, "{model}: SQNR {s0:.2} -> {s1:.2}");
-        if model == "mobilenet_v2_tiny" {
-            assert!(s1 > s0 + 2.0, "{model}: bias correction should gain over 2 dB: {s0:.2} -> {s1:.2}");
+        for (before, after, what) in [(row[0], row[1], "int8 weights"), (row[2], row[3], "q8 measured")] {
+            assert!(after.0 < 0.7 * before.0, "{model} {what}: systematic error {:.3e} -> {:.3e}", before.0, after.0);
+            assert!(after.1 > before.1 - 0.25, "{model} {what}: SQNR {:.2} -> {:.2}", before.1, after.1);
         }
+        if model == "mobilenet_v2_tiny" {
+            assert!(row[1].1 > row[0].1 + 2.0, "{model}: int8 weights correction should gain over 2 dB: {row:?}");
+        }
+        // The measured correction removes most of q8's systematic error on both models.
+        assert!(row[3].1 > row[2].1 + 1.5, "{model}: q8 measured correction should gain over 1.5 dB: {row:?}");
     }
 }
 
@@ -78,7 +102,12 @@ fn bias_correction_removes_the_systematic_output_error() {
 fn bias_correction_needs_the_calibration_means() {
     let float = import_fused("resnet_tiny");
     let calib = calibration(&float, &smooth_inputs(&float, 2, 1), false);
-    let cfg = Config { scheme: Scheme::Q8, graph: "main".into(), bias_correction: true, ..Config::default() };
+    let cfg = Config {
+        scheme: Scheme::Q8,
+        graph: "main".into(),
+        bias_correction: BiasCorrection::Weights,
+        ..Config::default()
+    };
     let err = quantize(&float, cfg, calib).unwrap_err();
     assert!(err.contains("bias-correction") && err.contains("%/conv1/Conv"), "{err}");
 }

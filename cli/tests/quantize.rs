@@ -44,14 +44,17 @@ fn quantize_reports_quality_and_writes_the_module() {
     clio::io::load_module(&aligned, &Default::default()).unwrap();
 
     // --bias-correction: every conv/gemm with a bias is corrected (MobileNetV2 tiny: 26
-    // conv/gemm layers, all with biases after fuse-bn), the module loads.
-    let corrected = dir.join("q8bc.clio");
-    let o = quantize_tiny_q8(&["--bias-correction"], &corrected);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let s = stdout(&o);
-    assert!(s.lines().next().is_some_and(|l| l.contains("bias-corrected=26")), "{s}");
-    assert!(report_db(&s) > 10.0, "{s}");
-    clio::io::load_module(&corrected, &Default::default()).unwrap();
+    // conv/gemm layers, all with biases after fuse-bn); `measured` also moves integer biases.
+    for (mode, measured) in [("weights", false), ("measured", true)] {
+        let corrected = dir.join(format!("q8bc_{mode}.clio"));
+        let o = quantize_tiny_q8(&["--bias-correction", mode], &corrected);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let s = stdout(&o);
+        let head = s.lines().next().unwrap_or_default();
+        assert!(head.contains("bias-corrected=26") && head.contains("bias-measured=") == measured, "{s}");
+        assert!(report_db(&s) > 10.0, "{s}");
+        clio::io::load_module(&corrected, &Default::default()).unwrap();
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -129,7 +129,7 @@ pub fn graph_pipeline(data: &[u8]) {
         close(got[0].as_f32().expect("f32"), "partition");
     }
     // Quantize: the result verifies (the pass manager checks) and the integer interpreter runs it.
-    for scheme in ["int8", "q8,align=true", "int8,bias-correction=true", "q8,align=true,bias-correction=true"] {
+    for scheme in ["int8", "q8,align=true", "int8,bias-correction=weights", "q8,align=true,bias-correction=measured"] {
         let mut q = m.clone();
         let p = format!("fuse-bn,quantize{{scheme={scheme},calib=random:1}}");
         let mut pm = clio::pass::PassManager::from_pipeline(&reg, &p).expect("pipeline");

@@ -21,14 +21,18 @@ CONFIGS = [
     ("clio int8 per-channel", ["--scheme", "int8"]),
     ("clio int8 per-tensor", ["--scheme", "int8", "--weights", "per-tensor"]),
     ("clio int8, range=mse", ["--scheme", "int8", "--range", "mse"]),
-    ("clio int8, bias-correction", ["--scheme", "int8", "--bias-correction"]),
+    ("clio int8, bias-correction=weights", ["--scheme", "int8", "--bias-correction", "weights"]),
+    ("clio int8, bias-correction=measured", ["--scheme", "int8", "--bias-correction", "measured"]),
     ("clio q8 per-channel", ["--scheme", "q8"]),
     ("clio q8, range=mse", ["--scheme", "q8", "--range", "mse"]),
     ("clio q8, align", ["--scheme", "q8", "--align"]),
     ("clio q8, align, range=percentile", ["--scheme", "q8", "--align", "--range", "percentile"]),
-    ("clio q8, align, bias-correction", ["--scheme", "q8", "--align", "--bias-correction"]),
+    ("clio q8, align, bias-correction=measured", ["--scheme", "q8", "--align", "--bias-correction", "measured"]),
+    ("clio q8, align, range=mse, bias-correction=measured",
+     ["--scheme", "q8", "--align", "--range", "mse", "--bias-correction", "measured"]),
     ("clio q16 per-channel", ["--scheme", "q16"]),
     ("clio q16, align", ["--scheme", "q16", "--align"]),
+    ("clio q16, bias-correction=measured", ["--scheme", "q16", "--bias-correction", "measured"]),
 ]
 OUTPUT = re.compile(r"output 0: SQNR ([-0-9.]+) dB")
 TFLITE = re.compile(r"TFLite int8 PTQ, (.*?): output SQNR ([-0-9.]+) dB")

@@ -12,7 +12,7 @@ use clio::quant::calib::{calibrate, load_samples, CalibOptions, CalibSource, Ran
 use clio::quant::math::{dequantize_values, SqnrAcc};
 use clio::Error;
 use clio_passes::quantize::align::align_for_quantize;
-use clio_passes::quantize::{Config, Quantize, Scheme, INFO};
+use clio_passes::quantize::{BiasCorrection, Config, Quantize, Scheme, INFO};
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -61,10 +61,15 @@ pub struct QuantizeArgs {
     /// float model.
     #[arg(long)]
     pub align: bool,
-    /// Subtract from each conv/gemm bias the mean output shift that rounding its weights causes
-    /// on the calibration samples (bias correction).
-    #[arg(long)]
-    pub bias_correction: bool,
+    /// Bias correction: `weights` subtracts from each conv/gemm bias the mean output shift that
+    /// rounding its weights causes on the calibration samples; `measured` then moves each
+    /// integer bias, layer by layer, by the mean error the integer interpreter shows on
+    /// `--correction-samples` samples (one integer run per layer and sample).
+    #[arg(long, default_value = "none", value_parser = ["none", "weights", "measured"])]
+    pub bias_correction: String,
+    /// Calibration samples run by `--bias-correction measured` (0: all).
+    #[arg(long, default_value_t = 32)]
+    pub correction_samples: usize,
     /// Seed for `random` calibration.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -200,13 +205,14 @@ pub fn run(a: QuantizeArgs) -> Result<(), Error> {
         samples: a.samples,
         seed: a.seed,
         graph: graph.clone(),
-        bias_correction: a.bias_correction,
+        bias_correction: BiasCorrection::parse(&a.bias_correction).unwrap_or_default(),
+        correction_samples: a.correction_samples,
         ..Config::default()
     };
     let source = cfg.source().map_err(Error::Format)?;
     let calib_opts = CalibOptions {
         max_samples: (a.samples > 0).then_some(a.samples),
-        mean_maps: a.bias_correction,
+        mean_maps: a.bias_correction != "none",
         ..CalibOptions::default()
     };
     let mut calibration = calibrate(&m, &graph, &source, &calib_opts)?;

@@ -22,7 +22,10 @@
 //!   where alignment matters most: the last requantization to 8 bits bounds the output SQNR.
 //!
 //! A group is free when none of its members is pinned; its factor minimises the mean over its
-//! members of `log(MSE / signal power)` of the members' calibrated histograms, scaled and
+//! members of `log(MSE / signal power)` of the members' calibrated histograms, each weighted by
+//! `1 / (positions per channel)` (the rounding noise of an `H x W` map reaches a pooled output
+//! divided by `H x W`, a pooled value's own does not: in a ResNet the pooled features share the
+//! last residual stream's factor), scaled and
 //! quantized in the format the range method would choose for them (32 candidates
 //! `2^(k/32)`, `k = 0, ..., 31`; the factor stays 1 unless it strictly improves). The calibration's
 //! histograms are rescaled with their values, so the formats chosen afterwards are exactly
@@ -249,12 +252,15 @@ fn choose_factors(
     let mut rescaled = 0;
     for ids in &groups {
         // Members whose range the plan uses: not the pre-activation result of a fused producer.
-        let hists: Vec<(&Histogram, f64)> = ids
+        let hists: Vec<Member> = ids
             .iter()
             .filter(|id| !feeds_fused_activation(g, **id))
-            .filter_map(|id| calib.histograms.get(g.node(*id).name()))
-            .map(|h| (h, h.mean_square()))
-            .filter(|(h, power)| h.count() > 0 && *power > 0.0)
+            .filter_map(|id| {
+                let positions: usize = g.node(*id).ty().shape.iter().skip(2).product();
+                let h = calib.histograms.get(g.node(*id).name())?;
+                Some(Member { hist: h, power: h.mean_square(), weight: 1.0 / positions.max(1) as f64 })
+            })
+            .filter(|m| m.hist.count() > 0 && m.power > 0.0)
             .collect();
         let a = best_factor(&hists, cfg, target, qmax);
         if a != 1.0 {
@@ -276,20 +282,31 @@ fn feeds_fused_activation(g: &Graph, id: NodeId) -> bool {
     g.users(id).first().is_some_and(|u| is_fusable_activation(&g.node(*u).op))
 }
 
-/// The candidate factor with the lowest mean log relative quantization error over `hists`
-/// (each with its signal power).
-fn best_factor(hists: &[(&Histogram, f64)], cfg: &Config, target: RangeTarget, qmax: i32) -> f64 {
+/// A value of a group, as the factor search sees it.
+struct Member<'a> {
+    hist: &'a Histogram,
+    /// Mean square of the calibrated values (the signal power).
+    power: f64,
+    /// `1 / (positions per channel)`: the rounding noise of a value with `H x W` positions per
+    /// channel reaches a pooled or classified output averaged over them (noise power divided
+    /// by `H x W`), while a pooled value's own rounding (one position) reaches it undivided.
+    weight: f64,
+}
+
+/// The candidate factor with the lowest weighted mean log relative quantization error over the
+/// group's members.
+fn best_factor(hists: &[Member], cfg: &Config, target: RangeTarget, qmax: i32) -> f64 {
     if hists.is_empty() {
         return 1.0;
     }
     let cost = |a: f64| -> f64 {
         hists
             .iter()
-            .map(|(h, p)| {
-                let s = h.scaled(a);
+            .map(|m| {
+                let s = m.hist.scaled(a);
                 let (lo, hi) = s.range(cfg.range, target);
                 let f = pow2_frac(lo.abs().max(hi.abs()), qmax);
-                (s.pow2_mse(f, qmax) / (a * a * p)).max(1e-30).ln()
+                m.weight * (s.pow2_mse(f, qmax) / (a * a * m.power)).max(1e-30).ln()
             })
             .sum()
     };

@@ -1,25 +1,33 @@
-//! Bias correction (`quantize{bias-correction=true}`, `clio quantize --bias-correction`): the
-//! empirical form of Nagel et al. 2019 ("Data-Free Quantization Through Weight Equalization and
-//! Bias Correction", section 4.2).
+//! Bias correction (`quantize{bias-correction=weights|measured}`, `clio quantize
+//! --bias-correction weights|measured`): removing the systematic part of the quantization
+//! error, which, unlike rounding noise, a later `global_avg_pool` does not average away.
 //!
-//! Rounding a layer's weights to `w + dw` moves the mean of output channel `c`, over the
-//! calibration samples and every output position, by `sum_i dw[c, i] * E[x_i]`, where `E[x_i]`
-//! is the mean input the weight element `i` multiplies. That shift is subtracted from the float
-//! bias before the bias is quantized, so the quantized layer's outputs are unbiased on the
-//! calibration data. The error is systematic (the same at every position), so unlike rounding
-//! noise it is not averaged away by a later `global_avg_pool`.
-//!
+//! `weights` (the empirical form of Nagel et al. 2019, "Data-Free Quantization Through Weight
+//! Equalization and Bias Correction", section 4.2): rounding a layer's weights to `w + dw`
+//! moves the mean of output channel `c`, over the calibration samples and every output
+//! position, by `sum_i dw[c, i] * E[x_i]`, where `E[x_i]` is the mean input the weight element
+//! `i` multiplies. That shift is subtracted from the float bias before the bias is quantized.
 //! `E[x_i]` comes from the element-wise mean of the layer's input over the calibration samples
 //! ([`MeanMap`]). For a conv it is taken per filter tap, averaged over the output positions
 //! that tap reads, with zero padding counted as 0: near the border a 3x3 tap reads padding for
 //! part of the positions, which a per-channel mean would ignore (on 2x2 or 4x4 maps that is
 //! most of them). A gemm multiplies input feature `k` by column `k`.
 //!
-//! Layers without a bias are left as they are (the statistic `bias-corrected` counts the
-//! corrected ones).
+//! `measured` (`weights` first, then [`measured_correction`]): layer by layer, the quantized
+//! graph runs on calibration samples in the integer interpreter and each integer bias moves by
+//! the measured difference between the dequantized and the float per-channel means of the
+//! layer's value. This also removes what the weights cannot explain: the systematic error of
+//! activation and bias rounding and saturation upstream (8-bit Q-format biases especially).
+//!
+//! Layers without a bias are left as they are (statistics `bias-corrected`: layers corrected
+//! from their weights; `bias-measured`: integer bias values moved by the measurement).
 
-use clio::ir::Op;
+use super::plan::{is_fusable_activation, Kind, Plan};
+use clio::interp::{IntEvaluator, Interpreter};
+use clio::ir::{Graph, Module, NodeId, Op, QScheme, Tensor, TensorData, Value, Weight};
 use clio::quant::calib::MeanMap;
+use clio::quant::math::dequantize_values;
+use std::collections::HashMap;
 
 /// The mean input each weight position of `op` multiplies: for a conv `[C_in, KH, KW]` (input
 /// channel, tap), averaged over the `out_hw` output positions; for a gemm one value per input
@@ -97,6 +105,206 @@ pub fn output_shift(
         *shift.get_mut(channel_of(i))? += weight_error(i) * e;
     }
     Some(shift)
+}
+
+/// One layer [`measured_correction`] corrects.
+#[derive(Clone, Debug)]
+pub struct MeasuredLayer {
+    /// The bias weight's name in the module.
+    pub bias: String,
+    /// The node of the quantized graph whose (dequantized) value is measured: the layer itself,
+    /// or the activation it feeds when that stays a node (q8/q16).
+    pub measured: String,
+    /// The node of the float graph holding the same value (the layer, or its activation).
+    pub reference: String,
+    /// Channels of the value (dimension 1).
+    pub channels: usize,
+}
+
+/// What [`measured_correction`] changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Measured {
+    /// Integer bias values moved.
+    pub moved: i64,
+    /// Bias values that would have left the bias type's range (clamped).
+    pub saturated: i64,
+}
+
+/// The layers of quantized graph `graph` of `m` that [`measured_correction`] corrects, in the
+/// float graph's topological order: every quantized conv2d / gemm with a bias.
+pub(crate) fn measured_layers(
+    m: &Module,
+    graph: &str,
+    float: &Graph,
+    order: &[NodeId],
+    plan: &Plan,
+) -> Vec<MeasuredLayer> {
+    let Some(q) = m.graph(graph) else { return vec![] };
+    let mut out = vec![];
+    for &id in order {
+        let n = float.node(id);
+        if plan.kind.get(&id) != Some(&Kind::Quant) || !matches!(n.op, Op::Conv2d(_) | Op::Gemm(_)) {
+            continue;
+        }
+        let act = float
+            .users(id)
+            .first()
+            .copied()
+            .filter(|u| float.use_count(Value::of(id)) == 1 && is_fusable_activation(&float.node(*u).op));
+        // int8 fuses the activation into the layer's result; q8/q16 keep it as a node.
+        let (measured, reference) = match act {
+            Some(a) if plan.fused_into.get(&a) == Some(&id) => (n.name(), float.node(a).name()),
+            Some(a) if plan.kind.get(&a) == Some(&Kind::Quant) => (float.node(a).name(), float.node(a).name()),
+            _ => (n.name(), n.name()),
+        };
+        let Some(qid) = q.find(n.name()) else { continue };
+        let Some(bias) = q.operand(qid, 2).and_then(|v| q.weight_name(v)) else { continue };
+        out.push(MeasuredLayer {
+            bias: bias.to_string(),
+            measured: measured.to_string(),
+            reference: reference.to_string(),
+            channels: n.ty().shape.get(1).copied().unwrap_or(1),
+        });
+    }
+    out
+}
+
+/// Measured bias correction (`bias-correction=measured`; Finkelstein et al. 2019, "Fighting
+/// quantized neural networks' bias with bias", in the integer domain): layer by layer in
+/// topological order, runs the quantized graph `graph` of `m` on `samples` with the bit-exact
+/// integer interpreter and moves the layer's integer bias by the rounded difference between
+/// the dequantized mean of its value and the float module's mean of the same value on the same
+/// samples, per channel. Each layer is measured after every layer before it was corrected, so
+/// it also absorbs the systematic error its inputs still carry (activation and bias rounding,
+/// saturation), which the weight-based correction cannot see. Costs one integer run of the
+/// graph per layer and sample.
+pub fn measured_correction(
+    m: &mut Module,
+    float: &Module,
+    graph: &str,
+    layers: &[MeasuredLayer],
+    samples: &[Tensor],
+    progress: bool,
+) -> Result<Measured, String> {
+    let float_means = reference_means(float, graph, layers, samples)?;
+    let bar =
+        if progress { indicatif::ProgressBar::new(layers.len() as u64) } else { indicatif::ProgressBar::hidden() };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("bias correction {bar:30} {pos}/{len} layers [{elapsed}<{eta}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut out = Measured::default();
+    for (l, want) in layers.iter().zip(&float_means) {
+        let got = quantized_means(m, graph, l, samples)?;
+        correct_bias(m, &l.bias, &got, want, &mut out)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+/// Per-channel means of every layer's reference value in the float module over `samples`.
+fn reference_means(
+    float: &Module,
+    graph: &str,
+    layers: &[MeasuredLayer],
+    samples: &[Tensor],
+) -> Result<Vec<Vec<f64>>, String> {
+    let fi = Interpreter::new(float, graph).map_err(|e| e.to_string())?;
+    let g = fi.graph();
+    let by_name: HashMap<&str, usize> = layers.iter().enumerate().map(|(i, l)| (l.reference.as_str(), i)).collect();
+    let mut acc: Vec<ChannelAcc> = layers.iter().map(|l| ChannelAcc::new(l.channels)).collect();
+    for s in samples {
+        fi.run_observed(std::slice::from_ref(s), &mut |id, t| {
+            if let (Some(&i), Some(v)) = (by_name.get(g.node(id).name()), t.as_f32()) {
+                acc[i].add(t.shape(), v.iter().map(|x| *x as f64));
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(acc.iter().map(ChannelAcc::means).collect())
+}
+
+/// Per-channel means of the dequantized value of `l.measured` in the quantized module.
+fn quantized_means(m: &Module, graph: &str, l: &MeasuredLayer, samples: &[Tensor]) -> Result<Vec<f64>, String> {
+    let qi = Interpreter::with_evaluator(m, graph, IntEvaluator::new()).map_err(|e| e.to_string())?;
+    let g = qi.graph();
+    let mut acc = ChannelAcc::new(l.channels);
+    for s in samples {
+        qi.run_observed(std::slice::from_ref(s), &mut |id, t| {
+            let n = g.node(id);
+            if let (true, Some(q)) = (n.name() == l.measured, n.ty().quant.as_ref()) {
+                acc.add(t.shape(), dequantize_values(t, q).into_iter().map(f64::from));
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(acc.means())
+}
+
+/// Moves the integer bias `name` by `round((got - want) / step)` per channel (the bias step of
+/// the channel: `s_in * s_w` for int8, `2^-bias_Q` for Q formats), clamped to its type.
+fn correct_bias(m: &mut Module, name: &str, got: &[f64], want: &[f64], out: &mut Measured) -> Result<(), String> {
+    let w = m.weight(name).ok_or_else(|| format!("bias @{name} vanished"))?;
+    let q = w.quant.clone().ok_or_else(|| format!("bias @{name} is not quantized"))?;
+    let step = |c: usize| -> f64 {
+        match &q.scheme {
+            QScheme::Affine { scales, .. } => *scales.get(c).or(scales.first()).unwrap_or(&1.0) as f64,
+            QScheme::Pow2 { frac_bits } => 2f64.powi(-*frac_bits.get(c).or(frac_bits.first()).unwrap_or(&0)),
+        }
+    };
+    let delta: Vec<i64> =
+        got.iter().zip(want).enumerate().map(|(c, (g, f))| ((g - f) / step(c)).round() as i64).collect();
+    if delta.iter().all(|d| *d == 0) {
+        return Ok(());
+    }
+    let (lo, hi) = w.data().dtype().int_range().ok_or_else(|| format!("bias @{name} is not an integer tensor"))?;
+    let mut data = w.data().clone();
+    let mut apply = |v: i64, d: i64| -> i64 {
+        out.moved += i64::from(d != 0);
+        let x = v.saturating_sub(d);
+        if x < lo || x > hi {
+            out.saturated += 1;
+        }
+        x.clamp(lo, hi)
+    };
+    match data.data_mut() {
+        TensorData::I32(b) => b.iter_mut().zip(&delta).for_each(|(v, d)| *v = apply(*v as i64, *d) as i32),
+        TensorData::I16(b) => b.iter_mut().zip(&delta).for_each(|(v, d)| *v = apply(*v as i64, *d) as i16),
+        TensorData::I8(b) => b.iter_mut().zip(&delta).for_each(|(v, d)| *v = apply(*v as i64, *d) as i8),
+        _ => return Err(format!("bias @{name} is not an integer tensor")),
+    }
+    m.set_weight(name, Weight::quantized(data, q));
+    Ok(())
+}
+
+/// Per-channel sums of an NC... value (channel axis 1; a rank-2 value has one position).
+struct ChannelAcc {
+    sums: Vec<f64>,
+    count: u64,
+}
+
+impl ChannelAcc {
+    fn new(channels: usize) -> ChannelAcc {
+        ChannelAcc { sums: vec![0.0; channels], count: 0 }
+    }
+
+    fn add(&mut self, shape: &[usize], values: impl ExactSizeIterator<Item = f64>) {
+        let c = self.sums.len().max(1);
+        let batch = shape.first().copied().unwrap_or(1).max(1);
+        let inner = (values.len() / (batch * c).max(1)).max(1);
+        for (j, x) in values.enumerate() {
+            if let Some(s) = self.sums.get_mut((j / inner) % c) {
+                *s += x;
+            }
+        }
+        self.count += (batch * inner) as u64;
+    }
+
+    fn means(&self) -> Vec<f64> {
+        let n = self.count.max(1) as f64;
+        self.sums.iter().map(|s| s / n).collect()
+    }
 }
 
 #[cfg(test)]

@@ -47,12 +47,14 @@
 //! multiplied by factors in `[1, 2)` (weights and clip bounds compensate, outputs unchanged) so
 //! that their calibrated ranges fill power-of-two formats; see [`align`].
 //!
-//! Bias correction (`bias-correction=true`, every scheme): the calibration also records the
-//! element-wise mean of every value, and each conv/gemm bias loses the mean output shift that
-//! rounding the layer's weights causes (`sum dw * E[x]` per output channel, per filter tap with
-//! zero padding counted) before it is quantized; see [`bias_correction`]. A precomputed
-//! calibration ([`Quantize::with_calibration`]) must then carry mean maps
-//! ([`CalibOptions::mean_maps`]), else the pass fails naming the first layer.
+//! Bias correction (`bias-correction=weights|measured`, every scheme): the calibration also
+//! records the element-wise mean of every value, and each conv/gemm bias loses the mean output
+//! shift that rounding the layer's weights causes (`sum dw * E[x]` per output channel, per
+//! filter tap with zero padding counted) before it is quantized; `measured` then runs the
+//! quantized graph layer by layer on `correction-samples` calibration samples and moves each
+//! integer bias by the measured mean error; see [`bias_correction`]. A precomputed calibration
+//! ([`Quantize::with_calibration`]) must then carry mean maps ([`CalibOptions::mean_maps`]),
+//! else the pass fails naming the first layer.
 //!
 //! Preconditions: a float graph with one input; batch norms folded (`fuse-bn`). Not
 //! idempotent by nature: a quantized graph is rejected.
@@ -73,7 +75,7 @@ mod weights;
 
 use clio::ir::Module;
 use clio::pass::{OptionInfo, OptionKind, Pass, PassContext, PassError, PassInfo, PassOptions, PassRegistry, StatInfo};
-use clio::quant::calib::{calibrate, CalibOptions, CalibSource, Calibration, RangeMethod};
+use clio::quant::calib::{calibrate, load_samples, CalibOptions, CalibSource, Calibration, RangeMethod};
 
 /// Declaration of `quantize`.
 pub static INFO: PassInfo = PassInfo {
@@ -131,10 +133,17 @@ pub static INFO: PassInfo = PassInfo {
         },
         OptionInfo {
             name: "bias-correction",
-            kind: OptionKind::Bool,
-            default: Some("false"),
-            help: "subtract from each conv/gemm bias the mean output shift its weight rounding causes \
-                   on the calibration data (sum of weight error x input channel mean)",
+            kind: OptionKind::Enum(&["none", "weights", "measured"]),
+            default: Some("none"),
+            help: "remove the systematic error: `weights` subtracts from each conv/gemm bias the mean shift its \
+                   weight rounding causes on the calibration data; `measured` then moves each integer bias, \
+                   layer by layer, by the mean error measured with the integer interpreter",
+        },
+        OptionInfo {
+            name: "correction-samples",
+            kind: OptionKind::Int,
+            default: Some("32"),
+            help: "calibration samples run by bias-correction=measured (0: all; costs one integer run per layer and sample)",
         },
         OptionInfo { name: "seed", kind: OptionKind::Int, default: Some("0"), help: "seed of calib=random" },
         OptionInfo { name: "bins", kind: OptionKind::Int, default: Some("2048"), help: "histogram bins per tensor" },
@@ -154,6 +163,7 @@ pub static INFO: PassInfo = PassInfo {
         StatInfo { name: "weights-quantized", help: "weights and biases stored quantized" },
         StatInfo { name: "bias-saturated", help: "bias values clamped to the bias type's range" },
         StatInfo { name: "bias-corrected", help: "conv/gemm biases corrected for the mean shift of weight rounding" },
+        StatInfo { name: "bias-measured", help: "integer bias values moved by the measured bias correction" },
         StatInfo { name: "shift-adjusted", help: "Q-format output formats lowered to keep 0 <= out_shift <= 31" },
         StatInfo { name: "calib-samples", help: "calibration samples observed" },
         StatInfo { name: "aligned-values", help: "activations rescaled by align (factor != 1)" },
@@ -220,9 +230,39 @@ pub struct Config {
     pub graph: String,
     /// Align activation ranges to power-of-two formats before quantizing (q8/q16, see [`align`]).
     pub align: bool,
-    /// Correct conv/gemm biases for the mean output shift of weight rounding (see
-    /// [`weights::bias_correction`]).
-    pub bias_correction: bool,
+    /// Bias correction (see [`bias_correction`]).
+    pub bias_correction: BiasCorrection,
+    /// Samples run by the measured bias correction (0: all calibration samples).
+    pub correction_samples: usize,
+}
+
+/// The `bias-correction` option of `quantize` (see [`bias_correction`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BiasCorrection {
+    /// Biases as calibrated.
+    #[default]
+    None,
+    /// Subtract the mean output shift of the weight rounding from the float bias.
+    Weights,
+    /// `Weights`, then move each integer bias by the mean error measured layer by layer.
+    Measured,
+}
+
+impl BiasCorrection {
+    /// Parses the option value (`none`, `weights`, `measured`).
+    pub fn parse(s: &str) -> Option<BiasCorrection> {
+        match s {
+            "none" => Some(BiasCorrection::None),
+            "weights" => Some(BiasCorrection::Weights),
+            "measured" => Some(BiasCorrection::Measured),
+            _ => None,
+        }
+    }
+
+    /// True unless `None`: the calibration must keep mean maps.
+    pub fn is_on(self) -> bool {
+        self != BiasCorrection::None
+    }
 }
 
 impl Default for Config {
@@ -238,7 +278,8 @@ impl Default for Config {
             bins: 2048,
             graph: String::new(),
             align: false,
-            bias_correction: false,
+            bias_correction: BiasCorrection::None,
+            correction_samples: 32,
         }
     }
 }
@@ -283,7 +324,8 @@ impl Config {
             bins,
             graph: o.str("graph")?.to_string(),
             align,
-            bias_correction: o.bool("bias-correction")?,
+            bias_correction: BiasCorrection::parse(o.str("bias-correction")?).unwrap_or_default(),
+            correction_samples: o.usize("correction-samples")?,
         })
     }
 
@@ -353,7 +395,7 @@ impl Pass for Quantize {
                     bins: self.cfg.bins,
                     max_samples: if self.cfg.samples == 0 { None } else { Some(self.cfg.samples) },
                     progress: true,
-                    mean_maps: self.cfg.bias_correction,
+                    mean_maps: self.cfg.bias_correction.is_on(),
                 };
                 calibrate(m, &gname, &source, &opts).map_err(|e| fail(e.to_string()))?
             }
@@ -370,7 +412,21 @@ impl Pass for Quantize {
         let g = m.graph(&gname).ok_or_else(|| fail(format!("the module has no graph @{gname}")))?;
         let p = plan::plan(m, g, &cfg, &calib).map_err(fail)?;
         cx.stat("shift-adjusted", p.shift_adjusted);
+        let float_graph = g.clone();
+        let float_module = m.clone();
         rewrite::rewrite(m, &gname, &p, &cfg, cx).map_err(fail)?;
+        if cfg.bias_correction == BiasCorrection::Measured {
+            let order = float_graph.topo_order().map_err(|c| fail(format!("cycle at {:?}", c.0)))?;
+            let layers = bias_correction::measured_layers(m, &gname, &float_graph, &order, &p);
+            let input_ty = float_graph.node(float_graph.inputs()[0]).ty().clone();
+            let source = cfg.source().map_err(fail)?;
+            let max = if cfg.correction_samples == 0 { None } else { Some(cfg.correction_samples) };
+            let samples = load_samples(&source, &input_ty, max).map_err(|e| fail(e.to_string()))?;
+            let r = bias_correction::measured_correction(m, &float_module, &gname, &layers, &samples, true)
+                .map_err(fail)?;
+            cx.stat("bias-measured", r.moved);
+            cx.stat("bias-saturated", r.saturated);
+        }
         let receivers = boundary::keep_transmit_quantized(m, &gname).map_err(fail)?;
         cx.stat("receivers-retyped", receivers.len() as i64);
         Ok(())

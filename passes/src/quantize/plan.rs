@@ -57,7 +57,7 @@ fn ties_operands(op: &Op) -> bool {
     is_data_movement(op) || matches!(op, Op::Relu | Op::Clip(_) | Op::MaxPool(_) | Op::AvgPool(_) | Op::Concat(_))
 }
 
-pub(super) fn is_fusable_activation(op: &Op) -> bool {
+pub(crate) fn is_fusable_activation(op: &Op) -> bool {
     match op {
         Op::Relu => true,
         Op::Clip(c) => c.min == 0.0 && c.max > 0.0,
@@ -328,7 +328,7 @@ pub(crate) fn plan(m: &Module, g: &Graph, cfg: &Config, calib: &Calibration) -> 
     }
     let mut expectations = HashMap::new();
     // The refusal check before calibration runs on an empty calibration (no samples).
-    if cfg.bias_correction && calib.samples > 0 {
+    if cfg.bias_correction.is_on() && calib.samples > 0 {
         for &id in &order {
             let n = g.node(id);
             if kind[&id] != Kind::Quant || !matches!(n.op, Op::Conv2d(_) | Op::Gemm(_)) {
