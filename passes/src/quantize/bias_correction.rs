@@ -3,7 +3,7 @@
 //! error, which, unlike rounding noise, a later `global_avg_pool` does not average away.
 //!
 //! `weights` (the empirical form of Nagel et al. 2019, "Data-Free Quantization Through Weight
-//! Equalization and Bias Correction", section 4.2): rounding a layer's weights to `w + dw`
+//! Equalization and Bias Correction"): rounding a layer's weights to `w + dw`
 //! moves the mean of output channel `c`, over the calibration samples and every output
 //! position, by `sum_i dw[c, i] * E[x_i]`, where `E[x_i]` is the mean input the weight element
 //! `i` multiplies. That shift is subtracted from the float bias before the bias is quantized.
@@ -169,8 +169,8 @@ pub(crate) fn measured_layers(
     out
 }
 
-/// Measured bias correction (`bias-correction=measured`; Finkelstein et al. 2019, "Fighting
-/// quantized neural networks' bias with bias", in the integer domain): layer by layer in
+/// Measured bias correction (`bias-correction=measured`; after Finkelstein et al. 2019, "Fighting
+/// Quantization Bias With Bias", here in the integer domain): layer by layer in
 /// topological order, runs the quantized graph `graph` of `m` on `samples` with the bit-exact
 /// integer interpreter and moves the layer's integer bias by the rounded difference between
 /// the dequantized mean of its value and the float module's mean of the same value on the same
