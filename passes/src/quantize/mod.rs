@@ -412,12 +412,13 @@ impl Pass for Quantize {
         let g = m.graph(&gname).ok_or_else(|| fail(format!("the module has no graph @{gname}")))?;
         let p = plan::plan(m, g, &cfg, &calib).map_err(fail)?;
         cx.stat("shift-adjusted", p.shift_adjusted);
-        let float_graph = g.clone();
-        let float_module = m.clone();
+        // The measured correction compares with the float module as it was before the rewrite.
+        let float_module = (cfg.bias_correction == BiasCorrection::Measured).then(|| m.clone());
         rewrite::rewrite(m, &gname, &p, &cfg, cx).map_err(fail)?;
-        if cfg.bias_correction == BiasCorrection::Measured {
-            let order = float_graph.topo_order().map_err(|c| fail(format!("cycle at {:?}", c.0)))?;
-            let layers = bias_correction::measured_layers(m, &gname, &float_graph, &order, &p);
+        if let Some(float_module) = float_module {
+            let float_graph = float_module.graph(&gname).ok_or_else(|| fail(format!("no graph @{gname}")))?;
+            let order = float_graph.topo_order().map_err(|c| fail(format!("{}: cycle", plan::at(float_graph, c.0))))?;
+            let layers = bias_correction::measured_layers(m, &gname, float_graph, &order, &p);
             let input_ty = float_graph.node(float_graph.inputs()[0]).ty().clone();
             let source = cfg.source().map_err(fail)?;
             let max = if cfg.correction_samples == 0 { None } else { Some(cfg.correction_samples) };
