@@ -32,6 +32,8 @@ fn compile_writes_device_cloud_and_manifest() {
             "random:1",
             "--samples",
             "2",
+            "--bias-correction",
+            "weights",
             "-o",
             "out",
         ],
@@ -60,6 +62,9 @@ fn compile_writes_device_cloud_and_manifest() {
     assert!(dev["estimate"]["latency_s"].as_f64().unwrap() > 0.0);
     // `--cut 5` is the 6th block cut point `clio cuts` lists.
     assert_eq!(manifest["cut_node"], "features.4.conv.2");
+    // --bias-correction goes into the default pipeline's quantize.
+    let pipeline = manifest["pipeline"].as_str().unwrap_or_default();
+    assert!(pipeline.contains("quantize{scheme=int8,") && pipeline.contains(",bias-correction=weights,"), "{pipeline}");
     // The generated C compiles against the shipped shims.
     let cc = Command::new("cc")
         .current_dir(d.join("out"))
@@ -119,6 +124,12 @@ fn compile_failures_leave_nothing() {
     assert_eq!(o.status.code(), Some(1));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.starts_with("error: stm32:") && e.contains("quantize"), "{e}");
+    assert!(!d.join("out").exists());
+    // --bias-correction with a pipeline of one's own would be ignored: refused instead.
+    let o = clio_in(&d, &["compile", "m.clio", "--pipeline", "fuse-bn", "--bias-correction", "weights", "-o", "out"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.lines().count() == 1 && e.contains("--bias-correction applies to the default pipeline"), "{e}");
     assert!(!d.join("out").exists());
     // A failed compile into an existing output directory leaves the previous output intact.
     ok(&clio_in(&d, &["compile", "m.clio", "--cut", "5", "--calib", "random:1", "-o", "out"]));

@@ -63,6 +63,23 @@ fn mobilenet_v2_w050_aligned_bit_exact() {
     eprintln!("w0.5 aligned cut 8: {}", summary(&c));
 }
 
+/// Bias correction (`bias-correction=measured`) only changes integer bias values, some moved
+/// to the edge of their 8-bit range: the generated C must still match the interpreter bit for
+/// bit.
+#[test]
+fn mobilenet_v2_w050_bias_corrected_bit_exact() {
+    let cfg = MobileNetV2Config { width: 0.5, input: 32, classes: 10, seed: 6, variant: Variant::Cifar };
+    let mut d = mobilenet_v2(&cfg).unwrap();
+    let pipeline =
+        "fuse-bn,quantize{scheme=q8,align=true,bias-correction=measured,calib=random:8,samples=3},partition{cut=8}";
+    let report =
+        clio::pass::PassManager::from_pipeline(&clio_passes::registry(), pipeline).unwrap().run(&mut d).unwrap();
+    let stats = &report.passes[1].stats;
+    assert!(stats["bias-corrected"] > 0 && stats["bias-measured"] > 0, "{stats:?}");
+    let c = check_bit_exact(&d, "mnv2_w050_bias_corrected_cut8", 2);
+    eprintln!("w0.5 bias-corrected cut 8: {}", summary(&c));
+}
+
 /// The whole CIFAR MobileNetV2 0.35 on the device: the last cut point (after the classifier),
 /// whose device part ends in `global_avg_pool` -> `flatten` -> `gemm`; the cut after the
 /// average pool too. Cut ids come from `clio::analysis::cut_points` on the quantized graph.

@@ -2,6 +2,7 @@
 //!
 //! `clio compile MODEL --target stm32f7 --cut K --calib PATH [--pipeline P] [--cmsis API] -o DIR`
 //! runs the pipeline (default `fuse-bn,partition{cut=K},quantize{scheme=int8,calib=PATH,graph=device}`,
+//! with `bias-correction=MODE` added by `--bias-correction MODE`,
 //! or `scheme=q8,weights=per-tensor` with `--cmsis legacy-q7`; a module that already has a
 //! `@device` graph is used as is), lowers `@device` to C calling CMSIS-NN's s8 kernels (or
 //! CMSIS_5's q7 ones), and writes, atomically, into DIR:
@@ -68,6 +69,10 @@ pub struct CompileArgs {
     /// over it move to L3 (HyperRAM), buffers over it are an error.
     #[arg(long, value_name = "BYTES")]
     pub l2_budget: Option<usize>,
+    /// Bias correction of the default pipeline's `quantize` (`none`, `weights` or `measured`:
+    /// see `clio quantize --help`).
+    #[arg(long, default_value = "none", value_parser = ["none", "weights", "measured"])]
+    pub bias_correction: String,
     /// C symbol and file prefix.
     #[arg(long, default_value = "clio_device")]
     pub prefix: String,
@@ -95,11 +100,22 @@ fn prepare(a: &CompileArgs, m: &mut Module) -> Result<Option<String>, Error> {
         pm.run(m)?;
         Ok(())
     };
+    let no_default = |why: &str| {
+        Error::Format(format!(
+            "--bias-correction applies to the default pipeline, and {why}; give `quantize{{...,bias-correction=...}}` there"
+        ))
+    };
     if let Some(p) = &a.pipeline {
+        if a.bias_correction != "none" {
+            return Err(no_default("--pipeline replaces it"));
+        }
         run(m, p)?;
         return Ok(Some(p.clone()));
     }
     if m.graph("device").is_some() {
+        if a.bias_correction != "none" {
+            return Err(no_default("the model is already partitioned and quantized"));
+        }
         return Ok(None);
     }
     let cut = a.cut.as_deref().ok_or_else(|| Error::Format("--cut is required (see `clio cuts MODEL`)".into()))?;
@@ -131,7 +147,12 @@ fn prepare(a: &CompileArgs, m: &mut Module) -> Result<Option<String>, Error> {
     // (it reads the integer cut tensor through a dequantize) and exports to ONNX / NNEF.
     let partition = format!("partition{{cut={},granularity=layer,graph={graph}}}", quoted(&point.node, "cut node")?);
     run(m, &partition)?;
-    let quantize = format!("quantize{{{scheme},calib={}{samples},graph=device}}", quoted(calib, "--calib")?);
+    let correction = match a.bias_correction.as_str() {
+        "none" => String::new(),
+        mode => format!(",bias-correction={mode}"),
+    };
+    let quantize =
+        format!("quantize{{{scheme},calib={}{samples}{correction},graph=device}}", quoted(calib, "--calib")?);
     run(m, &quantize)?;
     Ok(Some(format!("fuse-bn,{partition},{quantize}")))
 }
