@@ -212,7 +212,7 @@ pub fn run(a: QuantizeArgs) -> Result<(), Error> {
     let source = cfg.source().map_err(Error::Format)?;
     let calib_opts = CalibOptions {
         max_samples: (a.samples > 0).then_some(a.samples),
-        mean_maps: a.bias_correction != "none",
+        mean_maps: cfg.bias_correction.is_on(),
         ..CalibOptions::default()
     };
     let mut calibration = calibrate(&m, &graph, &source, &calib_opts)?;

@@ -24,7 +24,7 @@
 
 use super::plan::{is_fusable_activation, Kind, Plan};
 use clio::interp::{IntEvaluator, Interpreter};
-use clio::ir::{Graph, Module, NodeId, Op, QScheme, Tensor, TensorData, Value, Weight};
+use clio::ir::{Graph, Module, NodeId, Op, Tensor, TensorData, Value, Weight};
 use clio::quant::calib::MeanMap;
 use clio::quant::math::dequantize_values;
 use std::collections::HashMap;
@@ -211,35 +211,42 @@ fn reference_means(
     samples: &[Tensor],
 ) -> Result<Vec<Vec<f64>>, String> {
     let fi = Interpreter::new(float, graph).map_err(|e| e.to_string())?;
-    let g = fi.graph();
-    let by_name: HashMap<&str, usize> = layers.iter().enumerate().map(|(i, l)| (l.reference.as_str(), i)).collect();
-    let mut acc: Vec<ChannelAcc> = layers.iter().map(|l| ChannelAcc::new(l.channels)).collect();
-    for s in samples {
-        fi.run_observed(std::slice::from_ref(s), &mut |id, t| {
-            if let (Some(&i), Some(v)) = (by_name.get(g.node(id).name()), t.as_f32()) {
-                acc[i].add(t.shape(), v.iter().map(|x| *x as f64));
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    }
-    Ok(acc.iter().map(ChannelAcc::means).collect())
+    let values: Vec<(&str, usize)> = layers.iter().map(|l| (l.reference.as_str(), l.channels)).collect();
+    observed_channel_means(&fi, samples, &values, |_, t| t.as_f32().map(|v| v.iter().map(|x| *x as f64).collect()))
 }
 
 /// Per-channel means of the dequantized value of `l.measured` in the quantized module.
 fn quantized_means(m: &Module, graph: &str, l: &MeasuredLayer, samples: &[Tensor]) -> Result<Vec<f64>, String> {
     let qi = Interpreter::with_evaluator(m, graph, IntEvaluator::new()).map_err(|e| e.to_string())?;
-    let g = qi.graph();
-    let mut acc = ChannelAcc::new(l.channels);
+    let values = [(l.measured.as_str(), l.channels)];
+    let mut means = observed_channel_means(&qi, samples, &values, |n, t| {
+        n.ty().quant.as_ref().map(|q| dequantize_values(t, q).into_iter().map(f64::from).collect())
+    })?;
+    Ok(means.pop().unwrap_or_default())
+}
+
+/// Runs `interp` on every sample and returns, for each `(node name, channels)` of `values`,
+/// the per-channel mean of what `read` makes of that node's result.
+fn observed_channel_means<E: clio::interp::OpEvaluator>(
+    interp: &Interpreter<'_, E>,
+    samples: &[Tensor],
+    values: &[(&str, usize)],
+    read: impl Fn(&clio::ir::Node, &Tensor) -> Option<Vec<f64>>,
+) -> Result<Vec<Vec<f64>>, String> {
+    let g = interp.graph();
+    let by_name: HashMap<&str, usize> = values.iter().enumerate().map(|(i, (n, _))| (*n, i)).collect();
+    let mut acc: Vec<ChannelAcc> = values.iter().map(|(_, c)| ChannelAcc::new(*c)).collect();
     for s in samples {
-        qi.run_observed(std::slice::from_ref(s), &mut |id, t| {
-            let n = g.node(id);
-            if let (true, Some(q)) = (n.name() == l.measured, n.ty().quant.as_ref()) {
-                acc.add(t.shape(), dequantize_values(t, q).into_iter().map(f64::from));
-            }
-        })
-        .map_err(|e| e.to_string())?;
+        interp
+            .run_observed(std::slice::from_ref(s), &mut |id, t| {
+                let n = g.node(id);
+                if let Some((&i, v)) = by_name.get(n.name()).and_then(|i| Some((i, read(n, t)?))) {
+                    acc[i].add(t.shape(), v.into_iter());
+                }
+            })
+            .map_err(|e| e.to_string())?;
     }
-    Ok(acc.means())
+    Ok(acc.iter().map(ChannelAcc::means).collect())
 }
 
 /// Moves the integer bias `name` by `round((got - want) / step)` per channel (the bias step of
@@ -247,12 +254,8 @@ fn quantized_means(m: &Module, graph: &str, l: &MeasuredLayer, samples: &[Tensor
 fn correct_bias(m: &mut Module, name: &str, got: &[f64], want: &[f64], out: &mut Measured) -> Result<(), String> {
     let w = m.weight(name).ok_or_else(|| format!("bias @{name} vanished"))?;
     let q = w.quant.clone().ok_or_else(|| format!("bias @{name} is not quantized"))?;
-    let step = |c: usize| -> f64 {
-        match &q.scheme {
-            QScheme::Affine { scales, .. } => *scales.get(c).or(scales.first()).unwrap_or(&1.0) as f64,
-            QScheme::Pow2 { frac_bits } => 2f64.powi(-*frac_bits.get(c).or(frac_bits.first()).unwrap_or(&0)),
-        }
-    };
+    // Per channel, or the one per-tensor entry.
+    let step = |c: usize| q.step(c).or_else(|| q.step(0)).unwrap_or(1.0);
     let delta: Vec<i64> =
         got.iter().zip(want).enumerate().map(|(c, (g, f))| ((g - f) / step(c)).round() as i64).collect();
     if delta.iter().all(|d| *d == 0) {
